@@ -1,0 +1,230 @@
+"""`refdesk` command line: a thin adapter over the services."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from assistant.settings import Settings, SettingsError
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def cmd_ingest(services, args) -> int:
+    from ingest.pipeline import IngestSummary
+
+    manifest = services.manifest()
+    try:
+        summary: IngestSummary = services.ingestor(manifest, progress=not args.json and sys.stderr.isatty()).ingest(
+            args.paths, sync=args.sync
+        )
+    finally:
+        manifest.close()
+    if args.json:
+        _print_json(summary.as_dict())
+    else:
+        print(summary.text())
+    return 1 if summary.files_failed else 0
+
+
+def render_answer_text(answer) -> str:
+    lines = []
+    if answer.error and answer.error != answer.answer:
+        lines.append(f"! {answer.error}")
+    if answer.answer:
+        lines.append(answer.answer)
+    if answer.invalid_markers:
+        lines.append(f"({answer.invalid_markers} citation marker(s) removed: they did not point to a stored source)")
+    if answer.sources:
+        lines.append("")
+        lines.append("Sources:")
+        for s in answer.sources:
+            where = "; ".join(x for x in (s.locator, s.date) if x)
+            lines.append(f"[{s.n}] {s.title or s.record_id} — {s.source_type} {s.record_id}" + (f" ({where})" if where else ""))
+            if s.link:
+                lines.append(f"    {s.link}")
+    return "\n".join(lines)
+
+
+def cmd_ask(services, args) -> int:
+    answer = services.answers.ask(args.question, k=args.k, retrieve_only=args.retrieve_only)
+    if args.json:
+        _print_json(answer.public_dict())
+    else:
+        print(render_answer_text(answer))
+    return 0
+
+
+def cmd_status(services, args) -> int:
+    from assistant.vllm_launcher import VLLMLauncher
+    from assistant.llm import LLMUnavailable  # noqa: F401  (import check: backend modules load)
+
+    settings = services.settings
+    counts = services.store.counts()
+    launcher = VLLMLauncher(settings)
+    llm_url = settings.llm.base_url
+    reachable = _llm_reachable(llm_url) if settings.llm.backend == "openai" else True
+    manifest = services.manifest()
+    try:
+        runs = manifest.last_runs(1)
+    finally:
+        manifest.close()
+    status = {
+        "data_dir": str(settings.data_dir),
+        "config_file": settings.config_file,
+        "store": {"mode": settings.store.mode, "location": services.store.location, "collection": settings.store.collection},
+        "embedding": services.embedder_name,
+        "chunks": counts["chunks"],
+        "records": counts["records"],
+        "by_type": counts["by_type"],
+        "llm": {"backend": settings.llm.backend, "url": llm_url, "model": settings.llm.model, "reachable": reachable,
+                "launcher_pid": launcher.status().pid},
+        "last_ingest": runs[0] if runs else None,
+    }
+    if args.json:
+        _print_json(status)
+    else:
+        print(f"data dir: {status['data_dir']}")
+        print(f"store:    {settings.store.mode} {services.store.location} (collection {settings.store.collection})")
+        print(f"chunks:   {counts['chunks']} in {counts['records']} records")
+        for t, c in counts["by_type"].items():
+            print(f"  {t:6} {c['records']} records, {c['chunks']} chunks")
+        print(f"LLM:      {settings.llm.model} at {llm_url} — {'reachable' if reachable else 'NOT reachable (refdesk llm start)'}")
+    return 0
+
+
+def _llm_reachable(base_url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(base_url.rstrip("/") + "/models", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def cmd_llm(services, args) -> int:
+    from assistant.vllm_launcher import VLLMLauncher
+
+    launcher = VLLMLauncher(services.settings)
+    if args.action == "start":
+        status = launcher.start(wait=not args.no_wait)
+    elif args.action == "stop":
+        launcher.stop()
+        status = launcher.status()
+    else:
+        status = launcher.status()
+        if not args.json:
+            print(f"{status.url}: {'healthy' if status.healthy else 'not serving'}; pid {status.pid or '-'}"
+                  f"{' (alive)' if status.pid_alive else ''}; log {status.log}")
+    if args.json:
+        _print_json(status.as_dict())
+    return 0 if (status.healthy or args.action == "stop" or args.no_wait) else 1
+
+
+def cmd_serve(services, args) -> int:
+    from assistant.app import serve
+
+    serve(services, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_models(services, args) -> int:
+    from assistant.embeddings import resolve_model_path
+    from assistant.models import prepare_chat_model
+
+    path = prepare_chat_model(services.settings, force=args.force)
+    emb = services.settings.embedding
+    if emb.backend == "huggingface":
+        print(f"embedding model ready: {resolve_model_path(emb.model)}")
+    print(f"chat model dir: {path}")
+    return 0
+
+
+def cmd_bench(services, args) -> int:
+    from eval.bench import bench_answer
+
+    result = bench_answer(services, n=args.n, k=args.k, questions_file=args.questions)
+    if args.json:
+        _print_json(result)
+    else:
+        from eval.bench import format_answer_bench
+
+        print(format_answer_bench(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="refdesk", description="Library reference assistant with checked citations.")
+    p.add_argument("--data-dir", help="data directory (env REFDESK_DATA_DIR; default ./data)")
+    p.add_argument("--config", help="settings file (default ./refdesk.toml, then DATA_DIR/refdesk.toml)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ingest", help="ingest files or folders into the store")
+    s.add_argument("paths", nargs="+")
+    s.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    s.add_argument("--sync", action="store_true", help="also remove chunks of files gone from the given folders")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("ask", help="ask a question")
+    s.add_argument("question")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--retrieve-only", action="store_true", help="skip the LLM, show the sources")
+    s.add_argument("--k", type=int, help="number of sources to retrieve")
+    s.set_defaults(func=cmd_ask)
+
+    s = sub.add_parser("status", help="store counts and LLM reachability")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("llm", help="start/stop/status of the vLLM server")
+    s.add_argument("action", choices=["start", "stop", "status"])
+    s.add_argument("--no-wait", action="store_true", help="start: do not wait for health")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_llm)
+
+    s = sub.add_parser("serve", help="run the Gradio app")
+    s.add_argument("--port", type=int)
+    s.add_argument("--host")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("models", help="prepare the bundled models")
+    s.add_argument("action", choices=["prepare"])
+    s.add_argument("--force", action="store_true")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("bench", help="benchmarks")
+    s.add_argument("what", choices=["answer"])
+    s.add_argument("--n", type=int, default=10)
+    s.add_argument("--k", type=int)
+    s.add_argument("--questions", help="file with one question per line")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, services=None) -> int:
+    from assistant.llm import LLMUnavailable
+    from assistant.models import ModelError
+    from assistant.prompts import PromptError
+    from assistant.store import StoreError
+    from assistant.vllm_launcher import LauncherError
+
+    args = build_parser().parse_args(argv)
+    try:
+        if services is None:
+            from assistant.services import Services
+
+            services = Services(Settings.load(args.config, data_dir=args.data_dir))
+        return args.func(services, args)
+    except (SettingsError, StoreError, LauncherError, ModelError, PromptError, LLMUnavailable) as exc:
+        print(f"refdesk: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Top-k retrieval through llama-index (VectorStoreIndex over ChromaVectorStore)."""
+from __future__ import annotations
+
+import math
+import time
+
+from assistant.types import Source
+
+
+class Retriever:
+    def __init__(self, store, embedder):
+        from llama_index.core import VectorStoreIndex
+
+        self.store = store
+        self.embedder = embedder
+        self.index = VectorStoreIndex.from_vector_store(store.vector_store(), embed_model=embedder)
+
+    def retrieve(self, question: str, k: int, timings: dict[str, float] | None = None) -> list[Source]:
+        from llama_index.core.schema import QueryBundle
+
+        timings = timings if timings is not None else {}
+        t0 = time.perf_counter()
+        # Embedded here (not inside the retriever) so the two stages are timed apart.
+        embedding = self.embedder.get_query_embedding(question)
+        t1 = time.perf_counter()
+        nodes = self.index.as_retriever(similarity_top_k=k).retrieve(QueryBundle(question, embedding=embedding))
+        timings["embed_query"] = t1 - t0
+        timings["retrieve"] = time.perf_counter() - t1
+        sources = []
+        for n, hit in enumerate(nodes, 1):
+            meta = hit.node.metadata
+            # ChromaVectorStore reports exp(-distance); with cosine space, 1 - distance is the cosine.
+            score = 1.0 + math.log(hit.score) if hit.score and hit.score > 0 else 0.0
+            sources.append(
+                Source(
+                    n=n, chunk_id=hit.node.node_id, source_type=str(meta.get("source_type", "")),
+                    record_id=str(meta.get("record_id", "")), title=str(meta.get("title", "")),
+                    locator=str(meta.get("locator", "")), link=str(meta.get("link", "")),
+                    date=str(meta.get("date", "")), source_file=str(meta.get("source_file", "")),
+                    score=score, text=hit.node.get_content(), content_hash=str(meta.get("content_hash", "")),
+                )
+            )
+        return sources

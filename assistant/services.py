@@ -1,0 +1,83 @@
+"""Builds the services from Settings (constructor injection everywhere else)."""
+from __future__ import annotations
+
+from functools import cached_property
+
+from assistant.settings import Settings
+
+
+class Services:
+    """Lazily built, shared parts; the CLI, the Gradio app and the tests all start here."""
+
+    def __init__(self, settings: Settings, llm=None, embedder=None):
+        self.settings = settings
+        self._llm = llm
+        self._embedder = embedder
+
+    @cached_property
+    def embedder(self):
+        if self._embedder is not None:
+            return self._embedder
+        from assistant.embeddings import build_embedder
+
+        return build_embedder(self.settings.embedding)
+
+    @cached_property
+    def embedder_name(self) -> str:
+        from assistant.embeddings import embedder_name
+
+        return embedder_name(self.settings.embedding)
+
+    @cached_property
+    def store(self):
+        from assistant.store import ChunkStore
+
+        return ChunkStore.from_settings(self.settings, self.embedder_name)
+
+    @cached_property
+    def llm(self):
+        if self._llm is not None:
+            return self._llm
+        from assistant.llm import build_llm
+
+        return build_llm(self.settings.llm)
+
+    @cached_property
+    def prompts(self):
+        from assistant.prompts import Prompts
+
+        return Prompts(self.settings.prompts_path)
+
+    @cached_property
+    def retriever(self):
+        from assistant.retrieval import Retriever
+
+        return Retriever(self.store, self.embedder)
+
+    @cached_property
+    def answers(self):
+        from assistant.answer import AnswerService
+
+        return AnswerService(self.store, self.retriever, self.llm, self.prompts, top_k=self.settings.retrieval.top_k)
+
+    def manifest(self):
+        from ingest.manifest import Manifest
+
+        return Manifest(self.settings.manifest_path)
+
+    def chunker(self):
+        from ingest.chunking import Chunker, model_tokenizer
+
+        emb = self.settings.embedding
+        tokenizer = None
+        if emb.backend == "huggingface":
+            from assistant.embeddings import resolve_model_path
+
+            tokenizer = model_tokenizer(resolve_model_path(emb.model))
+        return Chunker(emb.chunk_tokens, emb.chunk_overlap, tokenizer)
+
+    def ingestor(self, manifest, progress: bool = True):
+        from ingest.pipeline import Ingestor
+
+        links = {"text": self.settings.links.text}
+        return Ingestor(self.store, self.embedder, self.embedder_name, manifest, self.chunker(), links, progress)

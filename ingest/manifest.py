@@ -1,0 +1,90 @@
+"""What was ingested from which file: for incremental re-ingest and deletion sync (SQLite)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+  path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER, format TEXT,
+  embedder TEXT, records INTEGER, chunks INTEGER, ingested_at REAL
+);
+CREATE TABLE IF NOT EXISTS chunks (chunk_id TEXT PRIMARY KEY, path TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, finished_at REAL, summary TEXT);
+"""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class FileEntry:
+    path: str
+    sha256: str
+    embedder: str
+    records: int
+    chunks: int
+
+
+class Manifest:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path))
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def entry(self, path: str) -> FileEntry | None:
+        row = self.db.execute(
+            "SELECT path, sha256, embedder, records, chunks FROM files WHERE path = ?", (path,)
+        ).fetchone()
+        return FileEntry(*row) if row else None
+
+    def chunk_ids(self, path: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT chunk_id FROM chunks WHERE path = ?", (path,))}
+
+    def paths_under(self, folder: str) -> list[str]:
+        prefix = folder.rstrip("/") + "/"
+        rows = self.db.execute("SELECT path FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
+        return [r[0] for r in rows]
+
+    def record_file(
+        self, path: str, sha256: str, size: int, fmt: str, embedder: str, records: int, chunk_ids: set[str],
+        replace: bool,
+    ) -> None:
+        """replace=False keeps the chunks listed before (a partly unreadable file loses nothing)."""
+        with self.db:
+            if replace:
+                self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO chunks(chunk_id, path) VALUES (?, ?)", ((c, path) for c in chunk_ids)
+            )
+            total = self.db.execute("SELECT count(*) FROM chunks WHERE path = ?", (path,)).fetchone()[0]
+            self.db.execute(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, sha256, size, fmt, embedder, records, total, time.time()),
+            )
+
+    def forget_file(self, path: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+            self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    def add_run(self, summary: dict) -> None:
+        with self.db:
+            self.db.execute("INSERT INTO runs(finished_at, summary) VALUES (?, ?)", (time.time(), json.dumps(summary)))
+
+    def last_runs(self, n: int = 5) -> list[dict]:
+        rows = self.db.execute("SELECT finished_at, summary FROM runs ORDER BY id DESC LIMIT ?", (n,))
+        return [{"finished_at": r[0], **json.loads(r[1])} for r in rows]

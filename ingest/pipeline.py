@@ -1,0 +1,189 @@
+"""Files -> records -> chunks -> batched embedding -> idempotent add to the store.
+
+Chunk ids hash the source file, record id and text, so re-ingesting unchanged input
+embeds nothing; a changed record's old chunks are removed once its file was read in
+full. Nothing is removed for a file that failed part-way: what was stored stays.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from tqdm import tqdm
+
+from assistant.types import Chunk, SkippedRecord, SourceRecord
+from ingest.chunking import Chunker
+from ingest.manifest import Manifest, file_sha256
+from ingest.registry import ReaderError, detect_format, get_reader
+
+FLUSH_AT = 256  # chunks buffered before one batched embed + add
+
+
+@dataclass
+class IngestSummary:
+    files: int = 0
+    files_unchanged: int = 0
+    files_failed: int = 0
+    records: int = 0
+    chunks_added: int = 0
+    chunks_unchanged: int = 0
+    chunks_removed: int = 0
+    skipped: list[SkippedRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Chunks embedded and stored per second of the whole run."""
+        return self.chunks_added / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "files": self.files,
+            "files_unchanged": self.files_unchanged,
+            "files_failed": self.files_failed,
+            "records": self.records,
+            "chunks_added": self.chunks_added,
+            "chunks_unchanged": self.chunks_unchanged,
+            "chunks_removed": self.chunks_removed,
+            "skipped": [s.model_dump() for s in self.skipped],
+            "seconds": round(self.seconds, 3),
+            "embed_seconds": round(self.embed_seconds, 3),
+            "chunks_per_s": round(self.rate, 2),
+        }
+
+    def text(self) -> str:
+        lines = [
+            f"{self.files} files ({self.files_unchanged} unchanged, {self.files_failed} failed), "
+            f"{self.records} records, chunks: {self.chunks_added} added, {self.chunks_unchanged} unchanged, "
+            f"{self.chunks_removed} removed; {self.seconds:.1f} s, {self.rate:.1f} chunks/s",
+        ]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)}:")
+            lines.extend(f"  {s.line()}" for s in self.skipped)
+        return "\n".join(lines)
+
+
+def iter_files(paths: Iterable[str | Path], summary: IngestSummary) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                yield child.resolve()
+        elif path.is_file():
+            yield path.resolve()
+        else:
+            summary.skipped.append(SkippedRecord(path=str(path), record="", reason="no such file or folder"))
+            summary.files_failed += 1
+
+
+class Ingestor:
+    def __init__(self, store, embedder, embedder_name: str, manifest: Manifest, chunker: Chunker,
+                 link_templates: dict[str, str] | None = None, progress: bool = True):
+        self.store = store
+        self.embedder = embedder
+        self.embedder_name = embedder_name
+        self.manifest = manifest
+        self.chunker = chunker
+        self.link_templates = link_templates or {}
+        self.progress = progress
+        self._pending: list[Chunk] = []
+        self._bar: tqdm | None = None
+
+    # -- public -------------------------------------------------------------------------------
+    def ingest(self, paths: Sequence[str | Path], sync: bool = False) -> IngestSummary:
+        summary = IngestSummary()
+        started = time.perf_counter()
+        files = list(iter_files(paths, summary))
+        self._bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not self.progress, leave=False)
+        try:
+            for path in files:
+                self._ingest_file(path, summary)
+                self._bar.update(1)
+            if sync:
+                seen = {str(p) for p in files}
+                for folder in (Path(p).expanduser().resolve() for p in paths if Path(p).is_dir()):
+                    for gone in self.manifest.paths_under(str(folder)):
+                        if gone not in seen and not Path(gone).exists():
+                            summary.chunks_removed += self.store.delete(sorted(self.manifest.chunk_ids(gone)))
+                            self.manifest.forget_file(gone)
+        finally:
+            self._bar.close()
+        summary.seconds = time.perf_counter() - started
+        self.manifest.add_run(summary.as_dict())
+        return summary
+
+    # -- one file -----------------------------------------------------------------------------
+    def _ingest_file(self, path: Path, summary: IngestSummary) -> None:
+        key = str(path)
+        summary.files += 1
+        fmt = detect_format(path)
+        if fmt is None:
+            summary.skipped.append(SkippedRecord(path=key, record="", reason=f"unknown format ({path.suffix or 'no extension'})"))
+            summary.files_failed += 1
+            return
+        try:
+            sha = file_sha256(path)
+            size = path.stat().st_size
+        except OSError as exc:
+            summary.skipped.append(SkippedRecord(path=key, record="", reason=f"cannot read: {exc.strerror or exc}"))
+            summary.files_failed += 1
+            return
+        previous = self.manifest.entry(key)
+        if previous and previous.sha256 == sha and previous.embedder == self.embedder_name:
+            known = self.manifest.chunk_ids(key)
+            if len(self.store.existing_ids(sorted(known))) == len(known):
+                summary.files_unchanged += 1
+                summary.records += previous.records
+                summary.chunks_unchanged += len(known)
+                return
+        reader = get_reader(fmt)
+        chunk_ids: set[str] = set()
+        records = 0
+        complete = True
+        try:
+            for item in reader(path, link_template=self.link_templates.get(fmt, "")):
+                if isinstance(item, SkippedRecord):
+                    summary.skipped.append(item)
+                    continue
+                records += 1
+                for chunk in self.chunker.chunks(item):
+                    if chunk.id in chunk_ids:
+                        continue  # the same text twice in one record
+                    chunk_ids.add(chunk.id)
+                    self._pending.append(chunk)
+                if len(self._pending) >= FLUSH_AT:
+                    self._flush(summary)
+        except ReaderError as exc:
+            summary.skipped.append(SkippedRecord(path=exc.path, record=exc.record, reason=exc.reason))
+            summary.files_failed += 1
+            complete = False
+        except Exception as exc:  # a reader bug must not stop the batch; say where it happened
+            summary.skipped.append(SkippedRecord(path=key, record=f"after record {records}", reason=f"{type(exc).__name__}: {exc}"))
+            summary.files_failed += 1
+            complete = False
+        self._flush(summary)
+        summary.records += records
+        if complete:
+            stale = self.manifest.chunk_ids(key) - chunk_ids
+            summary.chunks_removed += self.store.delete(sorted(stale))
+        self.manifest.record_file(key, sha if complete else "", size, fmt, self.embedder_name, records, chunk_ids,
+                                  replace=complete)
+
+    def _flush(self, summary: IngestSummary) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        existing = self.store.existing_ids([c.id for c in pending])
+        new = [c for c in pending if c.id not in existing]
+        summary.chunks_unchanged += len(pending) - len(new)
+        if new:
+            t0 = time.perf_counter()
+            vectors = self.embedder.get_text_embedding_batch([c.text for c in new])
+            summary.embed_seconds += time.perf_counter() - t0
+            self.store.add(new, vectors)
+            summary.chunks_added += len(new)
+        if self._bar is not None:
+            self._bar.set_postfix(chunks=summary.chunks_added, refresh=False)
