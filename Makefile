@@ -43,7 +43,7 @@ demo: models
 	$(BIN)/refdesk serve
 
 test: models system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --timeout=1800
 
 clean-venv:
 	rm -rf $(VENV)

@@ -64,7 +64,11 @@ class AnswerService:
     def _check(self, answer: Answer, draft: str) -> None:
         valid = self._valid_numbers(answer.sources)
         shown: list[str] = []
+        seen: set[str] = set()
         for text, numbers in sentences_with_markers(draft):
+            if text.lower() in seen:
+                continue  # small models loop; a repeated sentence adds nothing
+            seen.add(text.lower())
             good = [n for n in numbers if n in valid]
             bad = [n for n in numbers if n not in valid]
             answer.invalid_markers += len(bad)

@@ -205,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+READS_STORE = {"ask", "status", "serve", "bench"}
+
+
 def main(argv: Sequence[str] | None = None, services=None) -> int:
     from assistant.llm import LLMUnavailable
     from assistant.models import ModelError
@@ -218,6 +221,10 @@ def main(argv: Sequence[str] | None = None, services=None) -> int:
             from assistant.services import Services
 
             services = Services(Settings.load(args.config, data_dir=args.data_dir))
+        data_dir = services.settings.data_dir
+        if args.command in READS_STORE and services.settings.store.mode == "embedded" and not data_dir.is_dir():
+            raise SettingsError(f"data dir {data_dir} does not exist: ingest something first "
+                                f"(refdesk --data-dir {data_dir} ingest PATH)")
         return args.func(services, args)
     except (SettingsError, StoreError, LauncherError, ModelError, PromptError, LLMUnavailable) as exc:
         print(f"refdesk: error: {exc}", file=sys.stderr)

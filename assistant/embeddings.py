@@ -38,8 +38,12 @@ def resolve_model_path(model: str) -> str:
 
 
 def make_huggingface(settings: EmbeddingSettings) -> BaseEmbedding:
+    import os
+
+    import torch
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
+    torch.set_num_threads(settings.threads or max(1, (os.cpu_count() or 2) - 1))
     return HuggingFaceEmbedding(
         model_name=resolve_model_path(settings.model),
         device=settings.device,

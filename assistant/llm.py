@@ -34,6 +34,10 @@ class OpenAICompatibleChat:
             context_window=settings.context_window, max_tokens=settings.max_tokens,
             temperature=settings.temperature, timeout=settings.timeout_s,
             max_retries=0,  # a down server must be reported at once, not after retries with back-off
+            additional_kwargs=(
+                {"extra_body": {"repetition_penalty": settings.repetition_penalty}}
+                if settings.repetition_penalty else {}
+            ),
         )
 
     def chat(self, messages: list[dict[str, str]]) -> str:

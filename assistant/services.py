@@ -80,4 +80,4 @@ class Services:
         from ingest.pipeline import Ingestor
 
         links = {"text": self.settings.links.text}
-        return Ingestor(self.store, self.embedder, self.embedder_name, manifest, self.chunker(), links, progress)
+        return Ingestor(self.store, lambda texts: self.embedder.get_text_embedding_batch(texts), self.embedder_name, manifest, self.chunker(), links, progress)

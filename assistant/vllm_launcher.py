@@ -89,6 +89,7 @@ class VLLMLauncher:
             log(f"vLLM already serving at {self.root_url}/v1")
             return self.status()
         pid = self._pid()
+        proc = None
         if self._alive(pid):
             log(f"vLLM (pid {pid}) is starting; waiting for {self.root_url}/health")
         else:
@@ -115,10 +116,10 @@ class VLLMLauncher:
             pid = proc.pid
             log(f"vLLM starting (pid {pid}, log {self.log_file}); waiting for {self.root_url}/health")
         if wait:
-            self.wait_healthy(pid, log=log)
+            self.wait_healthy(pid, proc, log=log)
         return self.status()
 
-    def wait_healthy(self, pid: int | None, log=print) -> None:
+    def wait_healthy(self, pid: int | None, proc: subprocess.Popen | None = None, log=print) -> None:
         deadline = time.monotonic() + self.cfg.startup_timeout_s
         started = time.monotonic()
         while time.monotonic() < deadline:
@@ -126,7 +127,8 @@ class VLLMLauncher:
                 log(f"vLLM healthy at {self.root_url}/v1 after {time.monotonic() - started:.0f} s")
                 self._warm_up(log)
                 return
-            if pid and not self._alive(pid):
+            exited = proc.poll() is not None if proc is not None else (pid and not self._alive(pid))
+            if exited:
                 raise LauncherError(f"vLLM exited during start-up; see {self.log_file}:\n{self._log_tail()}")
             time.sleep(2)
         raise LauncherError(f"vLLM not healthy after {self.cfg.startup_timeout_s:.0f} s; see {self.log_file}")

@@ -17,7 +17,10 @@ def whitespace_tokenizer(text: str) -> list[str]:
 def model_tokenizer(model_path: str) -> Tokenizer:
     """The embedding model's own word-piece tokenizer, so chunks fit its 256-token window."""
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    # The splitter measures whole records, longer than the model's window: that warning is noise here.
+    hf_logging.set_verbosity_error()
     tok = AutoTokenizer.from_pretrained(model_path)
     return lambda text: tok.tokenize(text)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -80,10 +80,10 @@ def iter_files(paths: Iterable[str | Path], summary: IngestSummary) -> Iterator[
 
 
 class Ingestor:
-    def __init__(self, store, embedder, embedder_name: str, manifest: Manifest, chunker: Chunker,
+    def __init__(self, store, embed: Callable[[list[str]], list[list[float]]], embedder_name: str, manifest: Manifest, chunker: Chunker,
                  link_templates: dict[str, str] | None = None, progress: bool = True):
         self.store = store
-        self.embedder = embedder
+        self.embed = embed  # called only when something new must be embedded
         self.embedder_name = embedder_name
         self.manifest = manifest
         self.chunker = chunker
@@ -181,7 +181,7 @@ class Ingestor:
         summary.chunks_unchanged += len(pending) - len(new)
         if new:
             t0 = time.perf_counter()
-            vectors = self.embedder.get_text_embedding_batch([c.text for c in new])
+            vectors = self.embed([c.text for c in new])
             summary.embed_seconds += time.perf_counter() - t0
             self.store.add(new, vectors)
             summary.chunks_added += len(new)

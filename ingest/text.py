@@ -68,7 +68,8 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
         if not text:
             return None
         heading = heading_path[-1] if heading_path else ""
-        slug = _slug(heading) if heading else ""
+        # The top heading that repeats the file's title names the record itself, not a section.
+        slug = _slug(heading) if heading and heading != file_title else ""
         record_id = f"{base_id}#{slug}" if slug else base_id
         seen_ids[record_id] = seen_ids.get(record_id, 0) + 1
         if seen_ids[record_id] > 1:

@@ -1,0 +1,140 @@
+"""Shared fixtures: real shared data, fake backends for unit tests, real services for integration."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+DEMO_CORPUS = ROOT / "demo" / "corpus"
+ARTIFACTS = ROOT / "reports" / "test-artifacts"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (clone next to ../shared)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No REFDESK_* from the caller's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("REFDESK_"):
+            monkeypatch.delenv(key)
+    return monkeypatch
+
+
+@pytest.fixture
+def fake_settings(tmp_path, clean_env):
+    from assistant.settings import Settings
+
+    return Settings.load(
+        data_dir=str(tmp_path / "data"),
+        embedding={"backend": "fake", "model": "hash"},
+        llm={"backend": "fake"},
+    )
+
+
+@pytest.fixture
+def fake_services(fake_settings):
+    from assistant.llm import FakeChat
+    from assistant.services import Services
+
+    return Services(fake_settings, llm=FakeChat())
+
+
+@pytest.fixture
+def demo_copy(tmp_path) -> Path:
+    """A writable copy of the demo corpus (tests change and delete files in it)."""
+    dest = tmp_path / "corpus"
+    shutil.copytree(DEMO_CORPUS, dest)
+    return dest
+
+
+def ingest(services, paths, sync=False):
+    manifest = services.manifest()
+    try:
+        return services.ingestor(manifest, progress=False).ingest([str(p) for p in paths], sync=sync)
+    finally:
+        manifest.close()
+
+
+# ---- real services ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    from assistant.embeddings import build_embedder
+    from assistant.settings import EmbeddingSettings
+
+    return build_embedder(EmbeddingSettings())
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """A real `chroma run` server on a free port, stopped after the session."""
+    exe = Path(sys.executable).with_name("chroma")
+    if not exe.exists():
+        pytest.fail(f"{exe} not found: chromadb is a dependency, run `make install`")
+    port = free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    log = (path / "server.log").open("wb")
+    proc = subprocess.Popen([str(exe), "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(f"chroma run exited: {(path / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("chroma server not ready after 60 s")
+    yield {"host": "127.0.0.1", "port": port}
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def vllm_server():
+    """The real vLLM CPU server with the bundled model, started through `refdesk llm start`.
+
+    Uses the project's data dir (where `make models` prepared the model). A server that was
+    already healthy is reused and left running; one started here is stopped at the end.
+    """
+    from assistant.settings import Settings
+    from assistant.vllm_launcher import VLLMLauncher
+
+    settings = Settings.load(data_dir=str(ROOT / "data"))
+    launcher = VLLMLauncher(settings)
+    started_here = not launcher.healthy()
+    if started_here:
+        launcher.start(wait=True)
+    yield {"base_url": f"{launcher.root_url}/v1", "model": settings.vllm.served_model_name, "launcher": launcher}
+    if started_here:
+        launcher.stop()

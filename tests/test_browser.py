@@ -1,0 +1,78 @@
+"""A real browser (Debian's headless chromium via Playwright) asks the Gradio app a question."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import ARTIFACTS, ROOT, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.vllm]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def served_app(vllm_server, tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} missing: `make system-deps` installs Debian's chromium")
+    data = tmp_path_factory.mktemp("serve-data")
+    env = dict(os.environ, REFDESK_DATA_DIR=str(data), REFDESK_LLM__BASE_URL=vllm_server["base_url"],
+               HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    cli = [sys.executable, "-m", "assistant.cli"]
+    subprocess.run([*cli, "ingest", str(ROOT / "demo" / "corpus")], env=env, check=True, capture_output=True,
+                   timeout=600)
+    port = free_port()
+    log = (data / "serve.log").open("wb")
+    proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail((data / "serve.log").read_text()[-3000:])
+        time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail("refdesk serve did not come up in 180 s")
+    yield url
+    proc.terminate()
+    proc.wait(30)
+
+
+def test_console_answers_with_numbered_demo_sources(served_app):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(served_app, wait_until="networkidle")
+        page.locator("#question textarea").fill("Who wrote Summerland?")
+        page.locator("#ask").click()
+        page.locator("#sources .source-card").first.wait_for(timeout=300_000)
+        page.locator("#answer .refdesk-answer").wait_for(timeout=300_000)
+        cards = page.locator("#sources .source-card")
+        record_ids = [cards.nth(i).get_attribute("data-record-id") for i in range(cards.count())]
+        assert "marc:12883376" in record_ids
+        assert page.locator("#source-1").count() == 1
+        # Every [n] shown in the answer links to a source card on the page.
+        for link in page.locator("#answer a.cite").all():
+            target = link.get_attribute("href")
+            assert page.locator(target).count() == 1, target
+        answer_text = page.locator("#answer").inner_text()
+        assert answer_text.strip()
+        page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+        assert dialogs == []
+        browser.close()

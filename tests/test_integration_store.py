@@ -1,0 +1,54 @@
+"""Real parts: a `chroma run` server through HttpClient, and the bundled MiniLM embedder."""
+import pytest
+
+from assistant.services import Services
+from assistant.settings import Settings
+from tests.conftest import ingest
+
+pytestmark = pytest.mark.integration
+
+
+def test_chroma_server_mode_ingests_retrieves_and_is_idempotent(chroma_server, clean_env, tmp_path, demo_copy):
+    settings = Settings.load(
+        data_dir=str(tmp_path / "data"),
+        store={"mode": "server", "host": chroma_server["host"], "port": chroma_server["port"],
+               "collection": "server_test"},
+        embedding={"backend": "fake", "model": "hash"}, llm={"backend": "fake"},
+    )
+    services = Services(settings)
+    first = ingest(services, [demo_copy])
+    assert first.chunks_added > 0
+    assert services.store.location == f"http://127.0.0.1:{chroma_server['port']}"
+    assert not (tmp_path / "data" / "chroma").exists()  # nothing went to the embedded store
+    again = ingest(services, [demo_copy])
+    assert again.chunks_added == 0 and again.chunks_unchanged == first.chunks_added
+    answer = services.answers.ask("Summerland Chabon baseball fairies", k=3)
+    assert answer.sources[0].record_id == "marc:12883376"
+    assert answer.sentences[0].status == "cited"
+
+
+def test_unreachable_chroma_server_is_a_clear_error(clean_env, tmp_path):
+    from assistant.store import StoreError
+    from tests.conftest import free_port
+
+    port = free_port()
+    settings = Settings.load(data_dir=str(tmp_path), store={"mode": "server", "port": port},
+                             embedding={"backend": "fake", "model": "hash"})
+    with pytest.raises(StoreError, match=f"127.0.0.1:{port} is not reachable.*chroma run"):
+        Services(settings).store
+
+
+def test_real_minilm_retrieves_the_right_demo_records(real_embedder, clean_env, tmp_path, demo_copy):
+    settings = Settings.load(data_dir=str(tmp_path / "data"), llm={"backend": "fake"})
+    services = Services(settings, embedder=real_embedder)
+    summary = ingest(services, [demo_copy])
+    assert summary.chunks_added == services.store.count() > 0
+    cases = {
+        "Who wrote Summerland?": "marc:12883376",
+        "What is the ISSN of the journal Nature?": "marc:417826",
+        "Louis Armstrong sound recording of big band jazz": "marc:2043308",
+        "Which box has the A-C photographs of the Stanford marching band?": "ead:PC0170#a-c",
+    }
+    for question, record_id in cases.items():
+        top = [s.record_id for s in services.retriever.retrieve(question, 3)]
+        assert record_id in top, (question, top)

@@ -1,0 +1,103 @@
+"""Ingest logic with a fake embedder over a real embedded Chroma in a temp dir."""
+import pytest
+
+from assistant.store import ChunkStore, StoreError
+from tests.conftest import ingest
+
+
+class CountingEmbed:
+    def __init__(self, embedder):
+        self.embedder = embedder
+        self.texts = 0
+
+    def __call__(self, texts):
+        self.texts += len(texts)
+        return self.embedder.get_text_embedding_batch(texts)
+
+
+def make_ingestor(services, manifest):
+    ing = services.ingestor(manifest, progress=False)
+    counter = CountingEmbed(services.embedder)
+    ing.embed = counter
+    return ing, counter
+
+
+def test_ingest_demo_corpus_and_reingest_embeds_nothing(fake_services, demo_copy):
+    first = ingest(fake_services, [demo_copy])
+    assert first.files == 16 and first.files_failed == 0 and not first.skipped
+    assert first.records == 24
+    assert first.chunks_added == fake_services.store.count() > 0
+    manifest = fake_services.manifest()
+    ing, counter = make_ingestor(fake_services, manifest)
+    again = ing.ingest([str(demo_copy)])
+    manifest.close()
+    assert (again.chunks_added, again.chunks_removed, counter.texts) == (0, 0, 0)
+    assert again.files_unchanged == 16
+    assert again.chunks_unchanged == first.chunks_added
+    assert fake_services.store.count() == first.chunks_added
+
+
+def test_changed_record_replaces_its_old_chunks(fake_services, demo_copy):
+    ingest(fake_services, [demo_copy])
+    total = fake_services.store.count()
+    f = demo_copy / "marc-12883376.md"
+    f.write_text(f.read_text().replace("500 p.", "512 p."))
+    manifest = fake_services.manifest()
+    ing, counter = make_ingestor(fake_services, manifest)
+    summary = ing.ingest([str(f)])
+    manifest.close()
+    assert summary.chunks_added == 1 and summary.chunks_removed == 1
+    assert counter.texts == 1  # only the changed chunk is embedded
+    assert fake_services.store.count() == total
+    texts = fake_services.store.collection.get(where={"record_id": "marc:12883376"})["documents"]
+    assert len(texts) == 1 and "512 p." in texts[0]
+
+
+def test_bad_files_are_reported_and_the_batch_goes_on(fake_services, demo_copy, tmp_path):
+    (demo_copy / "broken.md").write_text("---\ntitle: never closed\n")
+    (demo_copy / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    summary = ingest(fake_services, [demo_copy, tmp_path / "missing-folder"])
+    reasons = {s.path.rsplit("/", 1)[-1]: s.reason for s in summary.skipped}
+    assert "never closed" in reasons["broken.md"]
+    assert "unknown format" in reasons["photo.jpg"]
+    assert reasons["missing-folder"] == "no such file or folder"
+    assert summary.files_failed == 3
+    assert summary.records == 24  # every good file still went in
+
+
+def test_file_that_breaks_later_loses_nothing_already_stored(fake_services, demo_copy):
+    ingest(fake_services, [demo_copy])
+    before = fake_services.store.count()
+    f = demo_copy / "ead-pc0170.md"
+    f.write_bytes(f.read_bytes() + b"\n## Late section\ncaf\xe9 in latin-1\n")
+    summary = ingest(fake_services, [f])
+    assert summary.files_failed == 1 and "not UTF-8" in summary.skipped[0].reason
+    assert summary.chunks_removed == 0
+    assert fake_services.store.count() == before
+
+
+def test_sync_removes_chunks_of_deleted_files_only_when_asked(fake_services, demo_copy):
+    ingest(fake_services, [demo_copy])
+    before = fake_services.store.count()
+    (demo_copy / "marc-417826.md").unlink()
+    kept = ingest(fake_services, [demo_copy])
+    assert kept.chunks_removed == 0 and fake_services.store.count() == before
+    synced = ingest(fake_services, [demo_copy], sync=True)
+    assert synced.chunks_removed == 1
+    assert fake_services.store.collection.get(where={"record_id": "marc:417826"})["ids"] == []
+
+
+def test_store_refuses_vectors_from_another_model(fake_services, demo_copy):
+    ingest(fake_services, [demo_copy])
+    with pytest.raises(StoreError, match="holds vectors from fake:hash"):
+        ChunkStore(fake_services.store.client, fake_services.settings.store.collection, "huggingface:other")
+
+
+def test_summary_counts_by_type(fake_services, demo_copy):
+    summary = ingest(fake_services, [demo_copy])
+    counts = fake_services.store.counts()
+    assert counts["chunks"] == summary.chunks_added
+    assert counts["by_type"]["text"]["records"] == 24
+    d = summary.as_dict()
+    assert set(d) >= {"files", "records", "chunks_added", "chunks_unchanged", "chunks_removed", "skipped", "seconds",
+                      "chunks_per_s"}
