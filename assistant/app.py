@@ -1,7 +1,9 @@
-"""The Gradio chat (mounted on FastAPI): a thin adapter over AnswerService."""
+"""The Gradio chat (mounted on FastAPI): a thin adapter over AnswerService and the hand-off queue."""
 from __future__ import annotations
 
-from assistant.render import CSS, answer_html, sources_html
+import html
+
+from assistant.render import CSS, answer_html, plain_text, sources_html
 
 
 def build_blocks(services):
@@ -11,10 +13,22 @@ def build_blocks(services):
 
     def ask(question: str, k: float):
         answer = services.answers.ask(question or "", k=int(k))
-        return answer_html(answer), sources_html(answer.sources)
+        show_handoff = gr.update(visible=answer.handoff_offered)
+        return (answer_html(answer), sources_html(answer.sources), plain_text(answer), answer.model_dump(),
+                show_handoff, "")
+
+    def hand_off(answer_state: dict | None, contact: str):
+        from assistant.types import Answer
+
+        if not answer_state:
+            return "Ask a question first."
+        handoff = services.handoffs.create(Answer.model_validate(answer_state), contact=contact or "")
+        return (f'<p class="handoff-done" role="status">Sent to a librarian as request #{handoff.id}. '
+                f'{"They will contact you at " + html.escape(handoff.contact) + "." if handoff.contact else ""}</p>')
 
     with gr.Blocks(title=settings.serve.library_name) as blocks:
         gr.Markdown(f"## {settings.serve.library_name} — ask the collections")
+        answer_state = gr.State(None)
         with gr.Row():
             question = gr.Textbox(label="Your question", placeholder="e.g. Who wrote Summerland?", scale=5,
                                   elem_id="question")
@@ -22,10 +36,18 @@ def build_blocks(services):
                           elem_id="top-k")
         ask_button = gr.Button("Ask", variant="primary", elem_id="ask")
         answer_box = gr.HTML(elem_id="answer")
+        with gr.Group(visible=False, elem_id="handoff") as handoff_group:
+            contact = gr.Textbox(label="Your e-mail or phone (optional, only if you want a reply)", elem_id="contact")
+            handoff_button = gr.Button("Ask a librarian", elem_id="ask-librarian")
+        handoff_box = gr.HTML(elem_id="handoff-status")
+        with gr.Accordion("Copy answer with citations", open=False):
+            copy_box = gr.Textbox(show_label=False, lines=6, buttons=["copy"], elem_id="copy-answer")
         gr.Markdown("### Sources")
         sources_box = gr.HTML(elem_id="sources")
-        ask_button.click(ask, [question, k], [answer_box, sources_box], api_name="ask")
-        question.submit(ask, [question, k], [answer_box, sources_box])
+        outputs = [answer_box, sources_box, copy_box, answer_state, handoff_group, handoff_box]
+        ask_button.click(ask, [question, k], outputs, api_name="ask")
+        question.submit(ask, [question, k], outputs)
+        handoff_button.click(hand_off, [answer_state, contact], [handoff_box])
     return blocks
 
 

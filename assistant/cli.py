@@ -51,10 +51,79 @@ def render_answer_text(answer) -> str:
 
 def cmd_ask(services, args) -> int:
     answer = services.answers.ask(args.question, k=args.k, retrieve_only=args.retrieve_only)
+    handoff = services.handoffs.create(answer, contact=args.contact or "") if args.handoff else None
+    if args.json:
+        out = answer.public_dict()
+        if handoff:
+            out["handoff_id"] = handoff.id
+        _print_json(out)
+    else:
+        print(render_answer_text(answer))
+        if handoff:
+            print(f"\nHanded off to a librarian as #{handoff.id}.")
+    return 0
+
+
+def cmd_verify(services, args) -> int:
+    """Checks an answer written elsewhere (another chatbot, a colleague) against the store."""
+    from pathlib import Path
+
+    from assistant.types import Answer
+
+    if args.answer_file:
+        draft = sys.stdin.read() if args.answer_file == "-" else Path(args.answer_file).read_text(encoding="utf-8")
+    else:
+        draft = args.answer
+    answer = Answer(question=args.question)
+    if args.sources:
+        answer.sources = services.retriever.sources_by_id([c.strip() for c in args.sources.split(",") if c.strip()])
+    else:
+        answer.sources = services.retriever.retrieve(args.question, args.k or services.settings.retrieval.top_k,
+                                                     answer.timings)
+    services.answers.finish(answer, draft)
     if args.json:
         _print_json(answer.public_dict())
     else:
-        print(render_answer_text(answer))
+        for s in answer.sentences:
+            mark = "OK " if s.status == "supported" else "NO "
+            print(f"{mark} {s.text}")
+            for reason in s.reasons:
+                print(f"      - {reason}")
+        supported = sum(s.status == "supported" for s in answer.sentences)
+        print(f"\n{supported} of {len(answer.sentences)} sentences supported by the cited sources.")
+        print(render_answer_text(answer.model_copy(update={"answer": "", "error": ""})))
+    return 0
+
+
+def cmd_handoff(services, args) -> int:
+    from datetime import datetime
+
+    queue = services.handoffs
+    if args.action == "list":
+        items = queue.list(None if args.all else "open")
+        if args.json:
+            _print_json([h.as_dict() for h in items])
+        else:
+            for h in items:
+                when = datetime.fromtimestamp(h.created_at).strftime("%Y-%m-%d %H:%M")
+                print(f"#{h.id} [{h.status}] {when} {h.question}" + (f" (contact: {h.contact})" if h.contact else ""))
+            if not items:
+                print("no open hand-offs")
+        return 0
+    if args.id is None:
+        raise SettingsError(f"refdesk handoff {args.action} needs an id")
+    h = queue.get(args.id) if args.action == "show" else queue.close(args.id, note=args.note or "")
+    if args.json:
+        _print_json(h.as_dict())
+    else:
+        print(f"#{h.id} [{h.status}] {h.question}")
+        print(f"draft: {h.draft}")
+        for s in h.sources:
+            print(f"  [{s['n']}] {s['title'] or s['record_id']} — {s['locator']} {s['link']}")
+        if h.contact:
+            print(f"contact: {h.contact}")
+        if h.note:
+            print(f"note: {h.note}")
     return 0
 
 
@@ -173,7 +242,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--retrieve-only", action="store_true", help="skip the LLM, show the sources")
     s.add_argument("--k", type=int, help="number of sources to retrieve")
+    s.add_argument("--handoff", action="store_true", help="also put the question in the librarians' hand-off queue")
+    s.add_argument("--contact", help="with --handoff: how the librarian can reach the asker (optional)")
     s.set_defaults(func=cmd_ask)
+
+    s = sub.add_parser("verify", help="check an answer with [n] markers against the store")
+    s.add_argument("--question", required=True)
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--answer", help="the answer text")
+    g.add_argument("--answer-file", help="file with the answer text, - for stdin")
+    s.add_argument("--sources", help="comma-separated chunk ids to number [1].. instead of retrieving")
+    s.add_argument("--k", type=int)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("handoff", help="the librarians' hand-off queue")
+    s.add_argument("action", choices=["list", "show", "close"])
+    s.add_argument("id", nargs="?", type=int)
+    s.add_argument("--note", help="close: what was done")
+    s.add_argument("--all", action="store_true", help="list: closed ones too")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_handoff)
 
     s = sub.add_parser("status", help="store counts and LLM reachability")
     s.add_argument("--json", action="store_true")
@@ -205,13 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-READS_STORE = {"ask", "status", "serve", "bench"}
+READS_STORE = {"ask", "status", "serve", "bench", "verify"}
 
 
 def main(argv: Sequence[str] | None = None, services=None) -> int:
     from assistant.llm import LLMUnavailable
     from assistant.models import ModelError
     from assistant.prompts import PromptError
+    from assistant.handoff import HandoffError
     from assistant.store import StoreError
     from assistant.vllm_launcher import LauncherError
 
@@ -226,7 +316,8 @@ def main(argv: Sequence[str] | None = None, services=None) -> int:
             raise SettingsError(f"data dir {data_dir} does not exist: ingest something first "
                                 f"(refdesk --data-dir {data_dir} ingest PATH)")
         return args.func(services, args)
-    except (SettingsError, StoreError, LauncherError, ModelError, PromptError, LLMUnavailable) as exc:
+    except (SettingsError, StoreError, LauncherError, ModelError, PromptError, LLMUnavailable, HandoffError,
+            OSError) as exc:
         print(f"refdesk: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

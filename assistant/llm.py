@@ -53,6 +53,15 @@ class OpenAICompatibleChat:
         return response.message.content or ""
 
 
+def first_line_of_source_1(messages: list[dict[str, str]]) -> str:
+    """Default fake answer: the first text line of source [1], cited — supported by construction."""
+    import re
+
+    block = re.search(r'<source n="1">\n[^\n]*\n(.*?)</source>', messages[-1]["content"], re.DOTALL)
+    lines = [ln.strip().rstrip(".") for ln in (block.group(1).splitlines() if block else []) if len(ln.split()) >= 3]
+    return f"{lines[0]} [1]." if lines else "I could not find this in the collections."
+
+
 class FakeChat:
     """Deterministic stand-in: `script(messages)` gives the reply; default cites source [1]."""
 
@@ -60,7 +69,7 @@ class FakeChat:
         self.name = "fake"
         self.url = "fake://llm"
         self.calls: list[list[dict[str, str]]] = []
-        self.script = script or (lambda messages: "The library holds a record that matches your question [1].")
+        self.script = script or first_line_of_source_1
 
     def chat(self, messages: list[dict[str, str]]) -> str:
         self.calls.append(messages)

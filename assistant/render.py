@@ -35,10 +35,14 @@ def answer_html(answer: Answer) -> str:
         cls = "refusal" if answer.refused else "error"
         parts.append(f'<p class="{cls}" role="status">{_e(answer.answer)}</p>')
     else:
-        cited = [s for s in answer.sentences if s.status == "cited"]
-        for sentence in cited:
-            parts.append(f'<p class="sentence cited" data-status="cited">{_sentence_html(sentence.text)}</p>')
-        if not cited and answer.answer:
+        shown = [s for s in answer.sentences if s.shown]
+        for sentence in shown:
+            ok = sentence.status == "supported"
+            badge = ('<span class="badge ok" title="checked against the cited source">✓ verified</span>' if ok else
+                     f'<span class="badge flag" title="{_e("; ".join(sentence.reasons))}">⚠ not verified</span>')
+            parts.append(f'<p class="sentence {sentence.status}" data-status="{sentence.status}">'
+                         f'{_sentence_html(sentence.text)} {badge}</p>')
+        if not shown and answer.answer:
             parts.append(f"<p>{_e(answer.answer)}</p>")
     if answer.invalid_markers:
         parts.append(
@@ -46,6 +50,15 @@ def answer_html(answer: Answer) -> str:
         )
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def plain_text(answer: Answer) -> str:
+    """Answer with citations as plain text a librarian can paste into an e-mail."""
+    lines = [answer.answer, ""]
+    for s in answer.sources:
+        where = "; ".join(x for x in (s.locator, s.date) if x)
+        lines.append(f"[{s.n}] {s.title or s.record_id}" + (f" ({where})" if where else "") + (f" {s.link}" if s.link else ""))
+    return "\n".join(lines).strip()
 
 
 def source_card(source: Source) -> str:
@@ -76,6 +89,9 @@ CSS = """
 .refdesk-answer .error { color: #a40000; }
 .source-card { border: 1px solid #ccc; border-radius: 6px; padding: 0.5em 0.7em; margin: 0.4em 0; }
 .source-n { font-weight: bold; }
+.badge { font-size: 0.75em; border-radius: 4px; padding: 0 0.3em; }
+.badge.ok { background: #e3f4e1; color: #1d5e17; }
+.badge.flag { background: #fdecc8; color: #7a4b00; }
 .source-meta { font-size: 0.85em; color: #555; }
 .source-snippet { font-size: 0.85em; white-space: pre-wrap; margin-top: 0.3em; }
 """

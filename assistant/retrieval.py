@@ -26,18 +26,29 @@ class Retriever:
         nodes = self.index.as_retriever(similarity_top_k=k).retrieve(QueryBundle(question, embedding=embedding))
         timings["embed_query"] = t1 - t0
         timings["retrieve"] = time.perf_counter() - t1
-        sources = []
-        for n, hit in enumerate(nodes, 1):
-            meta = hit.node.metadata
-            # ChromaVectorStore reports exp(-distance); with cosine space, 1 - distance is the cosine.
-            score = 1.0 + math.log(hit.score) if hit.score and hit.score > 0 else 0.0
-            sources.append(
-                Source(
-                    n=n, chunk_id=hit.node.node_id, source_type=str(meta.get("source_type", "")),
-                    record_id=str(meta.get("record_id", "")), title=str(meta.get("title", "")),
-                    locator=str(meta.get("locator", "")), link=str(meta.get("link", "")),
-                    date=str(meta.get("date", "")), source_file=str(meta.get("source_file", "")),
-                    score=score, text=hit.node.get_content(), content_hash=str(meta.get("content_hash", "")),
-                )
-            )
-        return sources
+        # ChromaVectorStore reports exp(-distance); with cosine space, 1 - distance is the cosine.
+        return [
+            make_source(n, hit.node.node_id, hit.node.get_content(), hit.node.metadata,
+                        1.0 + math.log(hit.score) if hit.score and hit.score > 0 else 0.0)
+            for n, hit in enumerate(nodes, 1)
+        ]
+
+    def sources_by_id(self, chunk_ids: list[str]) -> list[Source]:
+        """Numbers given chunks [1].. in order (for checking an answer against chosen sources)."""
+        stored = self.store.get(chunk_ids)
+        missing = [c for c in chunk_ids if c not in stored]
+        if missing:
+            from assistant.store import StoreError
+
+            raise StoreError(f"not in the store: {', '.join(missing)}")
+        return [make_source(n, cid, stored[cid].text, stored[cid].metadata, 1.0) for n, cid in enumerate(chunk_ids, 1)]
+
+
+def make_source(n: int, chunk_id: str, text: str, meta: dict, score: float) -> Source:
+    return Source(
+        n=n, chunk_id=chunk_id, source_type=str(meta.get("source_type", "")),
+        record_id=str(meta.get("record_id", "")), title=str(meta.get("title", "")),
+        locator=str(meta.get("locator", "")), link=str(meta.get("link", "")),
+        date=str(meta.get("date", "")), source_file=str(meta.get("source_file", "")),
+        score=score, text=text, content_hash=str(meta.get("content_hash", "")),
+    )

@@ -58,7 +58,21 @@ class Services:
     def answers(self):
         from assistant.answer import AnswerService
 
-        return AnswerService(self.store, self.retriever, self.llm, self.prompts, top_k=self.settings.retrieval.top_k)
+        return AnswerService(self.store, self.retriever, self.llm, self.prompts, self.checker,
+                             top_k=self.settings.retrieval.top_k, min_score=self.settings.retrieval.min_score)
+
+    @cached_property
+    def checker(self):
+        from assistant.verify.checker import CitationChecker, build_verifiers
+
+        verify = self.settings.verify
+        return CitationChecker(self.store, build_verifiers(verify, self.embedder), verify.unsupported)
+
+    @cached_property
+    def handoffs(self):
+        from assistant.handoff import HandoffQueue
+
+        return HandoffQueue(self.settings.handoff_path)
 
     def manifest(self):
         from ingest.manifest import Manifest

@@ -69,6 +69,19 @@ class VLLMSettings(BaseModel):
 
 class RetrievalSettings(BaseModel):
     top_k: int = 5
+    # Below this cosine score for the best source, refdesk refuses without asking the LLM.
+    min_score: float = 0.2
+
+
+class VerifySettings(BaseModel):
+    """The citation checker (assistant/verify)."""
+
+    verifiers: list[str] = Field(default_factory=lambda: ["lexical", "injection", "semantic"])
+    min_coverage: float = 0.5  # share of a sentence's content words that must occur in the cited text
+    semantic_threshold: float = 0.2  # flags off-topic citations only
+    nli_model: str = ""  # a local cross-encoder NLI directory enables the "nli" verifier
+    nli_threshold: float = 0.5
+    unsupported: Literal["drop", "flag"] = "drop"  # what happens to sentences the checker rejects
 
 
 class LinkSettings(BaseModel):
@@ -107,6 +120,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     vllm: VLLMSettings = Field(default_factory=VLLMSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
 
@@ -154,6 +168,10 @@ class Settings(BaseSettings):
     @property
     def manifest_path(self) -> Path:
         return self.data_dir / "manifest.sqlite"
+
+    @property
+    def handoff_path(self) -> Path:
+        return self.data_dir / "handoff.sqlite"
 
     @property
     def prompts_path(self) -> Path:

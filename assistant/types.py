@@ -88,14 +88,16 @@ class Source(BaseModel):
     content_hash: str = ""
 
 
-SentenceStatus = Literal["cited", "uncited"]
+SentenceStatus = Literal["supported", "unsupported"]
 
 
 class Sentence(BaseModel):
-    text: str
+    text: str  # with its valid [n] markers only
     citations: list[int] = Field(default_factory=list)  # valid [n] only
-    status: SentenceStatus = "uncited"
+    status: SentenceStatus = "unsupported"
+    reasons: list[str] = Field(default_factory=list)  # why it is unsupported (or which markers were dropped)
     dropped_markers: list[int] = Field(default_factory=list)
+    shown: bool = False  # supported, or unsupported but shown flagged (verify.unsupported = "flag")
 
 
 class Answer(BaseModel):
@@ -106,6 +108,7 @@ class Answer(BaseModel):
     sentences: list[Sentence] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
     invalid_markers: int = 0
+    handoff_offered: bool = False  # refused or nothing supported: offer "Ask a librarian"
     timings: dict[str, float] = Field(default_factory=dict)
 
     def public_dict(self) -> dict:
@@ -115,8 +118,10 @@ class Answer(BaseModel):
             "refused": self.refused,
             "error": self.error,
             "invalid_markers": self.invalid_markers,
+            "handoff_offered": self.handoff_offered,
             "sentences": [
-                {"text": s.text, "citations": s.citations, "status": s.status} for s in self.sentences
+                {"text": s.text, "citations": s.citations, "status": s.status, "reasons": s.reasons}
+                for s in self.sentences
             ],
             "sources": [
                 {

@@ -22,7 +22,7 @@ def test_valid_citation_is_kept_and_resolves_to_the_store(loaded):
     assert not answer.refused and answer.invalid_markers == 0
     assert answer.answer == "Summerland was written by Michael Chabon [1]."
     (sentence,) = answer.sentences
-    assert sentence.citations == [1] and sentence.status == "cited"
+    assert sentence.citations == [1] and sentence.status == "supported"
     assert answer.sources[0].chunk_id in services.store.get([answer.sources[0].chunk_id])
     assert set(answer.timings) >= {"embed_query", "retrieve", "generate", "check", "total"}
 
@@ -39,12 +39,13 @@ def test_prompt_numbers_the_retrieved_sources(loaded):
 
 
 def test_marker_beyond_the_sources_is_dropped_and_counted(loaded):
-    services = loaded(lambda m: "Chabon wrote it [9]. It is a novel [1][7].")
+    services = loaded(lambda m: "Chabon wrote it [9]. Summerland is by Michael Chabon [1][7].")
     answer = services.answers.ask("Who wrote Summerland?", k=5)
     assert answer.invalid_markers == 2
     assert [s.citations for s in answer.sentences] == [[], [1]]
     assert answer.sentences[0].dropped_markers == [9]
-    assert answer.answer == "It is a novel [1]."
+    assert answer.answer == "Summerland is by Michael Chabon [1]."
+    assert answer.sentences[0].reasons == ["[9] points to no retrieved source"]
 
 
 def test_marker_to_a_chunk_deleted_after_retrieval_is_dropped(loaded):
@@ -58,7 +59,7 @@ def test_marker_to_a_chunk_deleted_after_retrieval_is_dropped(loaded):
     services.answers.llm = FakeChat(script=script)
     answer = services.answers.ask("Who wrote Summerland?", k=5)
     assert answer.invalid_markers == 1
-    assert answer.sentences[0].status == "uncited"
+    assert answer.sentences[0].status == "unsupported"
     assert answer.sentences[1].citations == [2]
 
 
@@ -68,7 +69,7 @@ def test_no_valid_citation_means_an_honest_refusal_with_sources(loaded):
     assert answer.refused
     assert "could not find" in answer.answer and "librarian" in answer.answer
     assert answer.sources  # the closest sources are still shown
-    assert all(s.status == "uncited" for s in answer.sentences)
+    assert all(s.status == "unsupported" for s in answer.sentences)
 
 
 def test_repeated_sentences_are_shown_once(loaded):

@@ -17,6 +17,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 
 
+class ServedApp(str):
+    """The app's URL, carrying the environment its CLI commands need."""
+
+    def __new__(cls, url, env):
+        obj = super().__new__(cls, url)
+        obj.env = env
+        return obj
+
+
 @pytest.fixture(scope="module")
 def served_app(vllm_server, tmp_path_factory):
     if not os.path.exists(CHROMIUM):
@@ -44,7 +53,7 @@ def served_app(vllm_server, tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("refdesk serve did not come up in 180 s")
-    yield url
+    yield ServedApp(url, env)
     proc.terminate()
     proc.wait(30)
 
@@ -58,7 +67,8 @@ def test_console_answers_with_numbered_demo_sources(served_app):
         page = browser.new_page()
         dialogs = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.goto(served_app, wait_until="networkidle")
+        page.goto(served_app, wait_until="load")
+        page.locator("#ask").wait_for(timeout=60_000)
         page.locator("#question textarea").fill("Who wrote Summerland?")
         page.locator("#ask").click()
         page.locator("#sources .source-card").first.wait_for(timeout=300_000)
@@ -76,3 +86,29 @@ def test_console_answers_with_numbered_demo_sources(served_app):
         page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
         assert dialogs == []
         browser.close()
+
+
+def test_refusal_offers_a_librarian_and_the_request_is_queued(served_app):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(served_app, wait_until="load")
+        page.locator("#ask").wait_for(timeout=60_000)
+        # Nothing in the demo corpus is near this: refused before the LLM is asked.
+        page.locator("#question textarea").fill("What is the capital of Burkina Faso?")
+        page.locator("#ask").click()
+        page.locator("#answer .refusal").wait_for(timeout=120_000)
+        page.locator("#contact textarea, #contact input").first.fill("patron@example.org")
+        page.locator("#ask-librarian").click()
+        page.locator("#handoff-status .handoff-done").wait_for(timeout=60_000)
+        text = page.locator("#handoff-status").inner_text()
+        assert "Sent to a librarian as request #" in text and "patron@example.org" in text
+        page.screenshot(path=str(ARTIFACTS / "console-handoff.png"), full_page=True)
+        browser.close()
+    queued = subprocess.run([sys.executable, "-m", "assistant.cli", "handoff", "list", "--json"], env=served_app.env,
+                            capture_output=True, text=True, timeout=120)
+    items = __import__("json").loads(queued.stdout)
+    assert [h["question"] for h in items] == ["What is the capital of Burkina Faso?"]
+    assert items[0]["contact"] == "patron@example.org" and items[0]["sources"]

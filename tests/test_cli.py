@@ -12,6 +12,8 @@ def cli(clean_env, tmp_path, capsys):
     clean_env.setenv("REFDESK_EMBEDDING__BACKEND", "fake")
     clean_env.setenv("REFDESK_EMBEDDING__MODEL", "hash")
     clean_env.setenv("REFDESK_LLM__BACKEND", "fake")
+    clean_env.setenv("REFDESK_RETRIEVAL__MIN_SCORE", "0")  # thresholds are calibrated for MiniLM, not hashes
+    clean_env.setenv("REFDESK_VERIFY__SEMANTIC_THRESHOLD", "0")
 
     def run(*argv):
         code = main(list(argv))
@@ -32,7 +34,7 @@ def test_ingest_json_then_ask_json(cli, demo_copy):
     assert len(answer["sources"]) == 3
     assert set(answer["sources"][0]) >= {"n", "chunk_id", "source_type", "record_id", "title", "locator", "link",
                                           "date", "score", "text"}
-    assert answer["sentences"][0] == {"text": answer["sentences"][0]["text"], "citations": [1], "status": "cited"}
+    assert answer["sentences"][0] == {"text": answer["sentences"][0]["text"], "citations": [1], "status": "supported", "reasons": []}
 
 
 def test_retrieve_only_and_plain_text(cli, demo_copy):
@@ -77,3 +79,41 @@ def test_llm_status_when_nothing_runs(cli, clean_env):
     code, out, _ = cli("llm", "status", "--json")
     status = json.loads(out)
     assert status["healthy"] is False and status["pid"] is None and code == 1
+
+
+def test_verify_checks_an_answer_written_elsewhere(cli, demo_copy):
+    cli("ingest", str(demo_copy))
+    code, out, _ = cli("ask", "Who wrote Summerland?", "--retrieve-only", "--json")
+    top = json.loads(out)["sources"][0]
+    assert top["record_id"] == "marc:12883376"
+    draft = "Summerland was written by Michael Chabon [1]. It was published in 1987 [1]. See also [4]."
+    code, out, _ = cli("verify", "--question", "Who wrote Summerland?", "--answer", draft,
+                       "--sources", top["chunk_id"], "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert [s["status"] for s in result["sentences"]] == ["supported", "unsupported", "unsupported"]
+    assert "not in the cited source: 1987" in result["sentences"][1]["reasons"][0]
+    assert result["sentences"][2]["reasons"][0] == "[4] points to no retrieved source"
+    code, out, _ = cli("verify", "--question", "Who wrote Summerland?", "--answer", draft, "--k", "3")
+    assert "1 of 3 sentences supported" in out
+    code, _, err = cli("verify", "--question", "q", "--answer", "x [1].", "--sources", "nope")
+    assert code == 2 and "not in the store: nope" in err
+
+
+def test_handoff_queue_from_the_cli(cli, demo_copy):
+    cli("ingest", str(demo_copy))
+    code, out, _ = cli("ask", "Do you hold the papers of Ada Lovelace?", "--handoff", "--contact", "ada@example.org",
+                       "--json")
+    answer = json.loads(out)
+    hid = answer["handoff_id"]
+    code, out, _ = cli("handoff", "list")
+    assert f"#{hid} [open]" in out and "Ada Lovelace" in out and "ada@example.org" in out
+    code, out, _ = cli("handoff", "show", str(hid), "--json")
+    shown = json.loads(out)
+    assert shown["question"] == "Do you hold the papers of Ada Lovelace?" and len(shown["sources"]) == 5
+    code, out, _ = cli("handoff", "close", str(hid), "--note", "replied by e-mail")
+    assert "[closed]" in out
+    code, out, _ = cli("handoff", "list")
+    assert "no open hand-offs" in out
+    code, _, err = cli("handoff", "show", "999")
+    assert code == 2 and "no hand-off #999" in err

@@ -14,6 +14,7 @@ def test_chroma_server_mode_ingests_retrieves_and_is_idempotent(chroma_server, c
         store={"mode": "server", "host": chroma_server["host"], "port": chroma_server["port"],
                "collection": "server_test"},
         embedding={"backend": "fake", "model": "hash"}, llm={"backend": "fake"},
+        retrieval={"min_score": 0.0}, verify={"semantic_threshold": 0.0},
     )
     services = Services(settings)
     first = ingest(services, [demo_copy])
@@ -24,7 +25,7 @@ def test_chroma_server_mode_ingests_retrieves_and_is_idempotent(chroma_server, c
     assert again.chunks_added == 0 and again.chunks_unchanged == first.chunks_added
     answer = services.answers.ask("Summerland Chabon baseball fairies", k=3)
     assert answer.sources[0].record_id == "marc:12883376"
-    assert answer.sentences[0].status == "cited"
+    assert answer.sentences[0].status == "supported"
 
 
 def test_unreachable_chroma_server_is_a_clear_error(clean_env, tmp_path):

@@ -9,7 +9,7 @@ def test_source_text_and_model_output_are_escaped():
     assert "<script>" not in html and "<img" not in html
     assert "&lt;script&gt;" in html
     assert "javascript:" not in html  # not made into a link
-    answer = Answer(question="q", answer="x", sentences=[Sentence(text="<i>x</i> [1].", citations=[1], status="cited")])
+    answer = Answer(question="q", answer="x", sentences=[Sentence(text="<i>x</i> [1].", citations=[1], status="supported", shown=True)])
     out = answer_html(answer)
     assert "<i>" not in out and 'href="#source-1"' in out
 

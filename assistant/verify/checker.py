@@ -1,0 +1,87 @@
+"""Runs the structural check and the configured verifiers over every sentence of a draft answer."""
+from __future__ import annotations
+
+from typing import Literal
+
+from assistant.citations import sentences_with_markers, with_markers
+from assistant.registry import Registry
+from assistant.types import Sentence, Source
+from assistant.verify.base import CitedSource, SentenceCheck, Verifier
+from assistant.verify.injection import split_instructions
+
+VERIFIERS = Registry("verifier", {
+    "lexical": "assistant.verify.lexical:LexicalVerifier",
+    "injection": "assistant.verify.injection:InjectionVerifier",
+    "semantic": "assistant.verify.semantic:SemanticVerifier",
+    "nli": "assistant.verify.nli:NLIVerifier",
+})
+
+
+def build_verifiers(settings, embedder) -> list[Verifier]:
+    """settings: VerifySettings. Each verifier gets only what it needs."""
+    out: list[Verifier] = []
+    for name in settings.verifiers:
+        cls = VERIFIERS.get(name)
+        if name == "semantic":
+            out.append(cls(embedder, settings.semantic_threshold))
+        elif name == "nli":
+            if settings.nli_model:
+                out.append(cls(settings.nli_model, settings.nli_threshold))
+        elif name == "lexical":
+            out.append(cls(settings.min_coverage))
+        else:
+            out.append(cls())
+    return out
+
+
+class CitationChecker:
+    def __init__(self, store, verifiers: list[Verifier], unsupported: Literal["drop", "flag"] = "drop"):
+        self.store = store
+        self.verifiers = verifiers
+        self.unsupported = unsupported
+
+    def stored_texts(self, sources: list[Source]) -> dict[int, str]:
+        """Source n -> its text as stored now; only for chunks retrieved AND still stored unchanged."""
+        stored = self.store.get([s.chunk_id for s in sources])
+        return {
+            s.n: stored[s.chunk_id].text for s in sources
+            if s.chunk_id in stored and stored[s.chunk_id].metadata.get("content_hash") == s.content_hash
+        }
+
+    def check(self, question: str, sources: list[Source], draft: str) -> tuple[list[Sentence], int]:
+        """Per-sentence verdicts and the number of [n] markers that resolved to nothing."""
+        valid = self.stored_texts(sources)
+        retrieved = {s.n: s for s in sources}
+        sentences: list[Sentence] = []
+        invalid = 0
+        seen: set[str] = set()
+        for text, numbers in sentences_with_markers(draft):
+            if text.lower() in seen:
+                continue  # small models loop; a repeated sentence adds nothing
+            seen.add(text.lower())
+            good = [n for n in numbers if n in valid]
+            bad = [n for n in numbers if n not in valid]
+            invalid += len(bad)
+            reasons = []
+            for n in bad:
+                reasons.append(f"[{n}] changed or deleted in the store" if n in retrieved
+                               else f"[{n}] points to no retrieved source")
+            if not good:
+                if not numbers:
+                    reasons.append("no citation")
+            else:
+                check = SentenceCheck(text=text, question=question,
+                                      cited=[CitedSource(n, retrieved[n].chunk_id, *split_instructions(valid[n]))
+                                             for n in good])
+                for verifier in self.verifiers:
+                    reasons.extend(f"{verifier.name}: {r}" for r in verifier.reasons(check))
+            supported = bool(good) and not any(not r.startswith("[") for r in reasons)
+            sentences.append(Sentence(
+                text=with_markers(text, good), citations=good, dropped_markers=bad,
+                status="supported" if supported else "unsupported", reasons=reasons,
+                shown=supported or self.unsupported == "flag",
+            ))
+        return sentences, invalid
+
+    def shown_text(self, sentences: list[Sentence]) -> str:
+        return " ".join(s.text if s.status == "supported" else f"{s.text} [unverified]" for s in sentences if s.shown)
