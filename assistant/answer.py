@@ -20,7 +20,7 @@ class AnswerService:
         self.top_k = top_k
         self.min_score = min_score
 
-    def ask(self, question: str, k: int | None = None, retrieve_only: bool = False) -> Answer:
+    def ask(self, question: str, k: int | None = None, retrieve_only: bool = False, filters=None) -> Answer:
         started = time.perf_counter()
         question = question.strip()
         answer = Answer(question=question)
@@ -32,7 +32,7 @@ class AnswerService:
                 answer.error = self.prompts.render("empty_store")
                 self._refuse(answer, text=answer.error)
                 return answer
-            answer.sources = self.retriever.retrieve(question, k or self.top_k, answer.timings)
+            answer.sources = self.retriever.retrieve(question, k or self.top_k, answer.timings, filters=filters)
             if retrieve_only or self.llm is None:
                 return answer
             if not answer.sources or answer.sources[0].score < self.min_score:

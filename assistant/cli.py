@@ -50,7 +50,10 @@ def render_answer_text(answer) -> str:
 
 
 def cmd_ask(services, args) -> int:
-    answer = services.answers.ask(args.question, k=args.k, retrieve_only=args.retrieve_only)
+    from assistant.filters import Filter
+
+    filters = [Filter.parse(f) for f in args.filter or []]
+    answer = services.answers.ask(args.question, k=args.k, retrieve_only=args.retrieve_only, filters=filters)
     handoff = services.handoffs.create(answer, contact=args.contact or "") if args.handoff else None
     if args.json:
         out = answer.public_dict()
@@ -213,7 +216,14 @@ def cmd_models(services, args) -> int:
 
 
 def cmd_bench(services, args) -> int:
-    from eval.bench import bench_answer
+    from eval.bench import bench_answer, bench_ingest, format_ingest_bench
+
+    if args.what == "ingest":
+        if not args.paths:
+            raise SettingsError("refdesk bench ingest needs one or more PATHs")
+        result = bench_ingest(services.settings, args.paths)
+        _print_json(result) if args.json else print(format_ingest_bench(result))
+        return 0
 
     result = bench_answer(services, n=args.n, k=args.k, questions_file=args.questions)
     if args.json:
@@ -234,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ingest", help="ingest files or folders into the store")
     s.add_argument("paths", nargs="+")
     s.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    s.add_argument("--sync", action="store_true", help="also remove chunks of files gone from the given folders")
+    s.add_argument("--sync", action="store_true",
+                   help="also remove records no longer in their file, and files gone from the given folders")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("ask", help="ask a question")
@@ -242,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--retrieve-only", action="store_true", help="skip the LLM, show the sources")
     s.add_argument("--k", type=int, help="number of sources to retrieve")
+    s.add_argument("--filter", action="append", metavar="KEY<OP>VALUE",
+                   help="only sources whose metadata match, e.g. year<1900, format=book, language=English, "
+                        "source_type=marc (repeatable: all must hold)")
     s.add_argument("--handoff", action="store_true", help="also put the question in the librarians' hand-off queue")
     s.add_argument("--contact", help="with --handoff: how the librarian can reach the asker (optional)")
     s.set_defaults(func=cmd_ask)
@@ -285,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("bench", help="benchmarks")
-    s.add_argument("what", choices=["answer"])
+    s.add_argument("what", choices=["answer", "ingest"])
+    s.add_argument("paths", nargs="*", help="ingest: files or folders to ingest into a temporary store")
     s.add_argument("--n", type=int, default=10)
     s.add_argument("--k", type=int)
     s.add_argument("--questions", help="file with one question per line")
@@ -294,13 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-READS_STORE = {"ask", "status", "serve", "bench", "verify"}
+READS_STORE = {"ask", "status", "serve", "verify"}
 
 
 def main(argv: Sequence[str] | None = None, services=None) -> int:
     from assistant.llm import LLMUnavailable
     from assistant.models import ModelError
     from assistant.prompts import PromptError
+    from assistant.filters import FilterError
     from assistant.handoff import HandoffError
     from assistant.store import StoreError
     from assistant.vllm_launcher import LauncherError
@@ -317,7 +333,7 @@ def main(argv: Sequence[str] | None = None, services=None) -> int:
                                 f"(refdesk --data-dir {data_dir} ingest PATH)")
         return args.func(services, args)
     except (SettingsError, StoreError, LauncherError, ModelError, PromptError, LLMUnavailable, HandoffError,
-            OSError) as exc:
+            OSError, FilterError) as exc:
         print(f"refdesk: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -53,12 +53,15 @@ def make_huggingface(settings: EmbeddingSettings) -> BaseEmbedding:
 
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+# Function words would dominate a bag of words that has no IDF.
+_FAKE_STOPWORDS = frozenset("""a an and are as at be by do does for from has have how i in is it of on or the this to
+was were what when where which who whom why with you your we our us wrote write written""".split())
 
 
 class HashEmbedding(BaseEmbedding):
     """Deterministic bag-of-words embedding for tests: texts sharing words are close."""
 
-    dim: int = 256
+    dim: int = 1024
 
     @classmethod
     def class_name(cls) -> str:
@@ -66,7 +69,7 @@ class HashEmbedding(BaseEmbedding):
 
     def _vector(self, text: str) -> list[float]:
         vec = [0.0] * self.dim
-        for token in _TOKEN.findall(text.lower()):
+        for token in set(_TOKEN.findall(text.lower())) - _FAKE_STOPWORDS:
             h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
             vec[h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
         norm = math.sqrt(sum(v * v for v in vec)) or 1.0

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from assistant.types import Answer, Source
 
 SOURCE_LABELS = {
-    "text": "Text", "marc": "Catalogue record", "ead": "Finding-aid component", "pdf": "PDF page", "warc": "Archived page",
+    "text": "Text", "marc": "Catalogue record", "dc": "Catalogue record (Dublin Core)", "ead": "Finding-aid component", "pdf": "PDF page", "warc": "Archived page",
 }
 SAFE_SCHEMES = {"http", "https", "file"}
 

@@ -15,7 +15,8 @@ class Retriever:
         self.embedder = embedder
         self.index = VectorStoreIndex.from_vector_store(store.vector_store(), embed_model=embedder)
 
-    def retrieve(self, question: str, k: int, timings: dict[str, float] | None = None) -> list[Source]:
+    def retrieve(self, question: str, k: int, timings: dict[str, float] | None = None, filters=None) -> list[Source]:
+        """filters: a list of assistant.filters.Filter, all of which must hold."""
         from llama_index.core.schema import QueryBundle
 
         timings = timings if timings is not None else {}
@@ -23,7 +24,12 @@ class Retriever:
         # Embedded here (not inside the retriever) so the two stages are timed apart.
         embedding = self.embedder.get_query_embedding(question)
         t1 = time.perf_counter()
-        nodes = self.index.as_retriever(similarity_top_k=k).retrieve(QueryBundle(question, embedding=embedding))
+        kwargs = {}
+        if filters:
+            from assistant.filters import to_metadata_filters
+
+            kwargs["filters"] = to_metadata_filters(filters)
+        nodes = self.index.as_retriever(similarity_top_k=k, **kwargs).retrieve(QueryBundle(question, embedding=embedding))
         timings["embed_query"] = t1 - t0
         timings["retrieve"] = time.perf_counter() - t1
         # ChromaVectorStore reports exp(-distance); with cosine space, 1 - distance is the cosine.

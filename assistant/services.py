@@ -93,5 +93,5 @@ class Services:
     def ingestor(self, manifest, progress: bool = True):
         from ingest.pipeline import Ingestor
 
-        links = {"text": self.settings.links.text}
+        links = self.settings.links.model_dump()
         return Ingestor(self.store, lambda texts: self.embedder.get_text_embedding_batch(texts), self.embedder_name, manifest, self.chunker(), links, progress)

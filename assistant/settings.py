@@ -88,6 +88,9 @@ class LinkSettings(BaseModel):
     """Deep-link templates; `{record_id}` and `{path}` are filled in by the readers."""
 
     text: str = ""  # empty: link to the file itself
+    # Catalogue record page, e.g. "https://catalog.example.edu/Record/{id}" ({id} = MARC 001).
+    # Empty: the record's first 856 URL, else the file with #id.
+    marc: str = ""
 
 
 class ServeSettings(BaseModel):

@@ -29,7 +29,9 @@ class SourceRecord(BaseModel):
 
     provenance: Provenance
     text: str
-    extra: dict[str, str] = Field(default_factory=dict)
+    extra: dict[str, str] = Field(default_factory=dict)  # attribution and the like, not stored per chunk
+    # Stored with every chunk as metadata usable as a retrieval filter (format, year, language...).
+    filters: dict[str, str | int | float] = Field(default_factory=dict)
 
 
 class SkippedRecord(BaseModel):
@@ -44,6 +46,9 @@ class SkippedRecord(BaseModel):
         return f"{where}: {self.reason}"
 
 
+PROVENANCE_KEYS = frozenset(Provenance.model_fields) | {"content_hash", "position"}
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -56,16 +61,20 @@ class Chunk(BaseModel):
     content_hash: str
     provenance: Provenance
     position: int = 0  # index of the chunk within its record
+    filters: dict[str, str | int | float] = Field(default_factory=dict)
 
     @classmethod
-    def make(cls, text: str, provenance: Provenance, position: int = 0) -> "Chunk":
+    def make(cls, text: str, provenance: Provenance, position: int = 0,
+             filters: dict[str, str | int | float] | None = None) -> "Chunk":
         digest = content_hash(text)
         key = "\x1f".join((provenance.source_file, provenance.source_type, provenance.record_id, digest))
         chunk_id = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-        return cls(id=chunk_id, text=text, content_hash=digest, provenance=provenance, position=position)
+        return cls(id=chunk_id, text=text, content_hash=digest, provenance=provenance, position=position,
+                   filters=dict(filters or {}))
 
-    def metadata(self) -> dict[str, str | int]:
-        meta: dict[str, str | int] = dict(self.provenance.metadata())
+    def metadata(self) -> dict[str, str | int | float]:
+        meta: dict[str, str | int | float] = {k: v for k, v in self.filters.items() if k not in PROVENANCE_KEYS}
+        meta.update(self.provenance.metadata())
         meta["content_hash"] = self.content_hash
         meta["position"] = self.position
         return meta

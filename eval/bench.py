@@ -56,3 +56,72 @@ def format_answer_bench(result: dict) -> str:
         lines.append(f"{stage:12} {v['p50']:9.4f} {v['p95']:9.4f} {v['mean']:9.4f}")
     lines.append(f"overhead (total - generate) / total = {result['overhead']:.4f}")
     return "\n".join(lines)
+
+
+def bench_ingest(settings, paths: list[str], batch_size: int | None = None) -> dict:
+    """Ingest PATHs into a temporary store, then encode the very same chunk texts with bare
+    SentenceTransformer.encode in the same process: the ratio of the two rates is refdesk's
+    ingest efficiency (1.0 = no overhead beyond the model)."""
+    import resource
+    import tempfile
+
+    from assistant.embeddings import resolve_model_path
+    from assistant.services import Services
+
+    with tempfile.TemporaryDirectory(prefix="refdesk-bench-") as tmp:
+        bench_settings = settings.model_copy(deep=True)
+        bench_settings.data_dir = Path(tmp)
+        bench_settings.store.mode = "embedded"
+        bench_settings.store.path = ""
+        services = Services(bench_settings)
+        embedder = services.embedder
+        embedder.get_text_embedding_batch(["warm-up"] * 8)  # load and warm the model outside both timings
+        texts: list[str] = []
+
+        def embed(batch: list[str]):
+            texts.extend(batch)
+            return embedder.get_text_embedding_batch(batch)
+
+        manifest = services.manifest()
+        try:
+            ingestor = services.ingestor(manifest, progress=True)
+            ingestor.embed = embed
+            summary = ingestor.ingest(paths)
+        finally:
+            manifest.close()
+        model = embedder._model  # the SentenceTransformer inside llama-index's HuggingFaceEmbedding
+        t0 = time.perf_counter()
+        if texts:
+            model.encode(texts, batch_size=batch_size or settings.embedding.batch_size, show_progress_bar=False)
+        encode_s = time.perf_counter() - t0
+    ingest_rate = summary.chunks_added / summary.seconds if summary.seconds else 0.0
+    encode_rate = len(texts) / encode_s if encode_s else 0.0
+    return {
+        "paths": [str(p) for p in paths],
+        "model": resolve_model_path(settings.embedding.model) if settings.embedding.backend == "huggingface" else "fake",
+        "files": summary.files,
+        "files_failed": summary.files_failed,
+        "records": summary.records,
+        "chunks": summary.chunks_added,
+        "skipped": len(summary.skipped),
+        "ingest_s": round(summary.seconds, 2),
+        "embed_s_inside_ingest": round(summary.embed_seconds, 2),
+        "records_per_s": round(summary.records / summary.seconds, 2) if summary.seconds else 0.0,
+        "chunks_per_s": round(ingest_rate, 2),
+        "bare_encode_s": round(encode_s, 2),
+        "bare_encode_chunks_per_s": round(encode_rate, 2),
+        "ratio_ingest_to_bare_encode": round(ingest_rate / encode_rate, 3) if encode_rate else 0.0,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def format_ingest_bench(result: dict) -> str:
+    return "\n".join([
+        f"{result['files']} files ({result['files_failed']} failed), {result['records']} records, "
+        f"{result['chunks']} chunks, {result['skipped']} skipped",
+        f"ingest:      {result['ingest_s']:8.2f} s  {result['records_per_s']:8.2f} records/s  "
+        f"{result['chunks_per_s']:8.2f} chunks/s (embedding {result['embed_s_inside_ingest']} s of it)",
+        f"bare encode: {result['bare_encode_s']:8.2f} s  {result['bare_encode_chunks_per_s']:8.2f} chunks/s "
+        f"(SentenceTransformer.encode, same texts, same process)",
+        f"ratio ingest / bare encode = {result['ratio_ingest_to_bare_encode']:.3f}   peak RSS {result['peak_rss_mb']} MB",
+    ])

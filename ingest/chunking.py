@@ -37,4 +37,4 @@ class Chunker:
         for position, piece in enumerate(self.splitter.split_text(record.text)):
             # The title travels with every piece so a chunk read alone still says what it is about.
             text = piece if not title or piece.startswith(title) else f"{title}\n{piece}"
-            yield Chunk.make(text, record.provenance, position)
+            yield Chunk.make(text, record.provenance, position, record.filters)

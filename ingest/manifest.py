@@ -11,9 +11,10 @@ from pathlib import Path
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
   path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER, format TEXT,
-  embedder TEXT, records INTEGER, chunks INTEGER, ingested_at REAL
+  embedder TEXT, records INTEGER, chunks INTEGER, ingested_at REAL,
+  withdrawn INTEGER NOT NULL DEFAULT 0  -- chunks of records gone from the file, kept until --sync
 );
-CREATE TABLE IF NOT EXISTS chunks (chunk_id TEXT PRIMARY KEY, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (chunk_id TEXT PRIMARY KEY, path TEXT NOT NULL, record_id TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, finished_at REAL, summary TEXT);
 """
@@ -34,6 +35,7 @@ class FileEntry:
     embedder: str
     records: int
     chunks: int
+    withdrawn: int = 0
 
 
 class Manifest:
@@ -47,12 +49,16 @@ class Manifest:
 
     def entry(self, path: str) -> FileEntry | None:
         row = self.db.execute(
-            "SELECT path, sha256, embedder, records, chunks FROM files WHERE path = ?", (path,)
+            "SELECT path, sha256, embedder, records, chunks, withdrawn FROM files WHERE path = ?", (path,)
         ).fetchone()
         return FileEntry(*row) if row else None
 
     def chunk_ids(self, path: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT chunk_id FROM chunks WHERE path = ?", (path,))}
+
+    def chunk_records(self, path: str) -> dict[str, str]:
+        """chunk id -> record id, for one file."""
+        return dict(self.db.execute("SELECT chunk_id, record_id FROM chunks WHERE path = ?", (path,)).fetchall())
 
     def paths_under(self, folder: str) -> list[str]:
         prefix = folder.rstrip("/") + "/"
@@ -60,20 +66,22 @@ class Manifest:
         return [r[0] for r in rows]
 
     def record_file(
-        self, path: str, sha256: str, size: int, fmt: str, embedder: str, records: int, chunk_ids: set[str],
-        replace: bool,
+        self, path: str, sha256: str, size: int, fmt: str, embedder: str, records: int, chunks: dict[str, str],
+        replace: bool, withdrawn: int = 0,
     ) -> None:
-        """replace=False keeps the chunks listed before (a partly unreadable file loses nothing)."""
+        """chunks: chunk id -> record id now stored for the file. replace=False keeps the ones listed
+        before as well (a partly unreadable file loses nothing)."""
         with self.db:
             if replace:
                 self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
             self.db.executemany(
-                "INSERT OR REPLACE INTO chunks(chunk_id, path) VALUES (?, ?)", ((c, path) for c in chunk_ids)
+                "INSERT OR REPLACE INTO chunks(chunk_id, path, record_id) VALUES (?, ?, ?)",
+                ((c, path, r) for c, r in chunks.items()),
             )
             total = self.db.execute("SELECT count(*) FROM chunks WHERE path = ?", (path,)).fetchone()[0]
             self.db.execute(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (path, sha256, size, fmt, embedder, records, total, time.time()),
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, sha256, size, fmt, embedder, records, total, time.time(), withdrawn),
             )
 
     def forget_file(self, path: str) -> None:

@@ -100,7 +100,7 @@ class Ingestor:
         self._bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not self.progress, leave=False)
         try:
             for path in files:
-                self._ingest_file(path, summary)
+                self._ingest_file(path, summary, sync)
                 self._bar.update(1)
             if sync:
                 seen = {str(p) for p in files}
@@ -116,7 +116,7 @@ class Ingestor:
         return summary
 
     # -- one file -----------------------------------------------------------------------------
-    def _ingest_file(self, path: Path, summary: IngestSummary) -> None:
+    def _ingest_file(self, path: Path, summary: IngestSummary, sync: bool = False) -> None:
         key = str(path)
         summary.files += 1
         fmt = detect_format(path)
@@ -132,7 +132,8 @@ class Ingestor:
             summary.files_failed += 1
             return
         previous = self.manifest.entry(key)
-        if previous and previous.sha256 == sha and previous.embedder == self.embedder_name:
+        if (previous and previous.sha256 == sha and previous.embedder == self.embedder_name
+                and not (sync and previous.withdrawn)):
             known = self.manifest.chunk_ids(key)
             if len(self.store.existing_ids(sorted(known))) == len(known):
                 summary.files_unchanged += 1
@@ -140,7 +141,7 @@ class Ingestor:
                 summary.chunks_unchanged += len(known)
                 return
         reader = get_reader(fmt)
-        chunk_ids: set[str] = set()
+        chunk_ids: dict[str, str] = {}  # chunk id -> record id
         records = 0
         complete = True
         try:
@@ -152,7 +153,7 @@ class Ingestor:
                 for chunk in self.chunker.chunks(item):
                     if chunk.id in chunk_ids:
                         continue  # the same text twice in one record
-                    chunk_ids.add(chunk.id)
+                    chunk_ids[chunk.id] = chunk.provenance.record_id
                     self._pending.append(chunk)
                 if len(self._pending) >= FLUSH_AT:
                     self._flush(summary)
@@ -167,10 +168,18 @@ class Ingestor:
         self._flush(summary)
         summary.records += records
         if complete:
-            stale = self.manifest.chunk_ids(key) - chunk_ids
-            summary.chunks_removed += self.store.delete(sorted(stale))
+            # A record read again with new content replaces its old chunks; a record gone from the
+            # file is removed only with --sync (librarians decide when withdrawals take effect).
+            seen_records = set(chunk_ids.values())
+            stale = {c: r for c, r in self.manifest.chunk_records(key).items() if c not in chunk_ids}
+            remove = [c for c, r in stale.items() if sync or r in seen_records]
+            summary.chunks_removed += self.store.delete(sorted(remove))
+            kept = {c: r for c, r in stale.items() if c not in set(remove)}
+            chunk_ids.update(kept)
+        else:
+            kept = {}
         self.manifest.record_file(key, sha if complete else "", size, fmt, self.embedder_name, records, chunk_ids,
-                                  replace=complete)
+                                  replace=complete, withdrawn=len(kept))
 
     def _flush(self, summary: IngestSummary) -> None:
         if not self._pending:

@@ -1,6 +1,7 @@
-"""Readers by format, imported lazily; the format of each file is picked here."""
+"""Readers by format, imported lazily; the format of each file is picked here (extension, then content)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -9,10 +10,19 @@ from assistant.types import SkippedRecord, SourceRecord
 
 ReaderFn = Callable[..., Iterator[SourceRecord | SkippedRecord]]
 
-READERS = Registry("reader", {"text": "ingest.text:iter_records"})
+READERS = Registry("reader", {
+    "text": "ingest.text:iter_records",
+    "marc": "ingest.marc:iter_records",
+    "oai_dc": "ingest.oai_dc:iter_records",
+})
 
-# Extension -> format. Later readers (MARC, EAD, PDF, WARC) add their own entries and sniffers.
-EXTENSIONS = {".txt": "text", ".md": "text", ".markdown": "text"}
+EXTENSIONS = {
+    ".txt": "text", ".md": "text", ".markdown": "text",
+    ".mrc": "marc", ".marc": "marc", ".dat": "marc", ".iso2709": "marc",
+}
+SNIFFED = {".xml"}  # shared by MARCXML and EAD: decided by content
+SNIFF_BYTES = 4096
+XML_SNIFF_BYTES = 65536  # an OAI-PMH envelope can hold a long header before the first MARC record
 
 
 class ReaderError(Exception):
@@ -26,8 +36,35 @@ class ReaderError(Exception):
         super().__init__(f"{where}: {reason}")
 
 
+def _sniff_xml(head: bytes) -> str | None:
+    text = head.decode("utf-8", "ignore")
+    if "http://www.openarchives.org/OAI/2.0/oai_dc/" in text:
+        return "oai_dc"
+    if "http://www.loc.gov/MARC21/slim" in text or re.search(r"<(\w+:)?(collection|record)[\s>]", text) and \
+            re.search(r"<(\w+:)?(leader|controlfield|datafield)[\s>]", text):
+        return "marc"
+    return None
+
+
+def _sniff_binary(head: bytes) -> str | None:
+    if len(head) >= 24 and head[:5].isdigit() and head[10:12] == b"22":
+        return "marc"
+    return None
+
+
 def detect_format(path: Path) -> str | None:
-    return EXTENSIONS.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    if suffix in EXTENSIONS and suffix not in SNIFFED:
+        return EXTENSIONS[suffix]
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except OSError:
+        return None
+    if head.lstrip().startswith(b"<"):
+        with path.open("rb") as fh:
+            return _sniff_xml(fh.read(XML_SNIFF_BYTES))
+    return _sniff_binary(head)
 
 
 def get_reader(fmt: str) -> ReaderFn:

@@ -9,7 +9,6 @@ import re
 import sys
 from pathlib import Path
 
-import pymarc
 from lxml import etree, html
 from warcio.archiveiterator import ArchiveIterator
 
@@ -17,47 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 OUT = ROOT / "demo" / "corpus"
 
-MARC_FILES = [
-    ("marc/marc4j/chabon.mrc", None, "marc4j/marc4j, LGPL-2.1"),
-    ("marc/traject/nature.marc", None, "traject/traject, MIT"),
-    ("marc/traject/george_eliot.marc", None, "traject/traject, MIT"),
-    ("marc/traject/louis_armstrong.marc", None, "traject/traject, MIT"),
-    ("marc/marc4j/pride-and-prejudice-fixed.mrc", 8, "marc4j/marc4j, LGPL-2.1"),
-]
-LABELS = [
-    ("100", "Author"), ("110", "Corporate author"), ("245", "Title"), ("250", "Edition"), ("260", "Published"),
-    ("264", "Published"), ("300", "Description"), ("020", "ISBN"), ("022", "ISSN"), ("050", "LC call number"),
-    ("082", "Dewey number"), ("310", "Frequency"), ("362", "Dates of publication"), ("500", "Note"),
-    ("505", "Contents"), ("511", "Performers"), ("518", "Recorded"), ("520", "Summary"), ("600", "Subject"),
-    ("650", "Subject"), ("651", "Place"), ("655", "Genre"), ("700", "Other author"),
-]
-
-
 def clean(value: str) -> str:
     return re.sub(r"\s+", " ", value).strip().rstrip(" /:;,")
-
-
-def marc_markdown(record: pymarc.Record, origin: str, attribution: str) -> tuple[str, str]:
-    rid = record["001"].data.strip() if record["001"] else "unknown"
-    title = clean(record.title or "Untitled")
-    date = ""
-    for tag in ("260", "264"):
-        for f in record.get_fields(tag):
-            date = date or clean(" ".join(f.get_subfields("c"))).strip("c[].")
-    lines = ["---", f"title: {title}", f"record_id: marc:{rid}", f"date: {date}", f"locator: catalogue record {rid}",
-             f"source: {origin} (record 001 = {rid})", f"licence: {attribution}", "---", f"# {title}", ""]
-    for tag, label in LABELS:
-        for f in record.get_fields(tag):
-            if tag in ("020", "022"):
-                values = f.get_subfields("a")
-            elif tag == "050":
-                values = [" ".join(f.get_subfields("a", "b"))]
-            else:
-                values = [" ".join(sf.value for sf in f.subfields if sf.code not in ("6", "8", "2", "4"))]
-            for v in values:
-                if clean(v):
-                    lines.append(f"{label}: {clean(v)}")
-    return f"marc-{rid}", "\n".join(lines) + "\n"
 
 
 def ead_markdown(path: Path, attribution: str) -> str:
@@ -122,13 +82,12 @@ def main() -> int:
         print(f"{SHARED}: shared data not found", file=sys.stderr)
         return 1
     OUT.mkdir(parents=True, exist_ok=True)
-    for rel, limit, attribution in MARC_FILES:
-        with (SHARED / rel).open("rb") as fh:
-            for i, record in enumerate(pymarc.MARCReader(fh, to_unicode=True)):
-                if limit is not None and i >= limit:
-                    break
-                name, md = marc_markdown(record, rel, attribution)
-                (OUT / f"{name}.md").write_text(md, encoding="utf-8")
+    # Catalogue records ship as the real MARC files (ingested by ingest/marc.py).
+    for rel in ("marc/marc4j/chabon.mrc", "marc/traject/nature.marc", "marc/traject/george_eliot.marc",
+                "marc/traject/louis_armstrong.marc"):
+        (OUT / Path(rel).name).write_bytes((SHARED / rel).read_bytes())
+    raw = (SHARED / "marc/marc4j/pride-and-prejudice-fixed.mrc").read_bytes()
+    (OUT / "pride-and-prejudice-first8.mrc").write_bytes(b"".join(r + b"\x1d" for r in raw.split(b"\x1d")[:8]))
     (OUT / "ead-pc0170.md").write_text(
         ead_markdown(SHARED / "ead/arclight/pc0170.xml", "projectblacklight/arclight, Apache-2.0"), encoding="utf-8")
     uris = {"http://www.archive.org/index.php", "http://www.archive.org/about/faq.php?faq_id=243"}

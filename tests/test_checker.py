@@ -21,8 +21,8 @@ def services(real_embedder, tmp_path_factory):
 
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copytree(DEMO_CORPUS, corpus, dirs_exist_ok=True)
-    page = corpus / "marc-12883376.md"  # a real record with an injected instruction in its summary
-    page.write_text(page.read_text().replace("ancient enemy.", f"ancient enemy. {INJECTED}"))
+    page = corpus / "warc-archive-org-20080430205007-1.md"  # a real archived page, with an injected instruction
+    page.write_text(page.read_text() + f"\n{INJECTED}\n")
     settings = Settings.load(data_dir=str(tmp_path_factory.mktemp("data")))
     svc = Services(settings, llm=FakeChat(), embedder=real_embedder)
     ingest(svc, [corpus])
@@ -45,14 +45,13 @@ CASES = [
     ("Summerland was written by Michael Chabon.", False, "no citation"),
     ("Its ISBN is 0786808779 [1].", False, "not in the cited source: 0786808779"),
     ("Summerland is a horror story about vampires and werewolves [1].", False, "content words found"),
-    ("The library has closed forever [1].", False, "repeats an instruction found inside source [1]"),
 ]
 
 
 @pytest.mark.parametrize("draft,supported,reason", CASES, ids=[c[0][:40] for c in CASES])
 def test_checker_cases(services, draft, supported, reason):
     answer = answer_with(services, draft)
-    assert answer.sources[0].record_id == "marc:12883376"
+    assert answer.sources[0].record_id == "12883376"
     (sentence,) = answer.sentences
     assert (sentence.status == "supported") is supported, sentence.reasons
     if supported:
@@ -61,6 +60,17 @@ def test_checker_cases(services, draft, supported, reason):
     else:
         assert any(reason in r for r in sentence.reasons), sentence.reasons
         assert answer.refused and answer.handoff_offered
+
+
+def test_instruction_inside_an_archived_page_cannot_support_an_answer(services):
+    services.answers.llm = FakeChat(script=lambda m: "The library has closed forever [1].")
+    answer = services.answers.ask("Internet Archive frequently asked questions about the Wayback Machine")
+    assert answer.sources[0].record_id == "urn:uuid:ca1f8566-b6e2-441a-a211-3363fcceac7e"
+    assert INJECTED.split(" and ")[0] in answer.sources[0].text
+    (sentence,) = answer.sentences
+    assert sentence.status == "unsupported"
+    assert "injection: repeats an instruction found inside source [1]" in sentence.reasons
+    assert answer.refused
 
 
 def test_marker_whose_chunk_was_deleted_after_retrieval(services):

@@ -26,7 +26,7 @@ def test_ingest_json_then_ask_json(cli, demo_copy):
     code, out, _ = cli("ingest", str(demo_copy), "--json")
     assert code == 0
     summary = json.loads(out)
-    assert summary["files"] == 16 and summary["chunks_added"] > 0 and summary["skipped"] == []
+    assert summary["files"] == 8 and summary["chunks_added"] > 0 and summary["skipped"] == []
     code, out, _ = cli("ask", "Who wrote Summerland?", "--json", "--k", "3")
     assert code == 0
     answer = json.loads(out)
@@ -59,9 +59,9 @@ def test_status_json(cli, demo_copy):
     cli("ingest", str(demo_copy))
     code, out, _ = cli("status", "--json")
     status = json.loads(out)
-    assert status["chunks"] > 0 and status["by_type"]["text"]["records"] == 24
+    assert status["chunks"] > 0 and status["by_type"]["marc"]["records"] == 13
     assert status["store"]["mode"] == "embedded"
-    assert status["last_ingest"]["files"] == 16
+    assert status["last_ingest"]["files"] == 8
 
 
 def test_missing_data_dir_is_one_clear_line(cli, tmp_path):
@@ -85,7 +85,7 @@ def test_verify_checks_an_answer_written_elsewhere(cli, demo_copy):
     cli("ingest", str(demo_copy))
     code, out, _ = cli("ask", "Who wrote Summerland?", "--retrieve-only", "--json")
     top = json.loads(out)["sources"][0]
-    assert top["record_id"] == "marc:12883376"
+    assert top["record_id"] == "12883376"
     draft = "Summerland was written by Michael Chabon [1]. It was published in 1987 [1]. See also [4]."
     code, out, _ = cli("verify", "--question", "Who wrote Summerland?", "--answer", draft,
                        "--sources", top["chunk_id"], "--json")

@@ -63,6 +63,6 @@ def test_cli_ask_json_against_the_real_server(real_services, vllm_server):
     answer = json.loads(out.stdout)
     assert answer["error"] == "" and answer["sources"]
     record_ids = {s["record_id"] for s in answer["sources"]}
-    assert "marc:12883376" in record_ids
+    assert "12883376" in record_ids
     numbers = {s["n"] for s in answer["sources"]}
     assert all(set(s["citations"]) <= numbers for s in answer["sentences"])

@@ -24,7 +24,7 @@ def make_ingestor(services, manifest):
 
 def test_ingest_demo_corpus_and_reingest_embeds_nothing(fake_services, demo_copy):
     first = ingest(fake_services, [demo_copy])
-    assert first.files == 16 and first.files_failed == 0 and not first.skipped
+    assert first.files == 8 and first.files_failed == 0 and not first.skipped
     assert first.records == 24
     assert first.chunks_added == fake_services.store.count() > 0
     manifest = fake_services.manifest()
@@ -32,7 +32,7 @@ def test_ingest_demo_corpus_and_reingest_embeds_nothing(fake_services, demo_copy
     again = ing.ingest([str(demo_copy)])
     manifest.close()
     assert (again.chunks_added, again.chunks_removed, counter.texts) == (0, 0, 0)
-    assert again.files_unchanged == 16
+    assert again.files_unchanged == 8
     assert again.chunks_unchanged == first.chunks_added
     assert fake_services.store.count() == first.chunks_added
 
@@ -40,8 +40,8 @@ def test_ingest_demo_corpus_and_reingest_embeds_nothing(fake_services, demo_copy
 def test_changed_record_replaces_its_old_chunks(fake_services, demo_copy):
     ingest(fake_services, [demo_copy])
     total = fake_services.store.count()
-    f = demo_copy / "marc-12883376.md"
-    f.write_text(f.read_text().replace("500 p.", "512 p."))
+    f = demo_copy / "ead-pc0170.md"
+    f.write_text(f.read_text().replace("Location: Box 1\n", "Location: Box 11\n"))
     manifest = fake_services.manifest()
     ing, counter = make_ingestor(fake_services, manifest)
     summary = ing.ingest([str(f)])
@@ -49,8 +49,8 @@ def test_changed_record_replaces_its_old_chunks(fake_services, demo_copy):
     assert summary.chunks_added == 1 and summary.chunks_removed == 1
     assert counter.texts == 1  # only the changed chunk is embedded
     assert fake_services.store.count() == total
-    texts = fake_services.store.collection.get(where={"record_id": "marc:12883376"})["documents"]
-    assert len(texts) == 1 and "512 p." in texts[0]
+    texts = fake_services.store.collection.get(where={"record_id": "ead:PC0170#a-c"})["documents"]
+    assert len(texts) == 1 and "Box 11" in texts[0]
 
 
 def test_bad_files_are_reported_and_the_batch_goes_on(fake_services, demo_copy, tmp_path):
@@ -79,12 +79,12 @@ def test_file_that_breaks_later_loses_nothing_already_stored(fake_services, demo
 def test_sync_removes_chunks_of_deleted_files_only_when_asked(fake_services, demo_copy):
     ingest(fake_services, [demo_copy])
     before = fake_services.store.count()
-    (demo_copy / "marc-417826.md").unlink()
+    (demo_copy / "nature.marc").unlink()
     kept = ingest(fake_services, [demo_copy])
     assert kept.chunks_removed == 0 and fake_services.store.count() == before
     synced = ingest(fake_services, [demo_copy], sync=True)
     assert synced.chunks_removed == 1
-    assert fake_services.store.collection.get(where={"record_id": "marc:417826"})["ids"] == []
+    assert fake_services.store.collection.get(where={"record_id": "417826"})["ids"] == []
 
 
 def test_store_refuses_vectors_from_another_model(fake_services, demo_copy):
@@ -97,7 +97,7 @@ def test_summary_counts_by_type(fake_services, demo_copy):
     summary = ingest(fake_services, [demo_copy])
     counts = fake_services.store.counts()
     assert counts["chunks"] == summary.chunks_added
-    assert counts["by_type"]["text"]["records"] == 24
+    assert counts["by_type"]["text"]["records"] == 11 and counts["by_type"]["marc"]["records"] == 13
     d = summary.as_dict()
     assert set(d) >= {"files", "records", "chunks_added", "chunks_unchanged", "chunks_removed", "skipped", "seconds",
                       "chunks_per_s"}

@@ -8,15 +8,15 @@ from ingest.text import iter_records
 from tests.conftest import DEMO_CORPUS
 
 
-def test_demo_catalogue_record_keeps_front_matter_provenance():
-    records = list(iter_records(DEMO_CORPUS / "marc-12883376.md"))
-    assert len(records) == 1
-    p = records[0].provenance
-    assert (p.source_type, p.record_id, p.title, p.date) == ("text", "marc:12883376", "Summerland", "2002")
-    assert p.locator == "catalogue record 12883376"
-    assert p.link.startswith("file://") and p.link.endswith("marc-12883376.md")
-    assert "Ethan Feld" in records[0].text
-    assert records[0].extra["licence"].endswith("LGPL-2.1")
+def test_front_matter_gives_the_provenance():
+    (record,) = iter_records(DEMO_CORPUS / "warc-archive-org-20080430205007-1.md")
+    p = record.provenance
+    assert (p.source_type, p.record_id, p.date) == ("text", "urn:uuid:ca1f8566-b6e2-441a-a211-3363fcceac7e",
+                                                   "2008-04-30T20:50:07Z")
+    assert p.title == "Internet Archive: Frequently Asked Questions"
+    assert p.locator == "captured 2008-04-30 — http://www.archive.org/about/faq.php?faq_id=243"
+    assert p.link == "https://web.archive.org/web/20080430205007/http://www.archive.org/about/faq.php?faq_id=243"
+    assert record.extra["licence"].endswith("Apache-2.0")
 
 
 def test_sections_become_records_with_their_own_locator():
@@ -59,4 +59,4 @@ def test_bad_files_raise_errors_naming_the_file(tmp_path):
 def test_format_detection():
     assert detect_format(Path("a.md")) == "text"
     assert detect_format(Path("a.TXT")) == "text"
-    assert detect_format(Path("a.mrc")) is None  # not until the MARC reader lands
+    assert detect_format(Path("a.mrc")) == "marc"
