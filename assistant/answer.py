@@ -1,17 +1,26 @@
-"""AnswerService: retrieve -> prompt -> generate -> check every citation against the store -> Answer."""
+"""AnswerService: retrieve -> evidence from the records (+ an LLM lead) -> check every sentence -> Answer.
+
+The answer is built evidence first: fields and sentences quoted from the retrieved records,
+each citing its record. The LLM only writes a short lead, shown only if the checker accepts
+it; otherwise a plain template lead introduces the evidence. Questions a rule can answer
+(identifier look-ups, "which box", capture dates) never reach the LLM.
+"""
 from __future__ import annotations
 
 import time
 
+from assistant.evidence import rule_routed, select_evidence
 from assistant.llm import ChatModel, LLMUnavailable
 from assistant.prompts import Prompts
-from assistant.types import Answer
+from assistant.types import Answer, Sentence
 from assistant.verify.checker import CitationChecker
+
+MAX_LEAD_SENTENCES = 2
 
 
 class AnswerService:
     def __init__(self, store, retriever, llm: ChatModel | None, prompts: Prompts, checker: CitationChecker,
-                 top_k: int = 5, min_score: float = 0.0):
+                 top_k: int = 5, min_score: float = 0.0, evidence_first: bool = True):
         self.store = store
         self.retriever = retriever
         self.llm = llm
@@ -19,6 +28,7 @@ class AnswerService:
         self.checker = checker
         self.top_k = top_k
         self.min_score = min_score
+        self.evidence_first = evidence_first
 
     def ask(self, question: str, k: int | None = None, retrieve_only: bool = False, filters=None) -> Answer:
         started = time.perf_counter()
@@ -39,19 +49,55 @@ class AnswerService:
                 # Nothing relevant was found: do not let the model guess from its own memory.
                 self._refuse(answer)
                 return answer
-            t0 = time.perf_counter()
-            try:
-                draft = self.llm.chat(self.prompts.answer_messages(question, answer.sources))
-            except LLMUnavailable as exc:
-                answer.error = self.prompts.render("llm_unavailable", url=exc.url)
-                answer.answer = answer.error
+            if not self.evidence_first:
+                draft = self._generate(answer)
+                if draft is not None:
+                    self.finish(answer, draft)
                 return answer
-            finally:
-                answer.timings["generate"] = time.perf_counter() - t0
-            self.finish(answer, draft)
+            t0 = time.perf_counter()
+            evidence = select_evidence(question, answer.sources)
+            answer.timings["evidence"] = time.perf_counter() - t0
+            if not evidence:
+                self._refuse(answer)  # retrieved, but nothing in it answers this question
+                return answer
+            lead: list[Sentence] = []
+            if not rule_routed(question):
+                draft = self._generate(answer)
+                if draft is None:
+                    return answer  # LLM unreachable: the error names it, the sources are shown
+                t1 = time.perf_counter()
+                lead, answer.invalid_markers = self.checker.check(question, answer.sources, draft)
+                answer.timings["check"] = time.perf_counter() - t1
+            t1 = time.perf_counter()
+            valid = self.checker.stored_texts(answer.sources)
+            quoted = [self.checker.check_sentence(question, answer.sources, e.text, [e.n], valid, kind="evidence")
+                      for e in evidence]
+            answer.timings["check"] = answer.timings.get("check", 0.0) + time.perf_counter() - t1
+            shown_lead = [s for s in lead if s.shown][:MAX_LEAD_SENTENCES]
+            for s in lead:
+                s.shown = s in shown_lead
+            if not any(s.status == "supported" for s in shown_lead):
+                lead.insert(0, Sentence(text=self.prompts.render("evidence_lead"), status="supported", shown=True,
+                                        kind="template"))
+            answer.sentences = lead + quoted
+            if not any(s.status == "supported" and s.kind != "template" for s in answer.sentences):
+                self._refuse(answer)
+            else:
+                answer.answer = self.checker.shown_text(answer.sentences)
             return answer
         finally:
             answer.timings["total"] = time.perf_counter() - started
+
+    def _generate(self, answer: Answer) -> str | None:
+        t0 = time.perf_counter()
+        try:
+            return self.llm.chat(self.prompts.answer_messages(answer.question, answer.sources))
+        except LLMUnavailable as exc:
+            answer.error = self.prompts.render("llm_unavailable", url=exc.url)
+            answer.answer = answer.error
+            return None
+        finally:
+            answer.timings["generate"] = time.perf_counter() - t0
 
     def finish(self, answer: Answer, draft: str) -> Answer:
         """Checks a draft (from our LLM or pasted from elsewhere) against answer.sources."""

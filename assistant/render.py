@@ -37,6 +37,9 @@ def answer_html(answer: Answer) -> str:
     else:
         shown = [s for s in answer.sentences if s.shown]
         for sentence in shown:
+            if sentence.kind == "template":
+                parts.append(f'<p class="lead">{_e(sentence.text)}</p>')
+                continue
             ok = sentence.status == "supported"
             badge = ('<span class="badge ok" title="checked against the cited source">✓ verified</span>' if ok else
                      f'<span class="badge flag" title="{_e("; ".join(sentence.reasons))}">⚠ not verified</span>')

@@ -59,7 +59,8 @@ class Services:
         from assistant.answer import AnswerService
 
         return AnswerService(self.store, self.retriever, self.llm, self.prompts, self.checker,
-                             top_k=self.settings.retrieval.top_k, min_score=self.settings.retrieval.min_score)
+                             top_k=self.settings.retrieval.top_k, min_score=self.settings.retrieval.min_score,
+                             evidence_first=self.settings.answer.evidence_first)
 
     @cached_property
     def checker(self):

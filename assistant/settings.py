@@ -44,7 +44,7 @@ class LLMSettings(BaseModel):
     base_url: str = "http://127.0.0.1:8011/v1"  # any OpenAI-compatible server (vLLM)
     model: str = "smollm2"
     api_key: str = "none"
-    max_tokens: int = 200
+    max_tokens: int = 128  # the model writes a short lead; the records supply the rest
     temperature: float = 0.0
     timeout_s: float = 180.0
     context_window: int = 4096
@@ -71,6 +71,12 @@ class RetrievalSettings(BaseModel):
     top_k: int = 5
     # Below this cosine score for the best source, refdesk refuses without asking the LLM.
     min_score: float = 0.2
+
+
+class AnswerSettings(BaseModel):
+    # Quote the records' own fields and sentences (with citations) and let the LLM add a checked lead.
+    # False: the plain RAG answer, checked sentence by sentence (for comparison in evals).
+    evidence_first: bool = True
 
 
 class VerifySettings(BaseModel):
@@ -124,6 +130,7 @@ class Settings(BaseSettings):
     vllm: VLLMSettings = Field(default_factory=VLLMSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
 

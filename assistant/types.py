@@ -98,6 +98,8 @@ class Source(BaseModel):
 
 
 SentenceStatus = Literal["supported", "unsupported"]
+# generated: written by the LLM; evidence: quoted from a record by refdesk; template: a plain lead with no claim.
+SentenceKind = Literal["generated", "evidence", "template"]
 
 
 class Sentence(BaseModel):
@@ -107,6 +109,7 @@ class Sentence(BaseModel):
     reasons: list[str] = Field(default_factory=list)  # why it is unsupported (or which markers were dropped)
     dropped_markers: list[int] = Field(default_factory=list)
     shown: bool = False  # supported, or unsupported but shown flagged (verify.unsupported = "flag")
+    kind: SentenceKind = "generated"
 
 
 class Answer(BaseModel):
@@ -129,7 +132,7 @@ class Answer(BaseModel):
             "invalid_markers": self.invalid_markers,
             "handoff_offered": self.handoff_offered,
             "sentences": [
-                {"text": s.text, "citations": s.citations, "status": s.status, "reasons": s.reasons}
+                {"text": s.text, "citations": s.citations, "status": s.status, "reasons": s.reasons, "kind": s.kind}
                 for s in self.sentences
             ],
             "sources": [

@@ -36,5 +36,6 @@ class Chunker:
         title = record.provenance.title.strip()
         for position, piece in enumerate(self.splitter.split_text(record.text)):
             # The title travels with every piece so a chunk read alone still says what it is about.
-            text = piece if not title or piece.startswith(title) else f"{title}\n{piece}"
+            first_line = piece.split("\n", 1)[0]
+            text = piece if not title or title in first_line else f"{title}\n{piece}"
             yield Chunk.make(text, record.provenance, position, record.filters)

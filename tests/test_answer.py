@@ -10,7 +10,9 @@ from tests.conftest import free_port, ingest
 @pytest.fixture
 def loaded(fake_settings, demo_copy):
     def make(script=None, llm=None):
-        services = Services(fake_settings, llm=llm or FakeChat(script=script))
+        # These tests are about checking the LLM's own sentences: the plain RAG path.
+        settings = fake_settings.model_copy(update={"answer": fake_settings.answer.model_copy(update={"evidence_first": False})})
+        services = Services(settings, llm=llm or FakeChat(script=script))
         ingest(services, [demo_copy])
         return services
     return make

@@ -23,7 +23,8 @@ def services(real_embedder, tmp_path_factory):
     shutil.copytree(DEMO_CORPUS, corpus, dirs_exist_ok=True)
     page = corpus / "warc-archive-org-20080430205007-1.md"  # a real archived page, with an injected instruction
     page.write_text(page.read_text() + f"\n{INJECTED}\n")
-    settings = Settings.load(data_dir=str(tmp_path_factory.mktemp("data")))
+    # The table is about checking what an LLM writes: the plain RAG path, no evidence added.
+    settings = Settings.load(data_dir=str(tmp_path_factory.mktemp("data")), answer={"evidence_first": False})
     svc = Services(settings, llm=FakeChat(), embedder=real_embedder)
     ingest(svc, [corpus])
     return svc
@@ -118,7 +119,7 @@ def test_flag_policy_shows_unsupported_sentences_marked(services):
         answer = answer_with(services, "Summerland was written by Michael Chabon [1]. It won the Pulitzer Prize in 2001 [1].")
     finally:
         services.checker.unsupported = "drop"
-    assert answer.answer == ("Summerland was written by Michael Chabon [1]. "
+    assert answer.answer == ("Summerland was written by Michael Chabon [1].\n"
                              "It won the Pulitzer Prize in 2001 [1]. [unverified]")
     assert [s.shown for s in answer.sentences] == [True, True]
 

@@ -1,0 +1,154 @@
+"""Evidence-first answers: the fields and sentences of the retrieved records that answer the question.
+
+Each evidence sentence quotes its source and cites it, so it is supported by construction
+(it still goes through the citation checker like any other sentence). Question types that a
+rule recognises reliably (identifier look-ups, "which box", "when was it captured") are routed
+here without the LLM.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from assistant.types import Source
+from assistant.verify.lexical import STOPWORDS, fold
+
+# Question intent -> field labels (as the readers write them) that answer it.
+INTENTS: list[tuple[str, re.Pattern, tuple[str, ...]]] = [
+    ("issn", re.compile(r"\bissn\b", re.I), ("ISSN",)),
+    ("isbn", re.compile(r"\bisbn\b", re.I), ("ISBN",)),
+    ("call_number", re.compile(r"\bcall ?numbers?\b|\bshelf ?mark\b|\bwhere (is|are|can i find) .* shel", re.I), ("Call number",)),
+    ("container", re.compile(r"\bwhich (box|folder)\b|\b(box|folder|container)\b|\bwhere (is|are)\b.*\b(papers|files|photographs|letters|records)\b", re.I),
+     ("Location", "Container", "Box", "Folder")),
+    ("capture", re.compile(r"\b(captured|archived|crawled|snapshot|wayback)\b", re.I), ("captured",)),
+    ("author", re.compile(r"\bwho (wrote|is the author|authored|created|composed|made|edited)\b|\bauthor|\bcreator\b|\bby whom\b", re.I),
+     ("Author", "Corporate author", "Creator", "Other contributor", "Performers")),
+    ("publisher", re.compile(r"\bpublish(ed|er|ing)?\b|\bimprint\b", re.I), ("Published", "Publisher", "Edition")),
+    ("edition", re.compile(r"\beditions?\b", re.I), ("Edition", "Published", "Year")),
+    ("date", re.compile(r"\bwhen\b|\bwhat year\b|\bdates?\b|\byears?\b", re.I), ("Year", "Date", "Dates", "Published",
+                                                                              "Dates of publication")),
+    ("subject", re.compile(r"\babout\b|\bsubjects?\b|\btopics?\b", re.I), ("Summary", "Subject", "Scope and content")),
+]
+# Identifier look-ups and locations: the record answers them, the LLM adds nothing.
+RULE_ROUTED = {"issn", "isbn", "call_number", "container", "capture"}
+DEFAULT_FIELDS = ("Author", "Creator", "Published", "Edition", "Date", "Dates", "Location", "Call number", "Summary")
+LINE = re.compile(r"^\s*([A-Z][\w /()-]{1,40}?)\s*:\s*(.+?)\s*$")
+SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“])")
+QUESTION_STOPWORDS = STOPWORDS | set("""
+have hold held holds find show tell give list need want looking look anything something materials material item items
+library libraries catalogue catalog collections collection copy copies available there please whose which wrote write
+written kind sort type""".split())
+
+
+@dataclass
+class Evidence:
+    n: int
+    text: str  # a sentence quoting the source, without its marker
+
+
+def intents(question: str) -> list[str]:
+    return [name for name, pattern, _ in INTENTS if pattern.search(question)]
+
+
+def rule_routed(question: str) -> bool:
+    found = intents(question)
+    return bool(found) and found[0] in RULE_ROUTED
+
+
+def key_terms(question: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z0-9]{3,}", fold(question)) if w not in QUESTION_STOPWORDS]
+
+
+def _covers(term: str, words: set[str]) -> bool:
+    return term in words or (len(term) >= 5 and any(w.startswith(term[:5]) for w in words if len(w) >= 5))
+
+
+def relevant(question: str, source: Source) -> bool:
+    """A source may answer only if it shares at least half of the question's key terms."""
+    terms = key_terms(question)
+    if not terms:
+        return False
+    words = set(re.findall(r"[a-z0-9]+", fold(f"{source.title}\n{source.locator}\n{source.text}")))
+    return sum(_covers(t, words) for t in terms) / len(terms) >= 0.5
+
+
+def _fields(text: str) -> list[tuple[str, str]]:
+    out = []
+    for line in text.splitlines():
+        match = LINE.match(line)
+        if match:
+            out.append((match.group(1).strip(), match.group(2).strip().rstrip(".")))
+    return out
+
+
+def _best_sentences(question: str, text: str, limit: int = 2) -> list[str]:
+    terms = set(key_terms(question))
+    scored = []
+    for i, sentence in enumerate(SENTENCE.split(re.sub(r"\s*\n\s*", " ", text))):
+        sentence = sentence.strip()
+        if len(sentence.split()) < 4:
+            continue
+        words = set(re.findall(r"[a-z0-9]+", fold(sentence)))
+        overlap = sum(_covers(t, words) for t in terms)
+        if overlap:
+            scored.append((-overlap, i, sentence))
+    return [_cap(s) for _, _, s in sorted(scored)[:limit]]
+
+
+def _cap(sentence: str, words: int = 40) -> str:
+    """Pages without punctuation (navigation, lists) make 'sentences' of hundreds of words."""
+    parts = sentence.split()
+    return sentence if len(parts) <= words else " ".join(parts[:words]) + " …"
+
+
+def _label(source: Source) -> str:
+    return source.title.strip().rstrip(".") or source.record_id
+
+
+def evidence_for(question: str, source: Source, max_fields: int = 3) -> list[str]:
+    """Sentences quoting this source that answer the question (empty if nothing fits)."""
+    wanted: list[str] = []
+    for name in intents(question):
+        wanted.extend(next(f for n, _, f in INTENTS if n == name))
+    if "captured" in wanted and source.locator.startswith("captured"):
+        return [f"{_label(source)} was {source.locator.split(' — ')[0]} ({source.locator.split(' — ')[-1]})"]
+    fields = _fields(source.text)
+    if fields:
+        chosen = [(k, v) for k, v in fields if k in wanted] if wanted else []
+        if not chosen:
+            chosen = [(k, v) for k, v in fields if k in DEFAULT_FIELDS]
+        # A component's own title ("Title: A-C") says which part of the collection the field belongs to.
+        own = next((v for k, v in fields if k == "Title"), "")
+        if own and chosen and fold(own) not in fold(_label(source)):
+            chosen.insert(0, ("Title", own))
+        seen, picked = set(), []
+        for k, v in chosen:
+            if (k, v) not in seen:
+                seen.add((k, v))
+                picked.append(f"{k}: {v}")
+            if len(picked) >= max_fields:
+                break
+        if picked:
+            return [f"{_label(source)} — " + "; ".join(picked)]
+    body = source.text
+    if source.title and body.startswith(source.title):
+        body = body[len(source.title):]  # chunks repeat their record's title as a first line
+    best = _best_sentences(question, body)
+    return [f"{_label(source)}: “{s.rstrip('.')}”" for s in best]
+
+
+def select_evidence(question: str, sources: list[Source], max_sources: int = 3) -> list[Evidence]:
+    out: list[Evidence] = []
+    used_records: set[str] = set()
+    seen_texts: set[str] = set()
+    for source in sources:
+        if len(used_records) >= max_sources:
+            break
+        if source.record_id in used_records or not relevant(question, source):
+            continue
+        texts = [t for t in evidence_for(question, source) if t not in seen_texts]
+        if texts:
+            used_records.add(source.record_id)
+            seen_texts.update(texts)
+            out.extend(Evidence(source.n, t) for t in texts)
+    return out

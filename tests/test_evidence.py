@@ -1,0 +1,80 @@
+"""Evidence-first answers over real records (real MiniLM, real Chroma, scripted fake LLM)."""
+import re
+
+import pytest
+
+from assistant.llm import FakeChat
+from assistant.services import Services
+from assistant.settings import Settings
+from tests.conftest import DEMO_CORPUS, ingest
+
+
+@pytest.fixture(scope="module")
+def services(real_embedder, tmp_path_factory):
+    settings = Settings.load(data_dir=str(tmp_path_factory.mktemp("evidence")))
+    svc = Services(settings, llm=FakeChat(), embedder=real_embedder)
+    ingest(svc, [DEMO_CORPUS])
+    return svc
+
+
+def ask(services, question, script=lambda m: "I do not know."):
+    fake = FakeChat(script=script)
+    services.answers.llm = fake
+    return services.answers.ask(question), fake
+
+
+def cited_records(answer):
+    by_n = {s.n: s for s in answer.sources}
+    return [by_n[n].record_id for s in answer.sentences if s.kind == "evidence" and s.shown for n in s.citations]
+
+
+def test_issn_lookup_is_answered_from_the_record_without_the_llm(services):
+    answer, fake = ask(services, "What is the ISSN of Nature?")
+    assert fake.calls == []  # identifier look-ups are routed by rule
+    assert not answer.refused
+    assert re.search(r"ISSN: 0028-0836 \[\d\]", answer.answer)
+    assert cited_records(answer)[0] == "417826"
+    assert all(s.status == "supported" for s in answer.sentences if s.shown)
+
+
+def test_author_question_quotes_the_catalogue_field(services):
+    answer, _ = ask(services, "Who wrote Summerland?")
+    assert "Summerland — Author: Chabon, Michael [1]" in answer.answer
+    assert cited_records(answer)[0] == "12883376"
+
+
+def test_box_question_gives_the_container(services):
+    answer, fake = ask(services, "Which box has the A-C photographs of the marching band?")
+    assert fake.calls == []
+    assert "Title: A-C; Location: Box 1" in answer.answer
+    assert cited_records(answer)[0] == "ead:PC0170#a-c"
+
+
+def test_capture_date_of_an_archived_page(services):
+    answer, _ = ask(services, "When was the Internet Archive FAQ page captured?")
+    assert "was captured 2008-04-30 (http://www.archive.org/about/faq.php?faq_id=243)" in answer.answer
+
+
+def test_false_lead_from_the_model_is_dropped_and_the_evidence_stays(services):
+    answer, fake = ask(services, "Who wrote Summerland?", lambda m: "Summerland was written by Stephen King in 1990 [1].")
+    assert fake.calls
+    lead = [s for s in answer.sentences if s.kind == "generated"]
+    assert lead[0].status == "unsupported" and not lead[0].shown
+    assert answer.answer.startswith("Here is what our records say:")
+    assert "Stephen King" not in answer.answer and "Author: Chabon, Michael" in answer.answer
+
+
+def test_a_supported_lead_replaces_the_template(services):
+    answer, _ = ask(services, "Who wrote Summerland?", lambda m: "Summerland was written by Michael Chabon [1].")
+    assert answer.answer.startswith("Summerland was written by Michael Chabon [1].")
+    assert "Here is what our records say" not in answer.answer
+    assert [s.kind for s in answer.sentences if s.shown][:2] == ["generated", "evidence"]
+
+
+@pytest.mark.parametrize("question", ["Do you hold the papers of Albert Einstein?", "What is the capital of Burkina Faso?",
+                                      "Recipes for chocolate cake", "Do you have anything about Flatland?"])
+def test_unanswerable_questions_get_an_honest_refusal_not_unrelated_evidence(services, question):
+    answer, fake = ask(services, question, lambda m: "Yes, we hold it [1].")
+    assert answer.refused and answer.handoff_offered
+    assert not [s for s in answer.sentences if s.kind == "evidence"]
+    assert fake.calls == []
