@@ -97,6 +97,9 @@ class LinkSettings(BaseModel):
     # Catalogue record page, e.g. "https://catalog.example.edu/Record/{id}" ({id} = MARC 001).
     # Empty: the record's first 856 URL, else the file with #id.
     marc: str = ""
+    # Finding-aid component page, ArcLight style: "https://archives.example.edu/catalog/{eadid}_{component_id}".
+    # Empty: the component's digital object, else the file with #component_id.
+    ead: str = ""
 
 
 class ServeSettings(BaseModel):

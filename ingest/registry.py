@@ -14,11 +14,14 @@ READERS = Registry("reader", {
     "text": "ingest.text:iter_records",
     "marc": "ingest.marc:iter_records",
     "oai_dc": "ingest.oai_dc:iter_records",
+    "ead": "ingest.ead:iter_records",
+    "pdf": "ingest.pdf:iter_records",
 })
 
 EXTENSIONS = {
     ".txt": "text", ".md": "text", ".markdown": "text",
     ".mrc": "marc", ".marc": "marc", ".dat": "marc", ".iso2709": "marc",
+    ".pdf": "pdf", ".ead": "ead",
 }
 SNIFFED = {".xml"}  # shared by MARCXML and EAD: decided by content
 SNIFF_BYTES = 4096
@@ -40,6 +43,8 @@ def _sniff_xml(head: bytes) -> str | None:
     text = head.decode("utf-8", "ignore")
     if "http://www.openarchives.org/OAI/2.0/oai_dc/" in text:
         return "oai_dc"
+    if re.search(r"<(\w+:)?ead[\s>]", text) or "urn:isbn:1-931666-22-9" in text or "ead3.archivists.org" in text:
+        return "ead"
     if "http://www.loc.gov/MARC21/slim" in text or re.search(r"<(\w+:)?(collection|record)[\s>]", text) and \
             re.search(r"<(\w+:)?(leader|controlfield|datafield)[\s>]", text):
         return "marc"
@@ -47,6 +52,8 @@ def _sniff_xml(head: bytes) -> str | None:
 
 
 def _sniff_binary(head: bytes) -> str | None:
+    if head.startswith(b"%PDF-"):
+        return "pdf"
     if len(head) >= 24 and head[:5].isdigit() and head[10:12] == b"22":
         return "marc"
     return None

@@ -88,7 +88,9 @@ def main() -> int:
         (OUT / Path(rel).name).write_bytes((SHARED / rel).read_bytes())
     raw = (SHARED / "marc/marc4j/pride-and-prejudice-fixed.mrc").read_bytes()
     (OUT / "pride-and-prejudice-first8.mrc").write_bytes(b"".join(r + b"\x1d" for r in raw.split(b"\x1d")[:8]))
-    (OUT / "ead-pc0170.md").write_text(
+    # The finding aid ships as its real EAD (ingest/ead.py); a text rendering of it is test data for the text reader.
+    (OUT / "pc0170.xml").write_bytes((SHARED / "ead/arclight/pc0170.xml").read_bytes())
+    (ROOT / "tests" / "data" / "text" / "ead-pc0170.md").write_text(
         ead_markdown(SHARED / "ead/arclight/pc0170.xml", "projectblacklight/arclight, Apache-2.0"), encoding="utf-8")
     uris = {"http://www.archive.org/index.php", "http://www.archive.org/about/faq.php?faq_id=243"}
     for i, (stamp, md) in enumerate(warc_pages(SHARED / "warc/aut/example.warc.gz", uris, "archivesunleashed/aut, Apache-2.0")):

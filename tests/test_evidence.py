@@ -46,8 +46,8 @@ def test_author_question_quotes_the_catalogue_field(services):
 def test_box_question_gives_the_container(services):
     answer, fake = ask(services, "Which box has the A-C photographs of the marching band?")
     assert fake.calls == []
-    assert "Title: A-C; Location: Box 1" in answer.answer
-    assert cited_records(answer)[0] == "ead:PC0170#a-c"
+    assert "A-C — Location: Box 1 [1]" in answer.answer
+    assert cited_records(answer)[0] == "aspace_f5907634fce75222081b9028db18b2fd"
 
 
 def test_capture_date_of_an_archived_page(services):

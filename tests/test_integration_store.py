@@ -48,7 +48,7 @@ def test_real_minilm_retrieves_the_right_demo_records(real_embedder, clean_env, 
         "Who wrote Summerland?": "12883376",
         "What is the ISSN of the journal Nature?": "417826",
         "Louis Armstrong sound recording of big band jazz": "2043308",
-        "Which box has the A-C photographs of the Stanford marching band?": "ead:PC0170#a-c",
+        "Which box has the A-C photographs of the Stanford marching band?": "aspace_f5907634fce75222081b9028db18b2fd",
     }
     for question, record_id in cases.items():
         top = [s.record_id for s in services.retriever.retrieve(question, 3)]

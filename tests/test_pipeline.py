@@ -25,7 +25,7 @@ def make_ingestor(services, manifest):
 def test_ingest_demo_corpus_and_reingest_embeds_nothing(fake_services, demo_copy):
     first = ingest(fake_services, [demo_copy])
     assert first.files == 8 and first.files_failed == 0 and not first.skipped
-    assert first.records == 24
+    assert first.records == 22
     assert first.chunks_added == fake_services.store.count() > 0
     manifest = fake_services.manifest()
     ing, counter = make_ingestor(fake_services, manifest)
@@ -40,8 +40,8 @@ def test_ingest_demo_corpus_and_reingest_embeds_nothing(fake_services, demo_copy
 def test_changed_record_replaces_its_old_chunks(fake_services, demo_copy):
     ingest(fake_services, [demo_copy])
     total = fake_services.store.count()
-    f = demo_copy / "ead-pc0170.md"
-    f.write_text(f.read_text().replace("Location: Box 1\n", "Location: Box 11\n"))
+    f = demo_copy / "pc0170.xml"
+    f.write_text(f.read_text().replace("<unittitle>A-C</unittitle>", "<unittitle>A-C and more</unittitle>"))
     manifest = fake_services.manifest()
     ing, counter = make_ingestor(fake_services, manifest)
     summary = ing.ingest([str(f)])
@@ -49,8 +49,8 @@ def test_changed_record_replaces_its_old_chunks(fake_services, demo_copy):
     assert summary.chunks_added == 1 and summary.chunks_removed == 1
     assert counter.texts == 1  # only the changed chunk is embedded
     assert fake_services.store.count() == total
-    texts = fake_services.store.collection.get(where={"record_id": "ead:PC0170#a-c"})["documents"]
-    assert len(texts) == 1 and "Box 11" in texts[0]
+    texts = fake_services.store.collection.get(where={"record_id": "aspace_f5907634fce75222081b9028db18b2fd"})["documents"]
+    assert len(texts) == 1 and "A-C and more" in texts[0]
 
 
 def test_bad_files_are_reported_and_the_batch_goes_on(fake_services, demo_copy, tmp_path):
@@ -62,16 +62,16 @@ def test_bad_files_are_reported_and_the_batch_goes_on(fake_services, demo_copy, 
     assert "unknown format" in reasons["photo.jpg"]
     assert reasons["missing-folder"] == "no such file or folder"
     assert summary.files_failed == 3
-    assert summary.records == 24  # every good file still went in
+    assert summary.records == 22  # every good file still went in
 
 
 def test_file_that_breaks_later_loses_nothing_already_stored(fake_services, demo_copy):
     ingest(fake_services, [demo_copy])
     before = fake_services.store.count()
-    f = demo_copy / "ead-pc0170.md"
-    f.write_bytes(f.read_bytes() + b"\n## Late section\ncaf\xe9 in latin-1\n")
+    f = demo_copy / "pc0170.xml"
+    f.write_text(f.read_text()[:-2000])  # the finding aid is cut off part-way
     summary = ingest(fake_services, [f])
-    assert summary.files_failed == 1 and "not UTF-8" in summary.skipped[0].reason
+    assert summary.files_failed == 1 and "not well-formed XML at line" in summary.skipped[0].reason
     assert summary.chunks_removed == 0
     assert fake_services.store.count() == before
 
@@ -97,7 +97,8 @@ def test_summary_counts_by_type(fake_services, demo_copy):
     summary = ingest(fake_services, [demo_copy])
     counts = fake_services.store.counts()
     assert counts["chunks"] == summary.chunks_added
-    assert counts["by_type"]["text"]["records"] == 11 and counts["by_type"]["marc"]["records"] == 13
+    assert counts["by_type"]["marc"]["records"] == 13 and counts["by_type"]["ead"]["records"] == 7
+    assert counts["by_type"]["text"]["records"] == 2
     d = summary.as_dict()
     assert set(d) >= {"files", "records", "chunks_added", "chunks_unchanged", "chunks_removed", "skipped", "seconds",
                       "chunks_per_s"}

@@ -5,7 +5,9 @@ import pytest
 from assistant.types import SourceRecord
 from ingest.registry import ReaderError, detect_format
 from ingest.text import iter_records
-from tests.conftest import DEMO_CORPUS
+from tests.conftest import DEMO_CORPUS, ROOT
+
+TEXT_DATA = ROOT / "tests" / "data" / "text"
 
 
 def test_front_matter_gives_the_provenance():
@@ -20,7 +22,7 @@ def test_front_matter_gives_the_provenance():
 
 
 def test_sections_become_records_with_their_own_locator():
-    records = list(iter_records(DEMO_CORPUS / "ead-pc0170.md"))
+    records = list(iter_records(TEXT_DATA / "ead-pc0170.md"))
     ids = [r.provenance.record_id for r in records]
     assert ids[0] == "ead:PC0170"
     assert "ead:PC0170#a-c" in ids and len(set(ids)) == len(ids)
