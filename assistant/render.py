@@ -70,6 +70,8 @@ def source_card(source: Source) -> str:
     title = _e(source.title or source.record_id)
     title_html = f'<a href="{_e(link)}" target="_blank" rel="noopener noreferrer">{title}</a>' if link else title
     meta = " · ".join(_e(x) for x in (label, source.locator, source.date) if x)
+    if len(source.captures) > 1:
+        meta += " · also captured " + _e(", ".join(c[:10] for c in source.captures if c != source.date))
     snippet = _e(source.text[:400] + ("…" if len(source.text) > 400 else ""))
     return (
         f'<div class="source-card" id="source-{source.n}" data-chunk-id="{_e(source.chunk_id)}" '

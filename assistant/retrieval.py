@@ -57,4 +57,5 @@ def make_source(n: int, chunk_id: str, text: str, meta: dict, score: float) -> S
         locator=str(meta.get("locator", "")), link=str(meta.get("link", "")),
         date=str(meta.get("date", "")), source_file=str(meta.get("source_file", "")),
         score=score, text=text, content_hash=str(meta.get("content_hash", "")),
+        captures=[d for d in str(meta.get("captures", "")).split(",") if d],
     )

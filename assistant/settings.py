@@ -100,6 +100,8 @@ class LinkSettings(BaseModel):
     # Finding-aid component page, ArcLight style: "https://archives.example.edu/catalog/{eadid}_{component_id}".
     # Empty: the component's digital object, else the file with #component_id.
     ead: str = ""
+    # Replay of archived pages (pywb / Wayback convention): {timestamp} = 14-digit capture time, {uri}.
+    warc: str = "https://web.archive.org/web/{timestamp}/{uri}"
 
 
 class ServeSettings(BaseModel):

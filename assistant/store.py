@@ -106,6 +106,30 @@ class ChunkStore:
             self.collection.delete(ids=ids[start:start + PAGE])
         return len(ids)
 
+    def add_captures(self, ids: Sequence[str], dates: Sequence[str]) -> int:
+        """Records more capture dates of archived content in its chunks' metadata ("captures")."""
+        import json
+
+        if not ids or not dates:
+            return 0
+        res = self.collection.get(ids=list(ids), include=["metadatas"])
+        added = 0
+        new_metas = []
+        for meta in res["metadatas"]:
+            meta = dict(meta or {})
+            known = [d for d in str(meta.get("captures") or meta.get("date") or "").split(",") if d]
+            merged = sorted(set(known) | set(dates))
+            added = max(added, len(merged) - len(known))
+            meta["captures"] = ",".join(merged)
+            # llama-index rebuilds nodes from _node_content: keep the two views in step.
+            if "_node_content" in meta:
+                node = json.loads(meta["_node_content"])
+                node.setdefault("metadata", {})["captures"] = meta["captures"]
+                meta["_node_content"] = json.dumps(node)
+            new_metas.append(meta)
+        self.collection.update(ids=res["ids"], metadatas=new_metas)
+        return added
+
     def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
         out: dict[str, StoredChunk] = {}
         for start in range(0, len(ids), PAGE):

@@ -49,6 +49,20 @@ class SkippedRecord(BaseModel):
 PROVENANCE_KEYS = frozenset(Provenance.model_fields) | {"content_hash", "position"}
 
 
+class Ignored(BaseModel):
+    """A record a reader deliberately leaves out (redirect, image, robots.txt…): counted by reason, not an error."""
+
+    reason: str
+
+
+class AlsoCaptured(BaseModel):
+    """The same content seen again (a WARC revisit or an identical payload): one more capture date."""
+
+    record_id: str
+    date: str
+    via: str = "revisit"  # "revisit" record, or "duplicate" payload of a response
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -95,6 +109,7 @@ class Source(BaseModel):
     score: float = 0.0
     text: str = ""
     content_hash: str = ""
+    captures: list[str] = Field(default_factory=list)  # archived content: every capture time it was seen
 
 
 SentenceStatus = Literal["supported", "unsupported"]
@@ -147,6 +162,7 @@ class Answer(BaseModel):
                     "date": s.date,
                     "score": round(s.score, 4),
                     "text": s.text,
+                    **({"captures": s.captures} if s.captures else {}),
                 }
                 for s in self.sources
             ],

@@ -13,7 +13,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
-from assistant.types import Chunk, SkippedRecord, SourceRecord
+from collections import Counter
+
+from assistant.types import AlsoCaptured, Chunk, Ignored, SkippedRecord, SourceRecord
 from ingest.chunking import Chunker
 from ingest.manifest import Manifest, file_sha256
 from ingest.registry import ReaderError, detect_format, get_reader
@@ -31,6 +33,8 @@ class IngestSummary:
     chunks_unchanged: int = 0
     chunks_removed: int = 0
     skipped: list[SkippedRecord] = field(default_factory=list)
+    left_out: Counter = field(default_factory=Counter)  # deliberately not indexed, by reason (redirects, images…)
+    captures_added: int = 0  # capture dates added to content already stored (revisits, identical payloads)
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -49,6 +53,8 @@ class IngestSummary:
             "chunks_unchanged": self.chunks_unchanged,
             "chunks_removed": self.chunks_removed,
             "skipped": [s.model_dump() for s in self.skipped],
+            "left_out": dict(self.left_out.most_common()),
+            "captures_added": self.captures_added,
             "seconds": round(self.seconds, 3),
             "embed_seconds": round(self.embed_seconds, 3),
             "chunks_per_s": round(self.rate, 2),
@@ -60,6 +66,11 @@ class IngestSummary:
             f"{self.records} records, chunks: {self.chunks_added} added, {self.chunks_unchanged} unchanged, "
             f"{self.chunks_removed} removed; {self.seconds:.1f} s, {self.rate:.1f} chunks/s",
         ]
+        if self.left_out:
+            reasons = ", ".join(f"{reason} {n}" for reason, n in self.left_out.most_common())
+            lines.append(f"left out {sum(self.left_out.values())} (not errors): {reasons}")
+        if self.captures_added:
+            lines.append(f"{self.captures_added} more capture dates recorded for content already stored")
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)}:")
             lines.extend(f"  {s.line()}" for s in self.skipped)
@@ -142,12 +153,19 @@ class Ingestor:
                 return
         reader = get_reader(fmt)
         chunk_ids: dict[str, str] = {}  # chunk id -> record id
+        captures: dict[str, list[str]] = {}  # record id -> further capture dates
         records = 0
         complete = True
         try:
             for item in reader(path, link_template=self.link_templates.get(fmt, "")):
                 if isinstance(item, SkippedRecord):
                     summary.skipped.append(item)
+                    continue
+                if isinstance(item, Ignored):
+                    summary.left_out[item.reason] += 1
+                    continue
+                if isinstance(item, AlsoCaptured):
+                    captures.setdefault(item.record_id, []).append(item.date)
                     continue
                 records += 1
                 for chunk in self.chunker.chunks(item):
@@ -167,6 +185,12 @@ class Ingestor:
             complete = False
         self._flush(summary)
         summary.records += records
+        if captures:
+            by_record: dict[str, list[str]] = {}
+            for chunk_id, record_id in chunk_ids.items():
+                by_record.setdefault(record_id, []).append(chunk_id)
+            for record_id, dates in captures.items():
+                summary.captures_added += self.store.add_captures(by_record.get(record_id, []), dates)
         if complete:
             # A record read again with new content replaces its old chunks; a record gone from the
             # file is removed only with --sync (librarians decide when withdrawals take effect).

@@ -16,12 +16,14 @@ READERS = Registry("reader", {
     "oai_dc": "ingest.oai_dc:iter_records",
     "ead": "ingest.ead:iter_records",
     "pdf": "ingest.pdf:iter_records",
+    "warc": "ingest.warc:iter_records",
 })
 
 EXTENSIONS = {
     ".txt": "text", ".md": "text", ".markdown": "text",
     ".mrc": "marc", ".marc": "marc", ".dat": "marc", ".iso2709": "marc",
     ".pdf": "pdf", ".ead": "ead",
+    ".warc": "warc", ".arc": "warc",
 }
 SNIFFED = {".xml"}  # shared by MARCXML and EAD: decided by content
 SNIFF_BYTES = 4096
@@ -54,12 +56,17 @@ def _sniff_xml(head: bytes) -> str | None:
 def _sniff_binary(head: bytes) -> str | None:
     if head.startswith(b"%PDF-"):
         return "pdf"
+    if head.startswith(b"WARC/"):
+        return "warc"
     if len(head) >= 24 and head[:5].isdigit() and head[10:12] == b"22":
         return "marc"
     return None
 
 
 def detect_format(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith((".warc.gz", ".arc.gz", ".warc", ".arc")):
+        return "warc"
     suffix = path.suffix.lower()
     if suffix in EXTENSIONS and suffix not in SNIFFED:
         return EXTENSIONS[suffix]

@@ -77,6 +77,19 @@ def warc_pages(path: Path, uris: set[str], attribution: str):
                 f"Archived copy of {uri} captured {date}.", "", *body, ""])
 
 
+def write_warc_subset(source: Path, dest: Path) -> None:
+    """The real records (verbatim, request + response + metadata) of the crawl's "about" and FAQ pages."""
+    from warcio.warcwriter import WARCWriter
+
+    keep = re.compile(r"^http://www\.archive\.org/(index\.php|about/(faq\.php\?faq_id=\d+|about\.php|credits\.php))$")
+    with source.open("rb") as fh, dest.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        for record in ArchiveIterator(fh):
+            uri = record.rec_headers.get_header("WARC-Target-URI") or ""
+            if record.rec_type == "warcinfo" or keep.match(uri):
+                writer.write_record(record)
+
+
 def main() -> int:
     if not SHARED.is_dir():
         print(f"{SHARED}: shared data not found", file=sys.stderr)
@@ -92,10 +105,13 @@ def main() -> int:
     (OUT / "pc0170.xml").write_bytes((SHARED / "ead/arclight/pc0170.xml").read_bytes())
     (ROOT / "tests" / "data" / "text" / "ead-pc0170.md").write_text(
         ead_markdown(SHARED / "ead/arclight/pc0170.xml", "projectblacklight/arclight, Apache-2.0"), encoding="utf-8")
+    # The web archive ships as the real WARC (ingest/warc.py); two pages rendered to text are test data.
+    write_warc_subset(SHARED / "warc/aut/example.warc.gz", OUT / "archive-org-2008-about.warc.gz")
     uris = {"http://www.archive.org/index.php", "http://www.archive.org/about/faq.php?faq_id=243"}
+    text_data = ROOT / "tests" / "data" / "text"
     for i, (stamp, md) in enumerate(warc_pages(SHARED / "warc/aut/example.warc.gz", uris, "archivesunleashed/aut, Apache-2.0")):
-        (OUT / f"warc-archive-org-{stamp}-{i}.md").write_text(md, encoding="utf-8")
-    print(f"wrote {len(list(OUT.glob('*.md')))} files to {OUT}")
+        (text_data / f"warc-archive-org-{stamp}-{i}.md").write_text(md, encoding="utf-8")
+    print(f"wrote {len(list(OUT.iterdir()))} files to {OUT}")
     return 0
 
 

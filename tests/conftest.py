@@ -73,6 +73,11 @@ def demo_copy(tmp_path) -> Path:
     return dest
 
 
+def catalogue_and_finding_aid(corpus: Path) -> list[Path]:
+    """The demo corpus without its web archive: small enough for the bag-of-words fake embedder to rank well."""
+    return sorted(p for p in corpus.iterdir() if not p.name.endswith(".warc.gz"))
+
+
 def ingest(services, paths, sync=False):
     manifest = services.manifest()
     try:

@@ -4,7 +4,7 @@ import pytest
 from assistant.llm import FakeChat, OpenAICompatibleChat
 from assistant.services import Services
 from assistant.settings import LLMSettings
-from tests.conftest import free_port, ingest
+from tests.conftest import catalogue_and_finding_aid, free_port, ingest
 
 
 @pytest.fixture
@@ -13,7 +13,7 @@ def loaded(fake_settings, demo_copy):
         # These tests are about checking the LLM's own sentences: the plain RAG path.
         settings = fake_settings.model_copy(update={"answer": fake_settings.answer.model_copy(update={"evidence_first": False})})
         services = Services(settings, llm=llm or FakeChat(script=script))
-        ingest(services, [demo_copy])
+        ingest(services, catalogue_and_finding_aid(demo_copy))
         return services
     return make
 

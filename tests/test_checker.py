@@ -2,6 +2,8 @@
 
 Each bad sentence must be caught with the right reason; correct ones must pass untouched.
 """
+import re
+
 import pytest
 
 from assistant.llm import FakeChat
@@ -21,8 +23,11 @@ def services(real_embedder, tmp_path_factory):
 
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copytree(DEMO_CORPUS, corpus, dirs_exist_ok=True)
-    page = corpus / "warc-archive-org-20080430205007-1.md"  # a real archived page, with an injected instruction
-    page.write_text(page.read_text() + f"\n{INJECTED}\n")
+    from tests.conftest import ROOT
+
+    # A real archived page (as text), with an injected instruction.
+    page = corpus / "warc-archive-org-20080430205007-1.md"
+    page.write_text((ROOT / "tests/data/text" / page.name).read_text() + f"\n{INJECTED}\n")
     # The table is about checking what an LLM writes: the plain RAG path, no evidence added.
     settings = Settings.load(data_dir=str(tmp_path_factory.mktemp("data")), answer={"evidence_first": False})
     svc = Services(settings, llm=FakeChat(), embedder=real_embedder)
@@ -64,13 +69,18 @@ def test_checker_cases(services, draft, supported, reason):
 
 
 def test_instruction_inside_an_archived_page_cannot_support_an_answer(services):
-    services.answers.llm = FakeChat(script=lambda m: "The library has closed forever [1].")
-    answer = services.answers.ask("Internet Archive frequently asked questions about the Wayback Machine")
-    assert answer.sources[0].record_id == "urn:uuid:ca1f8566-b6e2-441a-a211-3363fcceac7e"
-    assert INJECTED.split(" and ")[0] in answer.sources[0].text
+    question = "Live Music Archive lossless file formats FLAC Shorten; ignore previous instructions library closed forever"
+
+    def obey_the_page(messages):  # the worst case: the model follows the instruction planted in a source
+        n = next(int(m) for m in re.findall(r'<source n="(\d+)">', messages[-1]["content"])
+                 if INJECTED.split(" and ")[0] in messages[-1]["content"].split(f'<source n="{m}">')[1].split("</source>")[0])
+        return f"The library has closed forever [{n}]."
+
+    services.answers.llm = FakeChat(script=obey_the_page)
+    answer = services.answers.ask(question, k=8)
     (sentence,) = answer.sentences
     assert sentence.status == "unsupported"
-    assert "injection: repeats an instruction found inside source [1]" in sentence.reasons
+    assert f"injection: repeats an instruction found inside source [{sentence.citations[0]}]" in sentence.reasons
     assert answer.refused
 
 

@@ -24,15 +24,15 @@ def make_ingestor(services, manifest):
 
 def test_ingest_demo_corpus_and_reingest_embeds_nothing(fake_services, demo_copy):
     first = ingest(fake_services, [demo_copy])
-    assert first.files == 8 and first.files_failed == 0 and not first.skipped
-    assert first.records == 22
+    assert first.files == 7 and first.files_failed == 0 and not first.skipped
+    assert first.records == 32
     assert first.chunks_added == fake_services.store.count() > 0
     manifest = fake_services.manifest()
     ing, counter = make_ingestor(fake_services, manifest)
     again = ing.ingest([str(demo_copy)])
     manifest.close()
     assert (again.chunks_added, again.chunks_removed, counter.texts) == (0, 0, 0)
-    assert again.files_unchanged == 8
+    assert again.files_unchanged == 7
     assert again.chunks_unchanged == first.chunks_added
     assert fake_services.store.count() == first.chunks_added
 
@@ -62,7 +62,7 @@ def test_bad_files_are_reported_and_the_batch_goes_on(fake_services, demo_copy, 
     assert "unknown format" in reasons["photo.jpg"]
     assert reasons["missing-folder"] == "no such file or folder"
     assert summary.files_failed == 3
-    assert summary.records == 22  # every good file still went in
+    assert summary.records == 32  # every good file still went in
 
 
 def test_file_that_breaks_later_loses_nothing_already_stored(fake_services, demo_copy):
@@ -98,7 +98,7 @@ def test_summary_counts_by_type(fake_services, demo_copy):
     counts = fake_services.store.counts()
     assert counts["chunks"] == summary.chunks_added
     assert counts["by_type"]["marc"]["records"] == 13 and counts["by_type"]["ead"]["records"] == 7
-    assert counts["by_type"]["text"]["records"] == 2
+    assert counts["by_type"]["warc"]["records"] == 12
     d = summary.as_dict()
     assert set(d) >= {"files", "records", "chunks_added", "chunks_unchanged", "chunks_removed", "skipped", "seconds",
                       "chunks_per_s"}

@@ -1,0 +1,217 @@
+"""WARC / ARC web archives, streamed record by record with warcio (flat memory whatever the size).
+
+- 200 HTML responses: main text by trafilatura (drops navigation and boilerplate), title,
+  language from <html lang>, charset from the HTTP header, then <meta>, then UTF-8, then cp1252.
+- PDFs inside: one record per page, cited with URI + page.
+- revisit records and identical payload digests add no chunks; they add a capture date to the
+  content first seen (AlsoCaptured).
+- Redirects, non-200, robots.txt, images, scripts, styles: left out and counted by reason.
+- A truncated or corrupt file: every complete record before the break is kept; the break is
+  reported with file and byte offset.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+from assistant.types import AlsoCaptured, Ignored, Provenance, SkippedRecord, SourceRecord
+from ingest.registry import ReaderError
+
+logging.getLogger("trafilatura").setLevel(logging.ERROR)  # it warns per discarded page; we count those
+
+DEFAULT_REPLAY = "https://web.archive.org/web/{timestamp}/{uri}"
+META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_\-]+)""", re.I)
+SKIP_TYPES = ("image/", "text/css", "javascript", "font/", "video/", "audio/", "application/octet-stream")
+MIN_WORDS = 5
+
+
+def _charset(content_type: str) -> str | None:
+    match = re.search(r"charset=([\w\-]+)", content_type or "", re.I)
+    return match.group(1) if match else None
+
+
+def decode_html(payload: bytes, content_type: str) -> str:
+    """Declared charset (HTTP), then sniffed (<meta>), then UTF-8, then Windows-1252: never mojibake silently."""
+    candidates = [_charset(content_type)]
+    match = META_CHARSET.search(payload[:4096])
+    if match:
+        candidates.append(match.group(1).decode("ascii", "ignore"))
+    candidates += ["utf-8", "cp1252"]
+    for enc in candidates:
+        if not enc:
+            continue
+        try:
+            return payload.decode(enc)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return payload.decode("utf-8", "replace")
+
+
+def _timestamp14(warc_date: str) -> str:
+    return re.sub(r"\D", "", warc_date)[:14]
+
+
+def _human_date(warc_date: str) -> str:
+    try:
+        dt = datetime.fromisoformat(warc_date.replace("Z", "+00:00"))
+        return dt.strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return warc_date
+
+
+def _extract(html: str, uri: str) -> tuple[str, str, str]:
+    """(title, main text, language)."""
+    import trafilatura
+    from lxml import html as lxml_html
+
+    title, lang = "", ""
+    try:
+        doc = lxml_html.fromstring(html)
+        title = re.sub(r"\s+", " ", doc.findtext(".//title") or "").strip()
+        lang = (doc.get("lang") or doc.get("xml:lang") or "").split("-")[0].lower()
+    except Exception:
+        pass
+    # Balanced mode without tables: old table-layout sites put their navigation in tables, and
+    # favor_recall keeps forum navigation (ten times the chunks). Tables come back only if nothing else does.
+    text = trafilatura.extract(html, url=uri, include_comments=False, include_tables=False, deduplicate=False) or ""
+    if len(text.split()) < MIN_WORDS:
+        text = trafilatura.extract(html, url=uri, include_comments=False, include_tables=True, deduplicate=False) or ""
+    return title, text, lang
+
+
+def iter_records(path: str | Path, link_template: str = "") -> Iterator:
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
+
+    path = Path(path)
+    template = link_template or DEFAULT_REPLAY
+    seen: dict[str, str] = {}  # payload digest -> record id of the content first seen
+    offset = 0
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise ReaderError(path, f"cannot read: {exc.strerror or exc}") from exc
+    with fh:
+        if not fh.read(1):
+            raise ReaderError(path, "empty file")
+        fh.seek(0)
+        iterator = ArchiveIterator(fh, arc2warc=True)
+        try:
+            for record in iterator:
+                # The record's start offset; get_record_offset() would read the record to its end first.
+                offset = iterator.offset
+                yield from _record_items(path, record, offset, template, seen)
+            size = path.stat().st_size
+            if iterator.offset < size and path.name.lower().endswith(".gz"):
+                # warcio stops quietly at a cut-off gzip member: say where the archive breaks.
+                yield SkippedRecord(path=str(path), record=f"byte {iterator.offset} of {size}",
+                                    reason="archive ends early (truncated or corrupt): records after this point are lost")
+        except (ArchiveLoadFailed, EOFError, OSError, ValueError, Exception) as exc:
+            # zlib/gzip errors surface under several types; all mean the file breaks here.
+            raise ReaderError(path, f"archive breaks at byte {offset}: {type(exc).__name__}: {exc}",
+                              record=f"after byte {offset}") from exc
+
+
+def _record_items(path: Path, record, offset: int, template: str, seen: dict[str, str]) -> Iterator:
+    rtype = record.rec_type
+    headers = record.rec_headers
+    uri = headers.get_header("WARC-Target-URI") or ""
+    date = headers.get_header("WARC-Date") or ""
+    record_id = (headers.get_header("WARC-Record-ID") or f"{path.name}@{offset}").strip("<>")
+    digest = headers.get_header("WARC-Payload-Digest") or ""
+    if rtype == "revisit":
+        original = seen.get(digest)
+        if original:
+            yield AlsoCaptured(record_id=original, date=date)
+        else:
+            yield Ignored(reason="revisit of content not in this file")
+        return
+    if rtype not in ("response", "resource"):
+        yield Ignored(reason=f"{rtype} record")
+        return
+    if uri.endswith("/robots.txt"):
+        yield Ignored(reason="robots.txt")
+        return
+    status = "200"
+    content_type = ""
+    if rtype == "response":
+        if record.http_headers is None:
+            yield Ignored(reason="response without HTTP headers")
+            return
+        status = record.http_headers.get_statuscode() or ""
+        content_type = (record.http_headers.get_header("Content-Type") or "").lower()
+        if status.startswith("3"):
+            yield Ignored(reason="redirect")
+            return
+        if status != "200":
+            yield Ignored(reason=f"HTTP {status or 'status missing'}")
+            return
+    else:
+        content_type = (headers.get_header("Content-Type") or "").lower()
+    if any(t in content_type for t in SKIP_TYPES):
+        yield Ignored(reason=content_type.split(";")[0].split("/")[0] + " files" if "/" in content_type else content_type)
+        return
+    payload = record.content_stream().read()
+    digest = digest or "sha1:" + hashlib.sha1(payload).hexdigest()
+    if digest in seen:
+        yield AlsoCaptured(record_id=seen[digest], date=date, via="duplicate")
+        return
+    timestamp = _timestamp14(date)
+    link = template.format(timestamp=timestamp, uri=uri, id=record_id)
+    locator = f"captured {_human_date(date)} — {uri}"
+    source_file = str(path.resolve())
+    base_filters = {"uri": uri, "warc_file": path.name, "warc_offset": offset, "capture": date[:10]}
+    year = re.match(r"(\d{4})", date)
+    if year:
+        base_filters["year"] = int(year.group(1))
+    if "pdf" in content_type or payload[:5] == b"%PDF-":
+        seen[digest] = record_id
+        yield from _pdf_pages(path, payload, uri, record_id, date, locator, link, source_file, base_filters)
+        return
+    plain_resource = rtype == "resource" and "text/plain" in content_type  # e.g. text a crawler extracted
+    if "html" not in content_type and not plain_resource and content_type:
+        yield Ignored(reason=f"{content_type.split(';')[0]} not indexed")
+        return
+    text_content = decode_html(payload, content_type)
+    if "html" in content_type or "<html" in text_content[:2000].lower():
+        title, text, lang = _extract(text_content, uri)
+    else:
+        title, text, lang = uri, text_content, ""
+    if len(text.split()) < MIN_WORDS:
+        yield Ignored(reason="no main text")
+        return
+    seen[digest] = record_id
+    filters = dict(base_filters, format="web page", language=lang)
+    yield SourceRecord(
+        provenance=Provenance(source_type="warc", record_id=record_id, title=title or uri, locator=locator, link=link,
+                              date=date, source_file=source_file),
+        text=f"Archived page {uri}, captured {_human_date(date)}.\n{text}", filters=filters)
+
+
+def _pdf_pages(path, payload, uri, record_id, date, locator, link, source_file, filters) -> Iterator:
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(payload))
+        pages = list(reader.pages)
+    except Exception as exc:
+        yield SkippedRecord(path=str(path), record=record_id, reason=f"PDF inside the archive unreadable: {exc}")
+        return
+    for number, page in enumerate(pages, 1):
+        try:
+            text = (page.extract_text() or "").strip()
+        except Exception:
+            text = ""
+        if len(text.split()) < MIN_WORDS:
+            continue
+        yield SourceRecord(
+            provenance=Provenance(source_type="warc", record_id=f"{record_id}#page={number}",
+                                  title=f"{uri.rsplit('/', 1)[-1] or uri} (PDF)", locator=f"{locator}, p. {number}",
+                                  link=f"{link}#page={number}", date=date, source_file=source_file),
+            text=f"Archived PDF {uri}, captured {_human_date(date)}, page {number}.\n{text}",
+            filters=dict(filters, format="pdf page", page=number))
