@@ -134,6 +134,10 @@ def evidence_for(question: str, source: Source, max_fields: int = 3) -> list[str
     if source.title and body.startswith(source.title):
         body = body[len(source.title):]  # chunks repeat their record's title as a first line
     best = _best_sentences(question, body)
+    if source.source_type == "warc" and source.locator.startswith("captured "):
+        # Archived pages speak for the day they were captured.
+        as_of = source.locator[len("captured "):].split(" — ")[0]
+        return [f"As of {as_of}, {_label(source)} said: “{s.rstrip('.')}”" for s in best]
     return [f"{_label(source)}: “{s.rstrip('.')}”" for s in best]
 
 

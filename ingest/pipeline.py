@@ -77,6 +77,47 @@ class IngestSummary:
         return "\n".join(lines)
 
 
+_DONE = object()
+
+
+def prefetch(items: Iterable, depth: int = 512) -> Iterator:
+    """Runs a reader in a background thread, so parsing and text extraction (Python, holding the
+    GIL) overlap with embedding (torch, which releases it). Exceptions surface in the consumer."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="refdesk-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
+
 def iter_files(paths: Iterable[str | Path], summary: IngestSummary) -> Iterator[Path]:
     for raw in paths:
         path = Path(raw).expanduser()
@@ -157,7 +198,7 @@ class Ingestor:
         records = 0
         complete = True
         try:
-            for item in reader(path, link_template=self.link_templates.get(fmt, "")):
+            for item in prefetch(reader(path, link_template=self.link_templates.get(fmt, ""))):
                 if isinstance(item, SkippedRecord):
                     summary.skipped.append(item)
                     continue
