@@ -218,6 +218,12 @@ def cmd_models(services, args) -> int:
 def cmd_bench(services, args) -> int:
     from eval.bench import bench_answer, bench_ingest, format_ingest_bench
 
+    if args.what == "warc-memory":
+        from eval.bench import bench_warc_memory
+
+        sources = args.paths or ["../shared/data/warc/aut/example.warc.gz"]
+        _print_json(bench_warc_memory(services.settings, sources, size_mb=args.size_mb))
+        return 0
     if args.what == "ingest":
         if not args.paths:
             raise SettingsError("refdesk bench ingest needs one or more PATHs")
@@ -299,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("bench", help="benchmarks")
-    s.add_argument("what", choices=["answer", "ingest"])
+    s.add_argument("what", choices=["answer", "ingest", "warc-memory"])
+    s.add_argument("--size-mb", type=int, default=1024, help="warc-memory: size of the WARC to build and stream")
     s.add_argument("paths", nargs="*", help="ingest: files or folders to ingest into a temporary store")
     s.add_argument("--n", type=int, default=10)
     s.add_argument("--k", type=int)

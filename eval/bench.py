@@ -125,3 +125,69 @@ def format_ingest_bench(result: dict) -> str:
         f"(SentenceTransformer.encode, same texts, same process)",
         f"ratio ingest / bare encode = {result['ratio_ingest_to_bare_encode']:.3f}   peak RSS {result['peak_rss_mb']} MB",
     ])
+
+
+def _rss_mb(field: str = "VmRSS") -> float:
+    import re
+
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(rf"{field}:\s+(\d+)", text).group(1)) / 1024
+
+
+def build_big_warc(sources: list[Path], dest: Path, size_bytes: int) -> dict:
+    """Re-writes the real shared records, each copy with new WARC-Record-IDs, until dest is size_bytes."""
+    import uuid
+
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.warcwriter import WARCWriter
+
+    copies = records = 0
+    with dest.open("wb") as out:
+        writer = WARCWriter(out, gzip=False)
+        while out.tell() < size_bytes:
+            copies += 1
+            for source in sources:
+                with source.open("rb") as fh:
+                    for record in ArchiveIterator(fh):
+                        record.rec_headers.replace_header("WARC-Record-ID", f"<urn:uuid:{uuid.uuid4()}>")
+                        writer.write_record(record)
+                        records += 1
+                if out.tell() >= size_bytes:
+                    break
+    return {"bytes": dest.stat().st_size, "copies": copies, "records": records}
+
+
+def bench_warc_memory(settings, sources: list[str], size_mb: int = 1024) -> dict:
+    """Streams a >= size_mb WARC through the whole ingest (reader, dedupe, embedding, store) and
+    reports the peak RSS growth over the process's RSS before the ingest."""
+    import tempfile
+
+    from assistant.services import Services
+
+    with tempfile.TemporaryDirectory(prefix="refdesk-warc-mem-") as tmp:
+        big = Path(tmp) / "big.warc"
+        t0 = time.perf_counter()
+        built = build_big_warc([Path(s) for s in sources], big, size_mb * 1024 * 1024)
+        build_s = time.perf_counter() - t0
+        bench_settings = settings.model_copy(deep=True)
+        bench_settings.data_dir = Path(tmp) / "data"
+        bench_settings.store.mode = "embedded"
+        bench_settings.store.path = ""
+        services = Services(bench_settings)
+        # Warm the model with a full batch of long texts: its activation buffers are a fixed cost, not growth.
+        services.embedder.get_text_embedding_batch([" ".join(["archive"] * 250)] * settings.embedding.batch_size)
+        manifest = services.manifest()
+        before = _rss_mb()
+        try:
+            summary = services.ingestor(manifest, progress=True).ingest([str(big)])
+        finally:
+            manifest.close()
+        peak = _rss_mb("VmHWM")
+    return {
+        "warc_bytes": built["bytes"], "copies_of_the_sources": built["copies"], "warc_records": built["records"],
+        "build_s": round(build_s, 1), "ingest_s": round(summary.seconds, 1),
+        "mb_per_s": round(built["bytes"] / 1024 / 1024 / summary.seconds, 1) if summary.seconds else 0.0,
+        "pages_stored": summary.records, "chunks": summary.chunks_added, "captures_added": summary.captures_added,
+        "left_out": sum(summary.left_out.values()),
+        "rss_before_mb": round(before, 1), "peak_rss_mb": round(peak, 1), "peak_growth_mb": round(peak - before, 1),
+    }

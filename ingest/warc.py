@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections import deque
 import re
 from datetime import datetime
 from pathlib import Path
@@ -84,6 +85,34 @@ def _extract(html: str, uri: str) -> tuple[str, str, str]:
     return title, text, lang
 
 
+EXTRACT_WINDOW = 16  # pages extracted ahead, in a worker process, while the caller embeds
+_pool = None
+
+
+def _extractor():
+    """One spawned worker process for main-text extraction: trafilatura is pure Python and would
+    otherwise hold the GIL the embedding thread needs (ingest/bare-encode ratio 0.71 -> see README)."""
+    global _pool
+    if _pool is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _pool
+
+
+class _Pending:
+    def __init__(self, future, finish, path: Path, record_id: str):
+        self.future, self.finish, self.path, self.record_id = future, finish, path, record_id
+
+    def resolve(self):
+        try:
+            title, text, lang = self.future.result()
+        except Exception as exc:  # a page the extractor chokes on is one skipped page
+            return SkippedRecord(path=str(self.path), record=self.record_id, reason=f"text extraction failed: {exc}")
+        return self.finish(title, text, lang)
+
+
 def iter_records(path: str | Path, link_template: str = "") -> Iterator:
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
@@ -101,11 +130,20 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator:
             raise ReaderError(path, "empty file")
         fh.seek(0)
         iterator = ArchiveIterator(fh, arc2warc=True)
+        pending: deque[_Pending] = deque()
         try:
             for record in iterator:
                 # The record's start offset; get_record_offset() would read the record to its end first.
                 offset = iterator.offset
-                yield from _record_items(path, record, offset, template, seen)
+                for item in _record_items(path, record, offset, template, seen):
+                    if isinstance(item, _Pending):
+                        pending.append(item)
+                        while len(pending) > EXTRACT_WINDOW:
+                            yield pending.popleft().resolve()
+                    else:
+                        yield item
+            while pending:
+                yield pending.popleft().resolve()
             size = path.stat().st_size
             if iterator.offset < size and path.name.lower().endswith(".gz"):
                 # warcio stops quietly at a cut-off gzip member: say where the archive breaks.
@@ -113,6 +151,8 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator:
                                     reason="archive ends early (truncated or corrupt): records after this point are lost")
         except (ArchiveLoadFailed, EOFError, OSError, ValueError, Exception) as exc:
             # zlib/gzip errors surface under several types; all mean the file breaks here.
+            while pending:  # pages read before the break still count
+                yield pending.popleft().resolve()
             raise ReaderError(path, f"archive breaks at byte {offset}: {type(exc).__name__}: {exc}",
                               record=f"after byte {offset}") from exc
 
@@ -178,19 +218,21 @@ def _record_items(path: Path, record, offset: int, template: str, seen: dict[str
         yield Ignored(reason=f"{content_type.split(';')[0]} not indexed")
         return
     text_content = decode_html(payload, content_type)
+    seen[digest] = record_id  # registered now: an identical payload later is a further capture
+    filters = dict(base_filters, format="web page")
+
+    def finish(title: str, text: str, lang: str):
+        if len(text.split()) < MIN_WORDS:
+            return Ignored(reason="no main text")
+        return SourceRecord(
+            provenance=Provenance(source_type="warc", record_id=record_id, title=title or uri, locator=locator,
+                                  link=link, date=date, source_file=source_file),
+            text=f"Archived page {uri}, captured {_human_date(date)}.\n{text}", filters=dict(filters, language=lang))
+
     if "html" in content_type or "<html" in text_content[:2000].lower():
-        title, text, lang = _extract(text_content, uri)
+        yield _Pending(_extractor().submit(_extract, text_content, uri), finish, path, record_id)
     else:
-        title, text, lang = uri, text_content, ""
-    if len(text.split()) < MIN_WORDS:
-        yield Ignored(reason="no main text")
-        return
-    seen[digest] = record_id
-    filters = dict(base_filters, format="web page", language=lang)
-    yield SourceRecord(
-        provenance=Provenance(source_type="warc", record_id=record_id, title=title or uri, locator=locator, link=link,
-                              date=date, source_file=source_file),
-        text=f"Archived page {uri}, captured {_human_date(date)}.\n{text}", filters=filters)
+        yield finish(uri, text_content, "")
 
 
 def _pdf_pages(path, payload, uri, record_id, date, locator, link, source_file, filters) -> Iterator:
