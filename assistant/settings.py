@@ -192,10 +192,6 @@ class Settings(BaseSettings):
     def prompts_path(self) -> Path:
         return Path(self.prompts_dir).expanduser().resolve() if self.prompts_dir else PROJECT_ROOT / "prompts"
 
-    def environ(self, name: str, default: str = "") -> str:
-        """Read one environment variable (for subprocesses we launch); kept here so no other module reads os.environ."""
-        return os.environ.get(name, default)
-
     def child_env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
         env.update(extra)

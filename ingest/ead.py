@@ -109,9 +109,6 @@ class _Collection:
         self.emitted = False
 
 
-def sniff(head: bytes) -> bool:
-    text = head.decode("utf-8", "ignore")
-    return bool(re.search(r"<(\w+:)?ead[\s>]", text)) or "urn:isbn:1-931666-22-9" in text or "ead3.archivists.org" in text
 
 
 def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRecord | SkippedRecord]:

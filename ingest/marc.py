@@ -307,9 +307,6 @@ def to_source_record(record: pymarc.Record, raw: bytes, path: Path, link_templat
     )
 
 
-def sniff(head: bytes) -> bool:
-    """Binary MARC: five length digits, then a leader whose indicator/subfield counts are '22'."""
-    return len(head) >= 24 and head[:5].isdigit() and head[10:12] == b"22"
 
 
 def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRecord | SkippedRecord]:

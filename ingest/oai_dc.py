@@ -20,8 +20,6 @@ LABELS = [("title", "Title"), ("creator", "Creator"), ("contributor", "Contribut
           ("relation", "Relation"), ("rights", "Rights"), ("identifier", "Identifier"), ("source", "Source")]
 
 
-def sniff(head: bytes) -> bool:
-    return b"http://www.openarchives.org/OAI/2.0/oai_dc/" in head
 
 
 def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRecord | SkippedRecord]:

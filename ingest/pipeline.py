@@ -198,7 +198,9 @@ class Ingestor:
         records = 0
         complete = True
         try:
-            for item in prefetch(reader(path, link_template=self.link_templates.get(fmt, ""))):
+            items = reader(path, link_template=self.link_templates.get(fmt, ""))
+            # Chunking (tokenising) happens in the reader thread too; this thread only embeds and stores.
+            for item, chunks in prefetch(self._with_chunks(items)):
                 if isinstance(item, SkippedRecord):
                     summary.skipped.append(item)
                     continue
@@ -209,7 +211,7 @@ class Ingestor:
                     captures.setdefault(item.record_id, []).append(item.date)
                     continue
                 records += 1
-                for chunk in self.chunker.chunks(item):
+                for chunk in chunks:
                     if chunk.id in chunk_ids:
                         continue  # the same text twice in one record
                     chunk_ids[chunk.id] = chunk.provenance.record_id
@@ -245,6 +247,10 @@ class Ingestor:
             kept = {}
         self.manifest.record_file(key, sha if complete else "", size, fmt, self.embedder_name, records, chunk_ids,
                                   replace=complete, withdrawn=len(kept))
+
+    def _with_chunks(self, items):
+        for item in items:
+            yield item, (list(self.chunker.chunks(item)) if isinstance(item, SourceRecord) else None)
 
     def _flush(self, summary: IngestSummary) -> None:
         if not self._pending:

@@ -101,13 +101,23 @@ def _extractor():
     return _pool
 
 
+_inline_only = False  # set when no worker process can be started (e.g. a __main__ read from stdin)
+
+
 class _Pending:
-    def __init__(self, future, finish, path: Path, record_id: str):
-        self.future, self.finish, self.path, self.record_id = future, finish, path, record_id
+    def __init__(self, future, finish, path: Path, record_id: str, args: tuple):
+        self.future, self.finish, self.path, self.record_id, self.args = future, finish, path, record_id, args
 
     def resolve(self):
+        global _inline_only
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
-            title, text, lang = self.future.result()
+            try:
+                title, text, lang = self.future.result()
+            except BrokenProcessPool:
+                _inline_only = True
+                title, text, lang = _extract(*self.args)
         except Exception as exc:  # a page the extractor chokes on is one skipped page
             return SkippedRecord(path=str(self.path), record=self.record_id, reason=f"text extraction failed: {exc}")
         return self.finish(title, text, lang)
@@ -230,7 +240,11 @@ def _record_items(path: Path, record, offset: int, template: str, seen: dict[str
             text=f"Archived page {uri}, captured {_human_date(date)}.\n{text}", filters=dict(filters, language=lang))
 
     if "html" in content_type or "<html" in text_content[:2000].lower():
-        yield _Pending(_extractor().submit(_extract, text_content, uri), finish, path, record_id)
+        if _inline_only:
+            yield finish(*_extract(text_content, uri))
+        else:
+            args = (text_content, uri)
+            yield _Pending(_extractor().submit(_extract, *args), finish, path, record_id, args)
     else:
         yield finish(uri, text_content, "")
 

@@ -154,3 +154,16 @@ def test_pdf_page_evidence(archives):
     hits = archives.retriever.retrieve("Rockefeller Foundation, Wheat, Oat and Barley program folder", 3)
     page = next(h for h in hits if "Box 1, Folder 24: Rockefeller Foundation" in h.text)
     assert page.source_type == "pdf" and page.locator == "p. 5" and page.link.endswith("#page=5")
+
+
+def test_evidence_answer_quotes_the_pdf_inventory_with_its_page(archives):
+    from assistant.llm import FakeChat
+
+    archives.answers.llm = FakeChat()
+    answer = archives.answers.ask("Which box and folder hold the Rockefeller Foundation wheat, oat and barley program files?")
+    assert not answer.refused
+    evidence = [s for s in answer.sentences if s.kind == "evidence" and s.shown]
+    by_n = {s.n: s for s in answer.sources}
+    pdf_quotes = [s for s in evidence if by_n[s.citations[0]].source_type == "pdf"]
+    assert pdf_quotes and "Box 1, Folder 24" in pdf_quotes[0].text
+    assert by_n[pdf_quotes[0].citations[0]].locator == "p. 5"
