@@ -56,20 +56,43 @@ def rule_routed(question: str) -> bool:
 
 
 def key_terms(question: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z0-9]{3,}", fold(question)) if w not in QUESTION_STOPWORDS]
+    """Content words of the question, plus hyphenated labels such as "A-C" (a folder range)."""
+    folded = fold(question)
+    hyphenated = re.findall(r"\b[a-z0-9]+(?:-[a-z0-9]+)+\b", folded)
+    words = [w for w in re.findall(r"[a-z0-9]{3,}", re.sub(r"\b[a-z0-9]+(?:-[a-z0-9]+)+\b", " ", folded))
+             if w not in QUESTION_STOPWORDS]
+    return hyphenated + words
 
 
-def _covers(term: str, words: set[str]) -> bool:
-    return term in words or (len(term) >= 5 and any(w.startswith(term[:5]) for w in words if len(w) >= 5))
+def _stem(word: str) -> str:
+    """Crude English suffix stripping, enough for "dates" ~ "date", "published" ~ "publish"."""
+    for suffix in ("ings", "ing", "ies", "es", "ed", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def _covers(term: str, words: set[str], text: str) -> bool:
+    if "-" in term:
+        return re.search(rf"(?<![a-z0-9]){re.escape(term)}(?![a-z0-9])", text) is not None
+    if term in words or _stem(term) in {_stem(w) for w in words}:
+        return True
+    return len(term) >= 5 and any(w.startswith(term[:5]) for w in words if len(w) >= 5)
+
+
+def coverage(question: str, source: Source) -> float:
+    """Share of the question's key terms found in the source (title, locator and text)."""
+    terms = key_terms(question)
+    if not terms:
+        return 0.0
+    text = fold(f"{source.title}\n{source.locator}\n{source.text}")
+    words = set(re.findall(r"[a-z0-9]+", text))
+    return sum(_covers(t, words, text) for t in terms) / len(terms)
 
 
 def relevant(question: str, source: Source) -> bool:
     """A source may answer only if it shares at least half of the question's key terms."""
-    terms = key_terms(question)
-    if not terms:
-        return False
-    words = set(re.findall(r"[a-z0-9]+", fold(f"{source.title}\n{source.locator}\n{source.text}")))
-    return sum(_covers(t, words) for t in terms) / len(terms) >= 0.5
+    return coverage(question, source) >= 0.5
 
 
 def _fields(text: str) -> list[tuple[str, str]]:
@@ -88,8 +111,9 @@ def _best_sentences(question: str, text: str, limit: int = 2) -> list[str]:
         sentence = sentence.strip()
         if len(sentence.split()) < 4:
             continue
-        words = set(re.findall(r"[a-z0-9]+", fold(sentence)))
-        overlap = sum(_covers(t, words) for t in terms)
+        folded = fold(sentence)
+        words = set(re.findall(r"[a-z0-9]+", folded))
+        overlap = sum(_covers(t, words, folded) for t in terms)
         if overlap:
             scored.append((-overlap, i, sentence))
     return [_cap(s) for _, _, s in sorted(scored)[:limit]]
@@ -145,10 +169,14 @@ def select_evidence(question: str, sources: list[Source], max_sources: int = 3) 
     out: list[Evidence] = []
     used_records: set[str] = set()
     seen_texts: set[str] = set()
+    covered = {s.n: coverage(question, s) for s in sources}
+    best = max(covered.values(), default=0.0)
     for source in sources:
         if len(used_records) >= max_sources:
             break
-        if source.record_id in used_records or not relevant(question, source):
+        # Only the records that match the question best: a near miss (another edition, a sibling
+        # folder) is not evidence for this question.
+        if source.record_id in used_records or covered[source.n] < max(0.5, best - 1e-9):
             continue
         texts = [t for t in evidence_for(question, source) if t not in seen_texts]
         if texts:
