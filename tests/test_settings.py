@@ -47,3 +47,11 @@ def test_bad_settings_file_names_the_file(clean_env, tmp_path):
         Settings.load(bad)
     with pytest.raises(SettingsError, match="not found"):
         Settings.load(tmp_path / "missing.toml")
+
+
+def test_example_settings_file_is_valid(clean_env):
+    from tests.conftest import ROOT
+
+    s = Settings.load(ROOT / "refdesk.example.toml")
+    assert s.vllm.extra_args == ["--enforce-eager"] and s.verify.unsupported == "drop"
+    assert s.links.warc == "https://web.archive.org/web/{timestamp}/{uri}"
