@@ -90,6 +90,20 @@ def coverage(question: str, source: Source) -> float:
     return sum(_covers(t, words, text) for t in terms) / len(terms)
 
 
+def title_match(question: str, title: str) -> float:
+    """Share of a title's first content words that the question names: known-item questions
+    ("the call number of Programming Python") name their title."""
+    folded_q = fold(question)
+    q = {_stem(w) for w in re.findall(r"[a-z0-9]+", folded_q)}
+    words = key_terms(title)[:6]
+    if not words:
+        return 0.0
+    found = sum((re.search(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])", folded_q) is not None) if "-" in w
+                else _stem(w) in q for w in words)
+    # A one-word title ("Photographs") says less about which record is meant than a full one.
+    return found / len(words) * min(1.0, len(words) / 2)
+
+
 def relevant(question: str, source: Source) -> bool:
     """A source may answer only if it shares at least half of the question's key terms."""
     return coverage(question, source) >= 0.5
@@ -170,13 +184,16 @@ def select_evidence(question: str, sources: list[Source], max_sources: int = 3) 
     used_records: set[str] = set()
     seen_texts: set[str] = set()
     covered = {s.n: coverage(question, s) for s in sources}
-    best = max(covered.values(), default=0.0)
+    # Key-term coverage first, the title the question names second.
+    match = {s.n: (round(covered[s.n], 6), round(title_match(question, s.title), 6))
+             for s in sources if covered[s.n] >= 0.5}
+    best = max(match.values(), default=(0.0, 0.0))
     for source in sources:
         if len(used_records) >= max_sources:
             break
-        # Only the records that match the question best: a near miss (another edition, a sibling
-        # folder) is not evidence for this question.
-        if source.record_id in used_records or covered[source.n] < max(0.5, best - 1e-9):
+        # Only the records that match the question best (key terms, then the title it names): a near
+        # miss (another edition, a sibling folder) is not evidence for this question.
+        if source.record_id in used_records or match.get(source.n) != best:
             continue
         texts = [t for t in evidence_for(question, source) if t not in seen_texts]
         if texts:

@@ -70,7 +70,7 @@ class VLLMSettings(BaseModel):
 class RetrievalSettings(BaseModel):
     top_k: int = 5
     # Below this cosine score for the best source, refdesk refuses without asking the LLM.
-    min_score: float = 0.2
+    min_score: float = 0.15
 
 
 class AnswerSettings(BaseModel):

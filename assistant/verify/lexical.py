@@ -42,6 +42,11 @@ def fold(text: str) -> str:
     return re.sub(r"\s+", " ", text.casefold()).strip()
 
 
+def strip_marks(text: str) -> str:
+    """Diacritics off, case kept: romanised names carry combining marks (MARC-8's "k̲h̲") that break words."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
 def alnum(text: str) -> str:
     return re.sub(r"[^0-9a-z]", "", fold(text))
 
@@ -74,7 +79,7 @@ class LexicalVerifier:
         source_numbers = numbers_in(source)
         source_alnum = alnum(source)
         missing: list[str] = []
-        sentence = check.text
+        sentence = strip_marks(check.text)
 
         for quoted in QUOTED.findall(sentence):
             if alnum(quoted) and alnum(quoted) not in source_alnum:
