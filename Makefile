@@ -39,7 +39,7 @@ system-deps:
 demo: models
 	$(BIN)/refdesk ingest demo/corpus
 	$(BIN)/refdesk llm start
-	@echo "Open http://127.0.0.1:$${REFDESK_PORT:-7860}/ (Ctrl-C stops the app; 'refdesk llm stop' stops vLLM)"
+	@echo "Starting the app on port $${REFDESK_SERVE__PORT:-7860} (Ctrl-C stops it; '.venv/bin/refdesk llm stop' stops vLLM)"
 	$(BIN)/refdesk serve
 
 test: models system-deps
