@@ -143,6 +143,9 @@ class Ingestor:
         self.progress = progress
         self._pending: list[Chunk] = []
         self._bar: tqdm | None = None
+        # Store writes run beside the next batch's embedding (one at a time, in order).
+        self._writer = None
+        self._write = None
 
     # -- public -------------------------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], sync: bool = False) -> IngestSummary:
@@ -162,6 +165,10 @@ class Ingestor:
                             summary.chunks_removed += self.store.delete(sorted(self.manifest.chunk_ids(gone)))
                             self.manifest.forget_file(gone)
         finally:
+            self._drain()
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
             self._bar.close()
         summary.seconds = time.perf_counter() - started
         self.manifest.add_run(summary.as_dict())
@@ -227,6 +234,7 @@ class Ingestor:
             summary.files_failed += 1
             complete = False
         self._flush(summary)
+        self._drain()
         summary.records += records
         if captures:
             by_record: dict[str, list[str]] = {}
@@ -248,6 +256,12 @@ class Ingestor:
         self.manifest.record_file(key, sha if complete else "", size, fmt, self.embedder_name, records, chunk_ids,
                                   replace=complete, withdrawn=len(kept))
 
+    def _drain(self) -> None:
+        """Waits for the store write in flight; its error, if any, is raised here."""
+        if self._write is not None:
+            write, self._write = self._write, None
+            write.result()
+
     def _with_chunks(self, items):
         for item in items:
             yield item, (list(self.chunker.chunks(item)) if isinstance(item, SourceRecord) else None)
@@ -263,7 +277,12 @@ class Ingestor:
             t0 = time.perf_counter()
             vectors = self.embed([c.text for c in new])
             summary.embed_seconds += time.perf_counter() - t0
-            self.store.add(new, vectors)
+            self._drain()
+            if self._writer is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refdesk-store")
+            self._write = self._writer.submit(self.store.add, new, vectors)
             summary.chunks_added += len(new)
         if self._bar is not None:
             self._bar.set_postfix(chunks=summary.chunks_added, refresh=False)
