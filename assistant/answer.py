@@ -61,15 +61,15 @@ class AnswerService:
                 self._refuse(answer)  # retrieved, but nothing in it answers this question
                 return answer
             lead: list[Sentence] = []
+            valid = self.checker.stored_texts(answer.sources)  # one store read for every sentence below
             if not rule_routed(question):
                 draft = self._generate(answer)
                 if draft is None:
                     return answer  # LLM unreachable: the error names it, the sources are shown
                 t1 = time.perf_counter()
-                lead, answer.invalid_markers = self.checker.check(question, answer.sources, draft)
+                lead, answer.invalid_markers = self.checker.check(question, answer.sources, draft, valid)
                 answer.timings["check"] = time.perf_counter() - t1
             t1 = time.perf_counter()
-            valid = self.checker.stored_texts(answer.sources)
             quoted = [self.checker.check_sentence(question, answer.sources, e.text, [e.n], valid, kind="evidence")
                       for e in evidence]
             answer.timings["check"] = answer.timings.get("check", 0.0) + time.perf_counter() - t1

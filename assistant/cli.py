@@ -132,7 +132,6 @@ def cmd_handoff(services, args) -> int:
 
 def cmd_status(services, args) -> int:
     from assistant.vllm_launcher import VLLMLauncher
-    from assistant.llm import LLMUnavailable  # noqa: F401  (import check: backend modules load)
 
     settings = services.settings
     counts = services.store.counts()

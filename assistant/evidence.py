@@ -104,10 +104,6 @@ def title_match(question: str, title: str) -> float:
     return found / len(words) * min(1.0, len(words) / 2)
 
 
-def relevant(question: str, source: Source) -> bool:
-    """A source may answer only if it shares at least half of the question's key terms."""
-    return coverage(question, source) >= 0.5
-
 
 def _fields(text: str) -> list[tuple[str, str]]:
     out = []

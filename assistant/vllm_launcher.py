@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from assistant.models import ModelError, chat_model_dir, prepare_chat_model
+from assistant.models import ModelError, prepare_chat_model
 from assistant.settings import Settings
 
 

@@ -45,10 +45,6 @@ def _child(el, name: str):
     return None
 
 
-def _children(el, name: str):
-    return [c for c in el if _local(c) == name]
-
-
 def _year(date: str) -> int | None:
     match = re.search(r"\b(1[0-9]{3}|20[0-9]{2})\b", date)
     return int(match.group(1)) if match else None

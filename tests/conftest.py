@@ -27,6 +27,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_http(url: str, proc: subprocess.Popen, log: Path, seconds: float, what: str) -> None:
+    """Polls url until it answers 200; fails the test with the log's tail if proc dies or time runs out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited: {log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail(f"{what} not ready after {seconds:.0f} s")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
@@ -107,19 +123,7 @@ def chroma_server(tmp_path_factory):
     log = (path / "server.log").open("wb")
     proc = subprocess.Popen([str(exe), "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(f"chroma run exited: {(path / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("chroma server not ready after 60 s")
+    wait_for_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", proc, path / "server.log", 60, "chroma run")
     yield {"host": "127.0.0.1", "port": port}
     proc.terminate()
     try:

@@ -3,12 +3,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 
-from tests.conftest import ARTIFACTS, ROOT, free_port
+from tests.conftest import ARTIFACTS, ROOT, free_port, wait_for_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.vllm]
 
@@ -40,19 +38,7 @@ def served_app(vllm_server, tmp_path_factory):
     log = (data / "serve.log").open("wb")
     proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail((data / "serve.log").read_text()[-3000:])
-        time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail("refdesk serve did not come up in 180 s")
+    wait_for_http(f"{url}/healthz", proc, data / "serve.log", 180, "refdesk serve")
     yield ServedApp(url, env)
     proc.terminate()
     proc.wait(30)

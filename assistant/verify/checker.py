@@ -54,9 +54,11 @@ class CitationChecker:
             out[s.n] = f"{header}\n{chunk.text}" if header else chunk.text
         return out
 
-    def check(self, question: str, sources: list[Source], draft: str) -> tuple[list[Sentence], int]:
-        """Per-sentence verdicts for a draft with [n] markers, and how many markers resolved to nothing."""
-        valid = self.stored_texts(sources)
+    def check(self, question: str, sources: list[Source], draft: str,
+              valid: dict[int, str] | None = None) -> tuple[list[Sentence], int]:
+        """Per-sentence verdicts for a draft with [n] markers, and how many markers resolved to nothing.
+        valid: stored_texts(sources), when the caller already read it."""
+        valid = self.stored_texts(sources) if valid is None else valid
         sentences: list[Sentence] = []
         seen: set[str] = set()
         for text, numbers in sentences_with_markers(draft):
