@@ -90,7 +90,7 @@ def test_marker_whose_chunk_was_deleted_after_retrieval(services):
 
     def script(messages):
         services.store.delete([victim.chunk_id])
-        return f"Summerland was written by Michael Chabon [1][2]."
+        return "Summerland was written by Michael Chabon [1][2]."
 
     services.answers.llm = FakeChat(script=script)
     try:

@@ -1,5 +1,4 @@
 """Finding aids: EAD 2002 / EAD3 and PDF inventories, on the real shared files."""
-import json
 import subprocess
 import sys
 

@@ -5,7 +5,7 @@ import pytest
 from assistant.types import SourceRecord
 from ingest.registry import ReaderError, detect_format
 from ingest.text import iter_records
-from tests.conftest import DEMO_CORPUS, ROOT
+from tests.conftest import ROOT
 
 TEXT_DATA = ROOT / "tests" / "data" / "text"
 
