@@ -12,7 +12,7 @@ import time
 from assistant.evidence import rule_routed, select_evidence
 from assistant.llm import ChatModel, LLMUnavailable
 from assistant.prompts import Prompts
-from assistant.types import Answer, Sentence
+from assistant.types import Answer, Sentence, Source, content_hash
 from assistant.verify.checker import CitationChecker
 
 MAX_LEAD_SENTENCES = 2
@@ -30,29 +30,37 @@ class AnswerService:
         self.min_score = min_score
         self.evidence_first = evidence_first
 
-    def ask(self, question: str, k: int | None = None, retrieve_only: bool = False, filters=None) -> Answer:
+    def ask(self, question: str, k: int | None = None, retrieve_only: bool = False, filters=None,
+            contexts: list[str] | None = None) -> Answer:
+        """contexts: passages given with the question (evaluation sets that bring their own); they replace
+        retrieval and are the only evidence the checker accepts."""
         started = time.perf_counter()
         question = question.strip()
         answer = Answer(question=question)
+        valid: dict[int, str] | None = None
         try:
             if not question:
                 answer.error = "empty question"
                 return answer
-            if self.store.count() == 0:
-                answer.error = self.prompts.render("empty_store")
-                self._refuse(answer, text=answer.error)
-                return answer
-            answer.sources = self.retriever.retrieve(question, k or self.top_k, answer.timings, filters=filters)
+            if contexts:
+                answer.sources = context_sources(contexts)
+                valid = {s.n: s.text for s in answer.sources}
+            else:
+                if self.store.count() == 0:
+                    answer.error = self.prompts.render("empty_store")
+                    self._refuse(answer, text=answer.error)
+                    return answer
+                answer.sources = self.retriever.retrieve(question, k or self.top_k, answer.timings, filters=filters)
             if retrieve_only or self.llm is None:
                 return answer
-            if not answer.sources or answer.sources[0].score < self.min_score:
+            if not contexts and (not answer.sources or answer.sources[0].score < self.min_score):
                 # Nothing relevant was found: do not let the model guess from its own memory.
                 self._refuse(answer)
                 return answer
             if not self.evidence_first:
                 draft = self._generate(answer)
                 if draft is not None:
-                    self.finish(answer, draft)
+                    self.finish(answer, draft, valid)
                 return answer
             t0 = time.perf_counter()
             evidence = select_evidence(question, answer.sources)
@@ -61,7 +69,8 @@ class AnswerService:
                 self._refuse(answer)  # retrieved, but nothing in it answers this question
                 return answer
             lead: list[Sentence] = []
-            valid = self.checker.stored_texts(answer.sources)  # one store read for every sentence below
+            if valid is None:
+                valid = self.checker.stored_texts(answer.sources)  # one store read for every sentence below
             if not rule_routed(question):
                 draft = self._generate(answer)
                 if draft is None:
@@ -99,10 +108,11 @@ class AnswerService:
         finally:
             answer.timings["generate"] = time.perf_counter() - t0
 
-    def finish(self, answer: Answer, draft: str) -> Answer:
-        """Checks a draft (from our LLM or pasted from elsewhere) against answer.sources."""
+    def finish(self, answer: Answer, draft: str, valid: dict[int, str] | None = None) -> Answer:
+        """Checks a draft (from our LLM or pasted from elsewhere) against answer.sources
+        (as stored now, or `valid`: source n -> text, for given contexts)."""
         t1 = time.perf_counter()
-        answer.sentences, answer.invalid_markers = self.checker.check(answer.question, answer.sources, draft)
+        answer.sentences, answer.invalid_markers = self.checker.check(answer.question, answer.sources, draft, valid)
         answer.timings["check"] = time.perf_counter() - t1
         if not any(s.status == "supported" for s in answer.sentences):
             self._refuse(answer)
@@ -114,3 +124,9 @@ class AnswerService:
         answer.refused = True
         answer.handoff_offered = True
         answer.answer = text or self.prompts.render("refusal")
+
+
+def context_sources(contexts: list[str]) -> list[Source]:
+    return [Source(n=i, chunk_id=f"context-{i}", source_type="context", record_id=f"context-{i}", title=f"Context {i}",
+                   score=1.0, text=text, content_hash=content_hash(text))
+            for i, text in enumerate(contexts, 1)]

@@ -28,6 +28,10 @@ INTENTS: list[tuple[str, re.Pattern, tuple[str, ...]]] = [
     ("date", re.compile(r"\bwhen\b|\bwhat year\b|\bdates?\b|\byears?\b", re.I), ("Year", "Date", "Dates", "Published",
                                                                               "Dates of publication")),
     ("subject", re.compile(r"\babout\b|\bsubjects?\b|\btopics?\b", re.I), ("Summary", "Subject", "Scope and content")),
+    ("extent", re.compile(r"\bhow (many|long|big|thick|large)\b|\bpages?\b|\bsize\b|\bextent\b|\bphysical", re.I),
+     ("Physical description", "Extent")),
+    ("contents", re.compile(r"\bcontents?\b|\bwhat(?:'s| is| are)? in\b|\bwhich \w+ (are|is) (in|included)\b|\bincluded\b|"
+                            r"\btracks?\b|\bsongs?\b|\bchapters?\b", re.I), ("Contents", "Scope and content")),
 ]
 # Identifier look-ups and locations: the record answers them, the LLM adds nothing.
 RULE_ROUTED = {"issn", "isbn", "call_number", "container", "capture"}
@@ -80,13 +84,23 @@ def _covers(term: str, words: set[str], text: str) -> bool:
     return len(term) >= 5 and any(w.startswith(term[:5]) for w in words if len(w) >= 5)
 
 
+def names(question: str) -> list[str]:
+    """Capitalised words after the first one: the names a question is about ("maps of Paris")."""
+    words = [re.sub(r"['’]s$", "", w) for w in re.findall(r"[A-Za-z][\w'’-]*", question)[1:]]
+    return [fold(w) for w in words if w[0].isupper() and fold(w) not in QUESTION_STOPWORDS and len(w) > 1]
+
+
 def coverage(question: str, source: Source) -> float:
-    """Share of the question's key terms found in the source (title, locator and text)."""
+    """Share of the question's key terms found in the source (title, locator and text); 0 when the
+    source names none of the names the question is about (half of them at least)."""
     terms = key_terms(question)
     if not terms:
         return 0.0
     text = fold(f"{source.title}\n{source.locator}\n{source.text}")
     words = set(re.findall(r"[a-z0-9]+", text))
+    named = names(question)
+    if named and sum(_covers(n, words, text) for n in named) < len(named) / 2:
+        return 0.0
     return sum(_covers(t, words, text) for t in terms) / len(terms)
 
 
@@ -126,13 +140,27 @@ def _best_sentences(question: str, text: str, limit: int = 2) -> list[str]:
         overlap = sum(_covers(t, words, folded) for t in terms)
         if overlap:
             scored.append((-overlap, i, sentence))
-    return [_cap(s) for _, _, s in sorted(scored)[:limit]]
+    return [_cap(s, terms) for _, _, s in sorted(scored)[:limit]]
 
 
-def _cap(sentence: str, words: int = 40) -> str:
-    """Pages without punctuation (navigation, lists) make 'sentences' of hundreds of words."""
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", fold(text)))
+
+
+def _cap(sentence: str, terms: set[str] | None = None, words: int = 40) -> str:
+    """Pages without punctuation (navigation, lists) make 'sentences' of hundreds of words: keep
+    `words` of them, starting a little before the first word the question asks about."""
     parts = sentence.split()
-    return sentence if len(parts) <= words else " ".join(parts[:words]) + " …"
+    if len(parts) <= words:
+        return sentence
+    start = 0
+    for i, part in enumerate(parts):
+        folded = fold(part)
+        if terms and any(_covers(t, set(re.findall(r"[a-z0-9]+", folded)), folded) for t in terms):
+            start = max(0, min(i - 5, len(parts) - words))
+            break
+    window = " ".join(parts[start:start + words])
+    return ("… " if start else "") + window + (" …" if start + words < len(parts) else "")
 
 
 def _label(source: Source) -> str:
@@ -150,7 +178,12 @@ def evidence_for(question: str, source: Source, max_fields: int = 3) -> list[str
     if fields:
         chosen = [(k, v) for k, v in fields if k in wanted] if wanted else []
         if not chosen:
-            chosen = [(k, v) for k, v in fields if k in DEFAULT_FIELDS]
+            # No field named by the question's intent: fields that use the question's own words
+            # ("Who founded…" -> "Note: Founded and … edited by …"), then the usual ones.
+            label_terms = set(_words(_label(source)))
+            terms = [t for t in key_terms(question) if t not in label_terms]
+            chosen = [(k, v) for k, v in fields if k != "Title" and any(t in _words(v) for t in terms)]
+            chosen += [(k, v) for k, v in fields if k in DEFAULT_FIELDS]
         # A component's own title ("Title: A-C") says which part of the collection the field belongs to.
         own = next((v for k, v in fields if k == "Title"), "")
         if own and chosen and fold(own) not in fold(_label(source)):

@@ -79,3 +79,24 @@ def test_unanswerable_questions_get_an_honest_refusal_not_unrelated_evidence(ser
     assert answer.refused and answer.handoff_offered
     assert not [s for s in answer.sentences if s.kind == "evidence"]
     assert fake.calls == []
+
+
+@pytest.mark.parametrize("question,field,record", [
+    ("Who founded the journal Nature?", "Founded and for many years edited by Sir J. N. Lockyer", "417826"),
+    ("How many pages does the large print Pride and Prejudice have?", "Physical description: 474 p.", "ocm42943498"),
+    ("Which novels are in The Penguin complete novels of Jane Austen?", "Mansfield Park", "3076570"),
+])
+def test_the_field_that_answers_is_quoted_even_without_a_named_intent(services, question, field, record):
+    answer, _ = ask(services, question)
+    assert not answer.refused and field in answer.answer
+    assert record in cited_records(answer)
+
+
+def test_a_page_that_lacks_the_place_the_question_names_is_not_evidence(services):
+    """The archived About page talks of "maps" of the Internet, not of Paris: refuse, do not quote it."""
+    from assistant.evidence import names
+
+    assert names("Do you hold any maps of Paris?") == ["paris"]
+    assert names("What did IANA's website say?") == ["iana"]
+    answer, _ = ask(services, "Do you hold any maps of Paris?")
+    assert answer.refused and answer.handoff_offered
