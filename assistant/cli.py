@@ -223,6 +223,12 @@ def cmd_bench(services, args) -> int:
         sources = args.paths or ["../shared/data/warc/aut/example.warc.gz"]
         _print_json(bench_warc_memory(services.settings, sources, size_mb=args.size_mb))
         return 0
+    if args.what == "refcheck":
+        from eval.refcheck_bench import bench_refcheck, format_refcheck_bench
+
+        result = bench_refcheck(services.settings, args.paths or ["../shared/data/marc"], seed=args.seed)
+        _print_json(result) if args.json else print(format_refcheck_bench(result))
+        return 0
     if args.what == "ingest":
         if not args.paths:
             raise SettingsError("refdesk bench ingest needs one or more PATHs")
@@ -300,6 +306,27 @@ def cmd_eval(services, args) -> int:
     return 0
 
 
+def cmd_refcheck(services, args) -> int:
+    from pathlib import Path
+
+    from assistant.refcheck.parse import decode
+
+    if args.file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise SettingsError(f"{path}: no such file")
+        data = path.read_bytes()
+    text, _encoding = decode(data)
+    report = services.refcheck.check_text(text)
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        print(report.text(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refdesk", description="Library reference assistant with checked citations.")
     p.add_argument("--data-dir", help="data directory (env REFDESK_DATA_DIR; default ./data)")
@@ -363,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true")
     s.set_defaults(func=cmd_models)
 
+    s = sub.add_parser("refcheck", help="which references of a list does the library hold?")
+    s.add_argument("file", help="text (one reference per line or paragraph), BibTeX or RIS; - for stdin")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_refcheck)
+
     s = sub.add_parser("eval", help="run a test set, compare runs, convert HaluEval")
     s.add_argument("action", choices=["run", "compare", "convert-halueval"])
     s.add_argument("paths", nargs="+", help="run: SET.jsonl; compare: RUN_A RUN_B; convert-halueval: IN OUT")
@@ -379,10 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("bench", help="benchmarks")
-    s.add_argument("what", choices=["answer", "ingest", "warc-memory"])
+    s.add_argument("what", choices=["answer", "ingest", "warc-memory", "refcheck"])
     s.add_argument("--size-mb", type=int, default=1024, help="warc-memory: size of the WARC to build and stream")
     s.add_argument("paths", nargs="*", help="ingest: files or folders to ingest into a temporary store")
     s.add_argument("--n", type=int, default=10)
+    s.add_argument("--seed", type=int, default=7, help="refcheck: seed of the case builder")
     s.add_argument("--k", type=int)
     s.add_argument("--questions", help="file with one question per line")
     s.add_argument("--json", action="store_true")
@@ -390,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-READS_STORE = {"ask", "status", "serve", "verify"}  # and eval run, unless its set brings contexts
+READS_STORE = {"ask", "status", "serve", "verify", "refcheck"}  # and eval run, unless its set brings contexts
 
 
 def main(argv: Sequence[str] | None = None, services=None) -> int:

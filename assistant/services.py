@@ -70,6 +70,12 @@ class Services:
         return CitationChecker(self.store, build_verifiers(verify, self.embedder), verify.unsupported)
 
     @cached_property
+    def refcheck(self):
+        from assistant.refcheck.check import ReferenceChecker
+
+        return ReferenceChecker(self.store, self.embedder, self.settings.refcheck.max_references)
+
+    @cached_property
     def handoffs(self):
         from assistant.handoff import HandoffQueue
 

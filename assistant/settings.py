@@ -104,6 +104,10 @@ class LinkSettings(BaseModel):
     warc: str = "https://web.archive.org/web/{timestamp}/{uri}"
 
 
+class RefcheckSettings(BaseModel):
+    max_references: int = Field(500, ge=1)  # a longer paste is cut, with a message saying so
+
+
 class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 7860
@@ -138,6 +142,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    refcheck: RefcheckSettings = Field(default_factory=RefcheckSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

@@ -138,6 +138,24 @@ class ChunkStore:
                 out[cid] = StoredChunk(cid, doc or "", dict(meta or {}))
         return out
 
+    def iter_chunks(self, where: dict | None = None):
+        """Every stored chunk (matching `where`, a Chroma filter), page by page."""
+        offset = 0
+        while True:
+            res = self.collection.get(where=where, include=["documents", "metadatas"], limit=PAGE, offset=offset)
+            if not res["ids"]:
+                return
+            for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"]):
+                yield StoredChunk(cid, doc or "", dict(meta or {}))
+            offset += len(res["ids"])
+
+    def nearest(self, embedding: Sequence[float], n: int, where: dict | None = None) -> list[dict]:
+        """Metadata of the n chunks closest to `embedding` (for look-ups that need no llama-index node)."""
+        if self.count() == 0:
+            return []
+        res = self.collection.query(query_embeddings=[list(embedding)], n_results=n, where=where, include=["metadatas"])
+        return [dict(m or {}) for m in res["metadatas"][0]]
+
     def iter_metadata(self):
         total = self.count()
         for offset in range(0, total, PAGE):

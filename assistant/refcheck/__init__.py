@@ -1,0 +1,1 @@
+"""Reference checker: does the library hold the works a (possibly made-up) reference list cites?"""
