@@ -205,7 +205,8 @@ class Ingestor:
         records = 0
         complete = True
         try:
-            items = reader(path, link_template=self.link_templates.get(fmt, ""))
+            # A WACZ holds WARCs: its pages replay like any archived page.
+            items = reader(path, link_template=self.link_templates.get("warc" if fmt == "wacz" else fmt, ""))
             # Chunking (tokenising) happens in the reader thread too; this thread only embeds and stores.
             for item, chunks in prefetch(self._with_chunks(items)):
                 if isinstance(item, SkippedRecord):

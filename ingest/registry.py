@@ -17,13 +17,14 @@ READERS = Registry("reader", {
     "ead": "ingest.ead:iter_records",
     "pdf": "ingest.pdf:iter_records",
     "warc": "ingest.warc:iter_records",
+    "wacz": "ingest.wacz:iter_records",
 })
 
 EXTENSIONS = {
     ".txt": "text", ".md": "text", ".markdown": "text",
     ".mrc": "marc", ".marc": "marc", ".dat": "marc", ".iso2709": "marc",
     ".pdf": "pdf", ".ead": "ead",
-    ".warc": "warc", ".arc": "warc",
+    ".warc": "warc", ".arc": "warc", ".wacz": "wacz",
 }
 SNIFFED = {".xml"}  # shared by MARCXML and EAD: decided by content
 SNIFF_BYTES = 4096
@@ -58,6 +59,8 @@ def _sniff_binary(head: bytes) -> str | None:
         return "pdf"
     if head.startswith(b"WARC/"):
         return "warc"
+    if head.startswith(b"PK\x03\x04") and b"datapackage.json" in head or head.startswith(b"PK\x03\x04") and b"archive/" in head:
+        return "wacz"
     if len(head) >= 24 and head[:5].isdigit() and head[10:12] == b"22":
         return "marc"
     return None

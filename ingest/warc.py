@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections import deque
 import re
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Any, Iterator
 
 from assistant.types import AlsoCaptured, Ignored, Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError
@@ -29,6 +30,10 @@ DEFAULT_REPLAY = "https://web.archive.org/web/{timestamp}/{uri}"
 META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_\-]+)""", re.I)
 SKIP_TYPES = ("image/", "text/css", "javascript", "font/", "video/", "audio/", "application/octet-stream")
 MIN_WORDS = 5
+# Browsertrix stores the text of a rendered page as resource records "urn:text:<uri>" (at page load)
+# and "urn:textFinal:<uri>" (after behaviours ran: scrolling, expanding).
+BROWSER_TEXT_PREFIXES = ("urn:text:", "urn:textFinal:")
+TEXT_SOURCE_LABELS = {"urn": "text rendered by the crawler's browser", "pages.jsonl": "text from the WACZ page list"}
 
 
 def _charset(content_type: str) -> str | None:
@@ -105,7 +110,7 @@ _inline_only = False  # set when no worker process can be started (e.g. a __main
 
 
 class _Pending:
-    def __init__(self, future, finish, path: Path, record_id: str, args: tuple):
+    def __init__(self, future, finish, path: str, record_id: str, args: tuple):
         self.future, self.finish, self.path, self.record_id, self.args = future, finish, path, record_id, args
 
     def resolve(self):
@@ -119,18 +124,26 @@ class _Pending:
                 _inline_only = True
                 title, text, lang = _extract(*self.args)
         except Exception as exc:  # a page the extractor chokes on is one skipped page
-            return SkippedRecord(path=str(self.path), record=self.record_id, reason=f"text extraction failed: {exc}")
+            return SkippedRecord(path=self.path, record=self.record_id, reason=f"text extraction failed: {exc}")
         return self.finish(title, text, lang)
 
 
-def iter_records(path: str | Path, link_template: str = "") -> Iterator:
-    from warcio.archiveiterator import ArchiveIterator
-    from warcio.exceptions import ArchiveLoadFailed
+@dataclass
+class ArchiveContext:
+    """Where the records come from: a WARC on disk, or one inside a WACZ package."""
 
+    path: Path  # the file on disk (a WARC, or the WACZ holding it): the records' source_file
+    label: str  # how messages name it: "x.warc.gz" or "site.wacz!archive/data.warc.gz"
+    warc_name: str  # the WARC's own name
+    template: str  # replay link template
+    extra_filters: dict = field(default_factory=dict)  # e.g. wacz_file, collection
+    locator_suffix: str = ""  # e.g. " · site.wacz (My crawl)"
+    browser: Any = None  # WACZ: text the crawler's browser extracted (ingest.wacz.BrowserText)
+    seen: dict[str, str] = field(default_factory=dict)  # payload digest -> record id of the content first seen
+
+
+def iter_records(path: str | Path, link_template: str = "") -> Iterator:
     path = Path(path)
-    template = link_template or DEFAULT_REPLAY
-    seen: dict[str, str] = {}  # payload digest -> record id of the content first seen
-    offset = 0
     try:
         fh = path.open("rb")
     except OSError as exc:
@@ -139,40 +152,50 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator:
         if not fh.read(1):
             raise ReaderError(path, "empty file")
         fh.seek(0)
-        iterator = ArchiveIterator(fh, arc2warc=True)
-        pending: deque[_Pending] = deque()
-        try:
-            for record in iterator:
-                # The record's start offset; get_record_offset() would read the record to its end first.
-                offset = iterator.offset
-                for item in _record_items(path, record, offset, template, seen):
-                    if isinstance(item, _Pending):
-                        pending.append(item)
-                        while len(pending) > EXTRACT_WINDOW:
-                            yield pending.popleft().resolve()
-                    else:
-                        yield item
-            while pending:
-                yield pending.popleft().resolve()
-            size = path.stat().st_size
-            if iterator.offset < size and path.name.lower().endswith(".gz"):
-                # warcio stops quietly at a cut-off gzip member: say where the archive breaks.
-                yield SkippedRecord(path=str(path), record=f"byte {iterator.offset} of {size}",
-                                    reason="archive ends early (truncated or corrupt): records after this point are lost")
-        except (ArchiveLoadFailed, EOFError, OSError, ValueError, Exception) as exc:
-            # zlib/gzip errors surface under several types; all mean the file breaks here.
-            while pending:  # pages read before the break still count
-                yield pending.popleft().resolve()
-            raise ReaderError(path, f"archive breaks at byte {offset}: {type(exc).__name__}: {exc}",
-                              record=f"after byte {offset}") from exc
+        ctx = ArchiveContext(path=path, label=str(path), warc_name=path.name, template=link_template or DEFAULT_REPLAY)
+        yield from iter_archive(fh, ctx, size=path.stat().st_size)
 
 
-def _record_items(path: Path, record, offset: int, template: str, seen: dict[str, str]) -> Iterator:
+def iter_archive(fh: IO[bytes], ctx: ArchiveContext, size: int | None = None) -> Iterator:
+    """Streams one WARC/ARC from an open binary file (a file on disk, or a member of a zip)."""
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
+
+    offset = 0
+    iterator = ArchiveIterator(fh, arc2warc=True)
+    pending: deque[_Pending] = deque()
+    try:
+        for record in iterator:
+            # The record's start offset; get_record_offset() would read the record to its end first.
+            offset = iterator.offset
+            for item in _record_items(ctx, record, offset):
+                if isinstance(item, _Pending):
+                    pending.append(item)
+                    while len(pending) > EXTRACT_WINDOW:
+                        yield pending.popleft().resolve()
+                else:
+                    yield item
+        while pending:
+            yield pending.popleft().resolve()
+        if size is not None and iterator.offset < size and ctx.warc_name.lower().endswith(".gz"):
+            # warcio stops quietly at a cut-off gzip member: say where the archive breaks.
+            yield SkippedRecord(path=ctx.label, record=f"byte {iterator.offset} of {size}",
+                                reason="archive ends early (truncated or corrupt): records after this point are lost")
+    except (ArchiveLoadFailed, EOFError, OSError, ValueError, Exception) as exc:
+        # zlib/gzip errors surface under several types; all mean the file breaks here.
+        while pending:  # pages read before the break still count
+            yield pending.popleft().resolve()
+        raise ReaderError(ctx.label, f"archive breaks at byte {offset}: {type(exc).__name__}: {exc}",
+                          record=f"after byte {offset}") from exc
+
+
+def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
+    path, seen = ctx.path, ctx.seen
     rtype = record.rec_type
     headers = record.rec_headers
     uri = headers.get_header("WARC-Target-URI") or ""
     date = headers.get_header("WARC-Date") or ""
-    record_id = (headers.get_header("WARC-Record-ID") or f"{path.name}@{offset}").strip("<>")
+    record_id = (headers.get_header("WARC-Record-ID") or f"{ctx.warc_name}@{offset}").strip("<>")
     digest = headers.get_header("WARC-Payload-Digest") or ""
     if rtype == "revisit":
         original = seen.get(digest)
@@ -184,6 +207,13 @@ def _record_items(path: Path, record, offset: int, template: str, seen: dict[str
     if rtype not in ("response", "resource"):
         yield Ignored(reason=f"{rtype} record")
         return
+    text_source = "html"  # what the page text was made from, kept with every chunk
+    if rtype == "resource" and ctx.browser is not None and uri.startswith(BROWSER_TEXT_PREFIXES):
+        choice = ctx.browser.resource_choice(uri)
+        if choice is None:
+            yield Ignored(reason="browser text superseded by a later extraction (urn:textFinal)")
+            return
+        uri, text_source = choice  # the page's own URI; the text the browser rendered
     if uri.endswith("/robots.txt"):
         yield Ignored(reason="robots.txt")
         return
@@ -212,16 +242,18 @@ def _record_items(path: Path, record, offset: int, template: str, seen: dict[str
         yield AlsoCaptured(record_id=seen[digest], date=date, via="duplicate")
         return
     timestamp = _timestamp14(date)
-    link = template.format(timestamp=timestamp, uri=uri, id=record_id)
+    link = ctx.template.format(timestamp=timestamp, uri=uri, id=record_id)
     locator = f"captured {_human_date(date)} — {uri}"
     source_file = str(path.resolve())
-    base_filters = {"uri": uri, "warc_file": path.name, "warc_offset": offset, "capture": date[:10]}
+    base_filters = {"uri": uri, "warc_file": ctx.warc_name, "warc_offset": offset, "capture": date[:10],
+                    **ctx.extra_filters}
     year = re.match(r"(\d{4})", date)
     if year:
         base_filters["year"] = int(year.group(1))
     if "pdf" in content_type or payload[:5] == b"%PDF-":
         seen[digest] = record_id
-        yield from _pdf_pages(path, payload, uri, record_id, date, locator, link, source_file, base_filters)
+        yield from _pdf_pages(ctx.label, payload, uri, record_id, date, locator + ctx.locator_suffix, link,
+                              source_file, base_filters)
         return
     plain_resource = rtype == "resource" and "text/plain" in content_type  # e.g. text a crawler extracted
     if "html" not in content_type and not plain_resource and content_type:
@@ -231,32 +263,48 @@ def _record_items(path: Path, record, offset: int, template: str, seen: dict[str
     seen[digest] = record_id  # registered now: an identical payload later is a further capture
     filters = dict(base_filters, format="web page")
 
-    def finish(title: str, text: str, lang: str):
+    def finish(title: str, text: str, lang: str, source: str = text_source):
         if len(text.split()) < MIN_WORDS:
             return Ignored(reason="no main text")
+        shown_source = "" if source == "html" else f" · {TEXT_SOURCE_LABELS.get(source.split(':')[0], source)}"
         return SourceRecord(
-            provenance=Provenance(source_type="warc", record_id=record_id, title=title or uri, locator=locator,
+            provenance=Provenance(source_type="warc", record_id=record_id, title=title or uri,
+                                  locator=locator + ctx.locator_suffix + shown_source,
                                   link=link, date=date, source_file=source_file),
-            text=f"Archived page {uri}, captured {_human_date(date)}.\n{text}", filters=dict(filters, language=lang))
+            text=f"Archived page {uri}, captured {_human_date(date)}.\n{text}",
+            filters=dict(filters, language=lang, text_source=source))
 
-    if "html" in content_type or "<html" in text_content[:2000].lower():
+    is_html = "html" in content_type or "<html" in text_content[:2000].lower()
+    if is_html and ctx.browser is not None:
+        choice = ctx.browser.html_choice(uri)
+        if choice == "browser record":
+            yield Ignored(reason="HTML left for the text the browser extracted (urn:text record)")
+            return
+        if choice is not None:
+            title, text = choice
+            yield finish(title, text, "", "pages.jsonl")
+            return
+    if text_source != "html":
+        title = ctx.browser.title(uri) if ctx.browser is not None else ""
+        yield finish(title or uri, text_content, "")
+    elif is_html:
         if _inline_only:
             yield finish(*_extract(text_content, uri))
         else:
             args = (text_content, uri)
-            yield _Pending(_extractor().submit(_extract, *args), finish, path, record_id, args)
+            yield _Pending(_extractor().submit(_extract, *args), finish, ctx.label, record_id, args)
     else:
         yield finish(uri, text_content, "")
 
 
-def _pdf_pages(path, payload, uri, record_id, date, locator, link, source_file, filters) -> Iterator:
+def _pdf_pages(label: str, payload, uri, record_id, date, locator, link, source_file, filters) -> Iterator:
     from pypdf import PdfReader
 
     try:
         reader = PdfReader(io.BytesIO(payload))
         pages = list(reader.pages)
     except Exception as exc:
-        yield SkippedRecord(path=str(path), record=record_id, reason=f"PDF inside the archive unreadable: {exc}")
+        yield SkippedRecord(path=label, record=record_id, reason=f"PDF inside the archive unreadable: {exc}")
         return
     for number, page in enumerate(pages, 1):
         try:
