@@ -223,6 +223,13 @@ def cmd_bench(services, args) -> int:
         sources = args.paths or ["../shared/data/warc/aut/example.warc.gz"]
         _print_json(bench_warc_memory(services.settings, sources, size_mb=args.size_mb))
         return 0
+    if args.what == "widget":
+        from eval.bench import bench_widget
+
+        url = args.url or f"http://{services.settings.serve.host}:{services.settings.serve.port}"
+        _print_json(bench_widget(url, sessions=args.sessions, per_session=args.per_session,
+                                 questions_file=args.questions))
+        return 0
     if args.what == "refcheck":
         from eval.refcheck_bench import bench_refcheck, format_refcheck_bench
 
@@ -411,7 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("bench", help="benchmarks")
-    s.add_argument("what", choices=["answer", "ingest", "warc-memory", "refcheck"])
+    s.add_argument("what", choices=["answer", "ingest", "warc-memory", "refcheck", "widget"])
+    s.add_argument("--url", help="widget: a running refdesk serve (default: serve.host:serve.port)")
+    s.add_argument("--sessions", type=int, default=20, help="widget: patrons at once")
+    s.add_argument("--per-session", type=int, default=2, help="widget: questions each")
     s.add_argument("--size-mb", type=int, default=1024, help="warc-memory: size of the WARC to build and stream")
     s.add_argument("paths", nargs="*", help="ingest: files or folders to ingest into a temporary store")
     s.add_argument("--n", type=int, default=10)

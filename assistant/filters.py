@@ -16,7 +16,7 @@ class FilterError(ValueError):
 class Filter:
     key: str
     op: str
-    value: str | int | float
+    value: str | int | float | tuple  # a tuple with op "in": any of these values
 
     @classmethod
     def parse(cls, text: str) -> "Filter":
@@ -39,8 +39,9 @@ def to_metadata_filters(filters: list[Filter]):
     from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
     ops = {"=": FilterOperator.EQ, "!=": FilterOperator.NE, "<": FilterOperator.LT, ">": FilterOperator.GT,
-           "<=": FilterOperator.LTE, ">=": FilterOperator.GTE}
+           "<=": FilterOperator.LTE, ">=": FilterOperator.GTE, "in": FilterOperator.IN}
     return MetadataFilters(
-        filters=[MetadataFilter(key=f.key, operator=ops[f.op], value=f.value) for f in filters],
+        filters=[MetadataFilter(key=f.key, operator=ops[f.op], value=list(f.value) if f.op == "in" else f.value)
+                 for f in filters],
         condition=FilterCondition.AND,
     )

@@ -22,9 +22,20 @@ def safe_link(url: str) -> str:
     return url if url and urlparse(url).scheme in SAFE_SCHEMES else ""
 
 
-def _sentence_html(text: str) -> str:
+def display_link(source: Source) -> str:
+    """The link a browser can follow: a file:// link (no catalogue or finding-aid URL configured) becomes
+    refdesk's own record page, which shows the stored record."""
+    link = safe_link(source.link)
+    if link.startswith("file:") or (not link and source.chunk_id and not source.chunk_id.startswith("context-")):
+        from urllib.parse import quote
+
+        return f"/record?chunk={quote(source.chunk_id)}"
+    return link
+
+
+def _sentence_html(text: str, anchor: str = "source-") -> str:
     escaped = _e(text)
-    return re.sub(r"\[(\d+)\]", lambda m: f'<a class="cite" href="#source-{m.group(1)}">[{m.group(1)}]</a>', escaped)
+    return re.sub(r"\[(\d+)\]", lambda m: f'<a class="cite" href="#{anchor}{m.group(1)}">[{m.group(1)}]</a>', escaped)
 
 
 def answer_html(answer: Answer) -> str:
@@ -64,28 +75,81 @@ def plain_text(answer: Answer) -> str:
     return "\n".join(lines).strip()
 
 
-def source_card(source: Source) -> str:
+def highlight(text: str, terms: list[str]) -> str:
+    """Escaped text with the question's key terms wrapped in <mark> (matching is done on the escaped text,
+    so no markup from the source can come through)."""
+    escaped = _e(text)
+    words = sorted({t for t in terms if len(t) >= 3}, key=len, reverse=True)
+    if not words:
+        return escaped
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(_e(w)) for w in words) + r")(?![\w-])", re.I)
+    return pattern.sub(lambda m: f"<mark>{m.group(1)}</mark>", escaped)
+
+
+def cited_numbers(answer: Answer) -> set[int]:
+    return {n for s in answer.sentences if s.shown for n in s.citations}
+
+
+def source_card(source: Source, terms: list[str] | None = None, cited: bool = True) -> str:
     label = SOURCE_LABELS.get(source.source_type, source.source_type)
-    link = safe_link(source.link)
+    link = display_link(source)
     title = _e(source.title or source.record_id)
     title_html = f'<a href="{_e(link)}" target="_blank" rel="noopener noreferrer">{title}</a>' if link else title
     meta = " · ".join(_e(x) for x in (label, source.locator, source.date) if x)
     if len(source.captures) > 1:
         meta += " · also captured " + _e(", ".join(c[:10] for c in source.captures if c != source.date))
-    snippet = _e(source.text[:400] + ("…" if len(source.text) > 400 else ""))
+    text = source.text[:400] + ("…" if len(source.text) > 400 else "")
+    snippet = highlight(text, terms or [])
+    status = "cited" if cited else "uncited"
+    open_link = (f'<a class="source-link" href="{_e(link)}" target="_blank" rel="noopener noreferrer">'
+                 f'{"Open the archived copy" if source.source_type == "warc" else "Open the record"}</a>') if link else ""
     return (
-        f'<div class="source-card" id="source-{source.n}" data-chunk-id="{_e(source.chunk_id)}" '
-        f'data-record-id="{_e(source.record_id)}">'
-        f'<div class="source-head"><span class="source-n">[{source.n}]</span> {title_html}</div>'
+        f'<div class="source-card {status}" id="source-{source.n}" data-chunk-id="{_e(source.chunk_id)}" '
+        f'data-record-id="{_e(source.record_id)}" data-source-type="{_e(source.source_type)}">'
+        f'<div class="source-head"><span class="source-n">[{source.n}]</span> {title_html}'
+        f'{"" if cited else " <span class=not-cited>(retrieved, not cited)</span>"}</div>'
         f'<div class="source-meta">{meta} · record {_e(source.record_id)} · score {source.score:.2f}</div>'
-        f'<div class="source-snippet">{snippet}</div></div>'
+        f'<div class="source-snippet">{snippet}</div>{open_link}</div>'
     )
 
 
-def sources_html(sources: list[Source]) -> str:
+def sources_html(sources: list[Source], answer: Answer | None = None, show_uncited: bool = True,
+                 terms: list[str] | None = None) -> str:
+    """Cards for the cited sources (all sources when there is no answer yet); retrieved-but-not-cited
+    ones only when show_uncited."""
     if not sources:
         return '<div class="sources"><p>No sources retrieved.</p></div>'
-    return '<div class="sources">' + "\n".join(source_card(s) for s in sources) + "</div>"
+    cited = cited_numbers(answer) if answer is not None and answer.sentences else {s.n for s in sources}
+    cards = [source_card(s, terms, s.n in cited) for s in sources if s.n in cited or show_uncited]
+    hidden = sum(1 for s in sources if s.n not in cited) if not show_uncited else 0
+    note = f'<p class="uncited-note">{hidden} more source(s) retrieved but not cited.</p>' if hidden else ""
+    return '<div class="sources">' + "\n".join(cards) + note + "</div>"
+
+
+def chat_html(turns: list[dict], library_name: str) -> str:
+    """The widget's conversation: each turn {question, answer (Answer dict)}; all text escaped."""
+    parts = ['<div class="chat-log">']
+    if not turns:
+        parts.append(f'<p class="hint">Ask {_e(library_name)} about its catalogue, archives and archived web pages.</p>')
+    for number, turn in enumerate(turns, 1):
+        anchor = f"w{number}-source-"  # one conversation, several answers: numbers repeat, ids must not
+        parts.append(f'<div class="msg patron"><span class="who">You</span><p>{_e(turn["question"])}</p></div>')
+        answer = Answer.model_validate(turn["answer"])
+        body = [f"<p class=\"{'refusal' if answer.refused else 'reply'}\">" + _sentence_html(line, anchor) + "</p>"
+                for line in (answer.answer or "").splitlines() if line.strip()]
+        cited = cited_numbers(answer)
+        links = []
+        for src in answer.sources:
+            if src.n not in cited:
+                continue
+            link = display_link(src)
+            label = _e(f"[{src.n}] {src.title or src.record_id}") + (f" — {_e(src.locator)}" if src.locator else "")
+            links.append(f'<li id="{anchor}{src.n}">' + (f'<a href="{_e(link)}" target="_blank" rel="noopener noreferrer">{label}</a>'
+                                             if link else label) + "</li>")
+        sources = f'<ul class="w-sources" aria-label="Sources">{"".join(links)}</ul>' if links else ""
+        parts.append(f'<div class="msg library"><span class="who">Library</span>{"".join(body)}{sources}</div>')
+    parts.append("</div>")
+    return "\n".join(parts)
 
 
 CSS = """
@@ -99,4 +163,8 @@ CSS = """
 .badge.flag { background: #fdecc8; color: #7a4b00; }
 .source-meta { font-size: 0.85em; color: #555; }
 .source-snippet { font-size: 0.85em; white-space: pre-wrap; margin-top: 0.3em; }
+.source-snippet mark { background: #fff3a3; }
+.source-card.uncited { opacity: 0.75; border-style: dashed; }
+.not-cited, .uncited-note { font-size: 0.85em; color: #666; }
+.source-link { font-size: 0.85em; }
 """

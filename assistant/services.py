@@ -76,6 +76,28 @@ class Services:
         return ReferenceChecker(self.store, self.embedder, self.settings.refcheck.max_references)
 
     @cached_property
+    def feedback(self):
+        from assistant.feedback import FeedbackStore
+
+        return FeedbackStore(self.settings.feedback_path)
+
+    @cached_property
+    def transcripts(self):
+        """None unless privacy.keep_transcripts: by default the widget keeps nothing."""
+        privacy = self.settings.privacy
+        if not privacy.keep_transcripts:
+            return None
+        from assistant.transcripts import TranscriptStore
+
+        return TranscriptStore(self.settings.transcripts_path, privacy.retention_days)
+
+    @cached_property
+    def widget_limiter(self):
+        from assistant.ratelimit import RateLimiter
+
+        return RateLimiter(self.settings.widget.rate_limit_per_minute)
+
+    @cached_property
     def handoffs(self):
         from assistant.handoff import HandoffQueue
 

@@ -108,6 +108,30 @@ class RefcheckSettings(BaseModel):
     max_references: int = Field(500, ge=1)  # a longer paste is cut, with a message saying so
 
 
+HEX_COLOUR = r"^#[0-9A-Fa-f]{6}$"
+
+
+class WidgetSettings(BaseModel):
+    """The patron chat widget (/widget)."""
+
+    library_name: str = ""  # empty: serve.library_name
+    disclaimer: str = ("Answers come only from the library's own collections and every sentence is checked "
+                       "against them. If nothing fits, you can ask a librarian.")
+    primary_color: str = Field("#1f4e79", pattern=HEX_COLOUR)
+    background_color: str = Field("#ffffff", pattern=HEX_COLOUR)
+    text_color: str = Field("#1a1a1a", pattern=HEX_COLOUR)
+    rate_limit_per_minute: int = Field(10, ge=1)  # questions per browser session
+    max_question_chars: int = Field(1000, ge=10)
+    concurrency: int = Field(4, ge=1)  # questions answered at once (vLLM batches them); the rest queue
+
+
+class PrivacySettings(BaseModel):
+    """What the widget keeps: nothing by default. IP addresses are never written anywhere."""
+
+    keep_transcripts: bool = False
+    retention_days: int = Field(30, ge=1)
+
+
 class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 7860
@@ -143,6 +167,8 @@ class Settings(BaseSettings):
     links: LinkSettings = Field(default_factory=LinkSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     refcheck: RefcheckSettings = Field(default_factory=RefcheckSettings)
+    widget: WidgetSettings = Field(default_factory=WidgetSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -192,6 +218,14 @@ class Settings(BaseSettings):
     @property
     def handoff_path(self) -> Path:
         return self.data_dir / "handoff.sqlite"
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.data_dir / "feedback.sqlite"
+
+    @property
+    def transcripts_path(self) -> Path:
+        return self.data_dir / "transcripts.sqlite"
 
     @property
     def prompts_path(self) -> Path:

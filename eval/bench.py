@@ -191,3 +191,59 @@ def bench_warc_memory(settings, sources: list[str], size_mb: int = 1024) -> dict
         "left_out": sum(summary.left_out.values()),
         "rss_before_mb": round(before, 1), "peak_rss_mb": round(peak, 1), "peak_growth_mb": round(peak - before, 1),
     }
+
+
+def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_file: str | None = None) -> dict:
+    """`sessions` patrons at once, each in its own widget session (gradio_client), asking `per_session`
+    questions of the demo set in turn, against a running `refdesk serve`. Errors: exceptions, or a reply
+    without the library's message."""
+    import threading
+
+    from gradio_client import Client
+
+    path = Path(questions_file) if questions_file else DEFAULT_QUESTIONS
+    questions = [q.strip() for q in path.read_text(encoding="utf-8").splitlines() if q.strip() and not q.startswith("#")]
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(sessions)
+
+    def patron(i: int) -> None:
+        try:
+            client = Client(url.rstrip("/") + "/widget/", verbose=False)
+        except Exception as exc:
+            with lock:
+                errors.append(f"session {i}: connect: {exc}")
+            start.abort()
+            return
+        try:
+            start.wait(timeout=120)
+        except threading.BrokenBarrierError:
+            pass
+        for j in range(per_session):
+            question = questions[(i * per_session + j) % len(questions)]
+            t0 = time.perf_counter()
+            try:
+                reply = client.predict(question, api_name="/ask")
+                ok = isinstance(reply, (list, tuple)) and 'class="msg library"' in str(reply[0])
+                error = "" if ok else f"session {i}: no answer in the reply to {question!r}: {str(reply)[:200]}"
+            except Exception as exc:
+                error = f"session {i}: {type(exc).__name__}: {exc}"
+            seconds = time.perf_counter() - t0
+            with lock:
+                latencies.append(seconds)
+                if error:
+                    errors.append(error)
+
+    threads = [threading.Thread(target=patron, args=(i,)) for i in range(sessions)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"url": url, "sessions": sessions, "questions_per_session": per_session, "requests": len(latencies),
+            "errors": len(errors), "error_samples": errors[:5], "wall_s": round(wall, 2),
+            "latency_p50_s": round(percentile(latencies, 0.5), 2), "latency_p95_s": round(percentile(latencies, 0.95), 2),
+            "latency_max_s": round(max(latencies, default=0.0), 2),
+            "answers_per_s": round(len(latencies) / wall, 2) if wall else 0.0}

@@ -1,12 +1,14 @@
-"""A real browser (Debian's headless chromium via Playwright) asks the Gradio app a question."""
+"""A real browser (Debian's headless chromium via Playwright) uses the console and the patron widget."""
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import ARTIFACTS, ROOT, free_port, wait_for_http
+from tests.webpages import XSS_QUESTION, xss_warc
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.vllm]
 
@@ -18,9 +20,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 class ServedApp(str):
     """The app's URL, carrying the environment its CLI commands need."""
 
-    def __new__(cls, url, env):
+    def __new__(cls, url, env, data):
         obj = super().__new__(cls, url)
         obj.env = env
+        obj.data = data
         return obj
 
 
@@ -29,75 +32,225 @@ def served_app(vllm_server, tmp_path_factory):
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} missing: `make system-deps` installs Debian's chromium")
     data = tmp_path_factory.mktemp("serve-data")
+    extra = tmp_path_factory.mktemp("xss")
+    logs = tmp_path_factory.mktemp("serve-logs")  # outside the data dir: the privacy test reads all of it
     env = dict(os.environ, REFDESK_DATA_DIR=str(data), REFDESK_LLM__BASE_URL=vllm_server["base_url"],
-               HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+               HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", REFDESK_SERVE__LIBRARY_NAME="Demo Library")
     cli = [sys.executable, "-m", "assistant.cli"]
-    subprocess.run([*cli, "ingest", str(ROOT / "demo" / "corpus")], env=env, check=True, capture_output=True,
-                   timeout=600)
+    subprocess.run([*cli, "ingest", str(ROOT / "demo" / "corpus"), str(xss_warc(extra / "xss.warc.gz"))], env=env,
+                   check=True, capture_output=True, timeout=600)
     port = free_port()
-    log = (data / "serve.log").open("wb")
+    log = (logs / "serve.log").open("wb")
     proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/healthz", proc, data / "serve.log", 180, "refdesk serve")
-    yield ServedApp(url, env)
+    wait_for_http(f"{url}/healthz", proc, logs / "serve.log", 180, "refdesk serve")
+    yield ServedApp(url, env, data)
     proc.terminate()
     proc.wait(30)
 
 
-def test_console_answers_with_numbered_demo_sources(served_app):
+@pytest.fixture
+def browser():
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        dialogs = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.goto(served_app, wait_until="load")
-        page.locator("#ask").wait_for(timeout=60_000)
-        page.locator("#question textarea").fill("Who wrote Summerland?")
-        page.locator("#ask").click()
-        page.locator("#sources .source-card").first.wait_for(timeout=300_000)
-        page.locator("#answer .refdesk-answer").wait_for(timeout=300_000)
-        cards = page.locator("#sources .source-card")
-        record_ids = [cards.nth(i).get_attribute("data-record-id") for i in range(cards.count())]
-        assert "12883376" in record_ids
-        assert page.locator("#source-1").count() == 1
-        # Every [n] shown in the answer links to a source card on the page.
-        for link in page.locator("#answer a.cite").all():
-            target = link.get_attribute("href")
-            assert page.locator(target).count() == 1, target
-        answer_text = page.locator("#answer").inner_text()
-        assert "Chabon, Michael" in answer_text  # quoted from the catalogue record, evidence first
-        cites = page.locator("#answer a.cite")
-        assert cites.count() >= 1
-        assert page.locator("#answer .sentence.supported .badge.ok").count() >= 1
-        page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
-        assert dialogs == []
-        browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
 
 
-def test_refusal_offers_a_librarian_and_the_request_is_queued(served_app):
-    from playwright.sync_api import sync_playwright
+def watch_dialogs(page) -> list:
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    return dialogs
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.goto(served_app, wait_until="load")
-        page.locator("#ask").wait_for(timeout=60_000)
-        # Nothing in the demo corpus is near this: refused before the LLM is asked.
-        page.locator("#question textarea").fill("What is the capital of Burkina Faso?")
-        page.locator("#ask").click()
-        page.locator("#answer .refusal").wait_for(timeout=120_000)
-        page.locator("#contact textarea, #contact input").first.fill("patron@example.org")
-        page.locator("#ask-librarian").click()
-        page.locator("#handoff-status .handoff-done").wait_for(timeout=60_000)
-        text = page.locator("#handoff-status").inner_text()
-        assert "Sent to a librarian as request #" in text and "patron@example.org" in text
-        page.screenshot(path=str(ARTIFACTS / "console-handoff.png"), full_page=True)
-        browser.close()
-    queued = subprocess.run([sys.executable, "-m", "assistant.cli", "handoff", "list", "--json"], env=served_app.env,
-                            capture_output=True, text=True, timeout=120)
-    items = __import__("json").loads(queued.stdout)
-    assert [h["question"] for h in items] == ["What is the capital of Burkina Faso?"]
-    assert items[0]["contact"] == "patron@example.org" and items[0]["sources"]
+
+def console_ask(page, url, question):
+    page.goto(url, wait_until="load")
+    page.locator("#ask").wait_for(timeout=60_000)
+    page.locator("#question textarea").fill(question)
+    page.locator("#ask").click()
+    page.locator("#answer .refdesk-answer").wait_for(timeout=300_000)
+
+
+def test_console_answers_with_numbered_sources_and_working_links(served_app, browser):
+    page = browser.new_page()
+    dialogs = watch_dialogs(page)
+    console_ask(page, served_app, "Who wrote Summerland?")
+    cards = page.locator("#sources .source-card")
+    record_ids = [cards.nth(i).get_attribute("data-record-id") for i in range(cards.count())]
+    assert "12883376" in record_ids
+    answer_text = page.locator("#answer").inner_text()
+    assert "Chabon, Michael" in answer_text  # quoted from the catalogue record, evidence first
+    assert page.locator("#answer .sentence.supported .badge.ok").count() >= 1
+    # Every [n] shown in the answer links to its source card; following it lands on the card.
+    cites = page.locator("#answer a.cite")
+    assert cites.count() >= 1
+    for link in cites.all():
+        assert page.locator(link.get_attribute("href")).count() == 1
+    target = cites.first.get_attribute("href")
+    cites.first.click()
+    assert page.evaluate("location.hash") == target
+    # Matched terms are highlighted in the snippet; the card's link opens the stored record.
+    card = page.locator(f"#sources {target}")
+    assert card.locator("mark").count() >= 1
+    with page.context.expect_page() as opened:
+        card.locator("a.source-link").click()
+    record = opened.value
+    record.wait_for_load_state()
+    assert "Summerland" in record.locator("#record-text").inner_text()
+    record.close()
+    # Retrieved-but-not-cited sources appear only on request.
+    shown_before = page.locator("#sources .source-card").count()
+    page.locator("#show-uncited input").check()
+    page.locator("#sources .source-card.uncited").first.wait_for(timeout=30_000)
+    assert page.locator("#sources .source-card").count() > shown_before
+    # Feedback goes into the data dir's SQLite.
+    page.locator("#feedback-comment textarea").fill("right author")
+    page.locator("#feedback-up").click()
+    page.locator("#feedback-status .feedback-done").wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+    rows = sqlite3.connect(served_app.data / "feedback.sqlite").execute("SELECT question, rating, comment FROM feedback").fetchall()
+    assert rows == [("Who wrote Summerland?", 1, "right author")]
+    assert dialogs == []
+
+
+def test_console_filters_restrict_the_sources(served_app, browser):
+    page = browser.new_page()
+    page.goto(served_app, wait_until="load")
+    page.locator("#ask").wait_for(timeout=60_000)
+    page.locator("#filters").click()
+    page.locator("#filter-type").get_by_label("Finding-aid component").check()
+    page.locator("#question textarea").fill("photographs")
+    page.locator("#ask").click()
+    page.locator("#answer .refdesk-answer").wait_for(timeout=300_000)
+    page.locator("#show-uncited input").check()
+    page.locator("#sources .source-card").first.wait_for(timeout=30_000)
+    types = {c.get_attribute("data-source-type") for c in page.locator("#sources .source-card").all()}
+    assert types == {"ead"}
+
+
+def test_refusal_hand_off_reaches_the_queue_and_is_closed_there(served_app, browser):
+    page = browser.new_page()
+    console_ask(page, served_app, "What is the capital of Burkina Faso?")
+    assert page.locator("#answer .refusal").count() == 1
+    page.locator("#contact textarea, #contact input").first.fill("patron@example.org")
+    page.locator("#ask-librarian").click()
+    page.locator("#handoff-status .handoff-done").wait_for(timeout=60_000)
+    text = page.locator("#handoff-status").inner_text()
+    assert "Sent to a librarian as request #" in text and "patron@example.org" in text
+    request_id = int(text.split("#")[1].split(".")[0])
+    page.get_by_role("tab", name="Hand-off queue").click()
+    page.locator("#refresh-queue").click()
+    row = page.locator(f"#handoff-queue tr[data-handoff-id='{request_id}']")
+    row.wait_for(timeout=30_000)
+    assert "Burkina Faso" in row.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "console-queue.png"), full_page=True)
+    page.locator("#close-id input").fill(str(request_id))
+    page.locator("#close-note textarea").fill("Pointed the patron to an atlas.")
+    page.locator("#close-handoff").click()
+    page.locator("#queue-status .closed").wait_for(timeout=30_000)
+    assert page.locator(f"#handoff-queue tr[data-handoff-id='{request_id}']").count() == 0
+    closed = subprocess.run([sys.executable, "-m", "assistant.cli", "handoff", "show", str(request_id), "--json"],
+                            env=served_app.env, capture_output=True, text=True, timeout=120)
+    item = __import__("json").loads(closed.stdout)
+    assert item["status"] == "closed" and item["note"] == "Pointed the patron to an atlas."
+
+
+def test_console_reference_check_and_collection_status_tabs(served_app, browser):
+    page = browser.new_page()
+    page.goto(served_app, wait_until="load")
+    page.get_by_role("tab", name="Reference check").click()
+    page.locator("#refcheck-input textarea").fill(
+        "Chabon, M. (2002). Summerland. Miramax.\nSmith, J. (2019). The hidden architecture of memory. Imaginary Press.")
+    page.locator("#refcheck-run").click()
+    page.locator("#refcheck-report .summary").wait_for(timeout=60_000)
+    assert page.locator("#refcheck-report .summary").inner_text() == "2 references: 1 held, 0 similar, 1 not found"
+    page.get_by_role("tab", name="Collection status").click()
+    page.locator("#refresh-status").click()
+    status = page.locator("#collection-status")
+    status.wait_for(timeout=30_000)
+    assert "Catalogue record" in status.inner_text() and "Last ingest runs" in status.inner_text()
+
+
+def widget_ask(page, url, question):
+    page.goto(f"{url}/widget/", wait_until="load")
+    page.locator("#w-send").wait_for(timeout=60_000)
+    before = page.locator(".msg.library").count()
+    page.locator("#w-question textarea").fill(question)
+    page.locator("#w-send").click()
+    page.locator(".msg.library").nth(before).wait_for(timeout=300_000)
+    return page.locator(".msg.library").nth(before)
+
+
+def test_widget_answers_with_source_links_on_a_phone_screen(served_app, browser):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    dialogs = watch_dialogs(page)
+    reply = widget_ask(page, served_app, "Who wrote Summerland?")
+    assert "Chabon" in reply.inner_text()
+    link = reply.locator(".w-sources a").first
+    assert link.count() == 1
+    with page.context.expect_page() as opened:
+        link.click()
+    record = opened.value
+    record.wait_for_load_state()
+    assert "Summerland" in record.locator("#record-text").inner_text()
+    record.close()
+    # Accessible: the conversation is a live log, the input has a label, the button is reachable by keyboard.
+    assert page.locator("[role=log][aria-live=polite]").count() == 1
+    assert page.get_by_label("Your question").count() == 1
+    page.locator("#w-question textarea").fill("Who published Summerland?")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id || document.activeElement.closest('[id]').id") == "w-send"
+    page.keyboard.press("Enter")
+    page.locator(".msg.library").nth(1).wait_for(timeout=300_000)
+    page.screenshot(path=str(ARTIFACTS / "widget-mobile.png"), full_page=True)
+    assert dialogs == []
+
+
+def test_widget_refusal_offers_a_librarian(served_app, browser):
+    page = browser.new_page()
+    reply = widget_ask(page, served_app, "What is the capital of Burkina Faso?")
+    assert reply.locator(".refusal").count() == 1
+    page.locator("#w-contact textarea, #w-contact input").first.fill("reader@example.org")
+    page.locator("#w-ask-librarian").click()
+    page.locator("#w-handoff-status .handoff-done").wait_for(timeout=60_000)
+    assert "reader@example.org" in page.locator("#w-handoff-status").inner_text()
+
+
+def test_archived_markup_stays_text_in_both_front_ends(served_app, browser):
+    page = browser.new_page()
+    dialogs = watch_dialogs(page)
+    console_ask(page, served_app, XSS_QUESTION)
+    page.locator("#show-uncited input").check()
+    page.locator("#sources .source-card").first.wait_for(timeout=30_000)
+    seen = page.locator("#answer").inner_text() + page.locator("#sources").inner_text()
+    assert "<script>alert(1)</script>" in seen or "<img src=x onerror=alert(1)>" in seen
+    assert page.locator("#answer script, #sources script, #answer img, #sources img").count() == 0
+    reply = widget_ask(page, served_app, XSS_QUESTION)
+    assert reply.locator("script, img").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "widget-xss.png"), full_page=True)
+    page.wait_for_timeout(500)
+    assert dialogs == []
+
+
+def test_embed_script_puts_the_widget_on_a_library_page(served_app, browser):
+    page = browser.new_page()
+    page.set_content(f"<html><body><h1>Library home</h1><script src='{served_app}/embed.js'></script></body></html>")
+    frame_el = page.locator("iframe[title='Ask the library']")
+    frame_el.wait_for(timeout=60_000)
+    frame = frame_el.content_frame
+    frame.locator("#w-send").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "widget-embedded.png"), full_page=True)
+
+
+def test_no_patron_address_is_written_to_the_data_dir(served_app, browser):
+    page = browser.new_page()
+    widget_ask(page, served_app, "Who wrote Summerland?")
+    leaks = []
+    for path in served_app.data.rglob("*"):
+        if path.is_file() and b"127.0.0.1" in path.read_bytes():
+            leaks.append(str(path))
+    assert leaks == []
+    assert not (served_app.data / "transcripts.sqlite").exists()  # transcripts are off by default

@@ -1,0 +1,109 @@
+"""The patron chat widget (/widget): small, mobile-friendly, embeddable, private by default.
+
+Kept per browser session in server memory only while the page is open: the conversation. Written to
+disk: nothing, unless privacy.keep_transcripts (question + answer + a random session id, deleted after
+privacy.retention_days), or the patron asks for a librarian (question, sources, the contact they typed).
+"""
+import html
+
+import gradio as gr  # not lazy: gradio reads the gr.Request annotations of the handlers at build time
+
+from assistant.render import chat_html
+
+EMBED_JS = """(function () {
+  var s = document.currentScript;
+  var base = s.src.replace(/\\/embed\\.js(\\?.*)?$/, "");
+  var f = document.createElement("iframe");
+  f.src = base + "/widget/";
+  f.title = s.getAttribute("data-title") || "Ask the library";
+  f.style.cssText = "border:0;width:" + (s.getAttribute("data-width") || "380px") + ";height:" +
+    (s.getAttribute("data-height") || "600px") + ";max-width:100%";
+  f.setAttribute("loading", "lazy");
+  s.parentNode.insertBefore(f, s.nextSibling);
+})();
+"""
+
+
+def WIDGET_CSS(cfg) -> str:  # noqa: N802 - a constant made from settings
+    return f"""
+:root {{ --rd-primary: {cfg.primary_color}; --rd-bg: {cfg.background_color}; --rd-text: {cfg.text_color}; }}
+.gradio-container {{ max-width: 560px !important; margin: 0 auto !important; background: var(--rd-bg); color: var(--rd-text); }}
+footer {{ display: none !important; }}
+#w-title h1, #w-title h2 {{ font-size: 1.2em; margin: 0.2em 0; color: var(--rd-primary); }}
+.chat-log {{ display: flex; flex-direction: column; gap: 0.5em; max-height: 55vh; overflow-y: auto; }}
+.msg {{ border-radius: 10px; padding: 0.4em 0.7em; max-width: 92%; }}
+.msg p {{ margin: 0.2em 0; }}
+.msg.patron {{ align-self: flex-end; background: var(--rd-primary); }}
+.msg.patron, .msg.patron p {{ color: #fff !important; }}
+.msg.library {{ align-self: flex-start; background: #f1f3f5; color: var(--rd-text); }}
+.msg .who {{ position: absolute; left: -10000px; }}
+.msg .refusal {{ font-style: italic; }}
+.w-sources {{ font-size: 0.85em; margin: 0.3em 0 0 1em; padding: 0; }}
+.w-sources a {{ color: var(--rd-primary); }}
+#w-disclaimer {{ font-size: 0.8em; color: #555; }}
+#w-send button, button#w-send {{ background: var(--rd-primary); color: #fff; }}
+"""
+
+
+def build_widget(services):
+    from assistant.types import Answer
+
+    settings = services.settings
+    cfg = settings.widget
+    name = cfg.library_name or settings.serve.library_name
+
+    def send(question, turns, request: gr.Request):
+        question = (question or "").strip()
+        turns = list(turns or [])
+        if not question:
+            return gr.update(), "", turns, None, gr.update(visible=False), ""
+        if len(question) > cfg.max_question_chars:
+            return (gr.update(), question, turns, None, gr.update(visible=False),
+                    f"<p role='alert'>Please keep questions under {cfg.max_question_chars} characters.</p>")
+        session = getattr(request, "session_hash", None) or "anonymous"
+        if not services.widget_limiter.allow(session):
+            return (gr.update(), question, turns, None, gr.update(visible=False),
+                    "<p role='alert'>You have asked many questions in a short time. Please wait a minute.</p>")
+        answer = services.answers.ask(question)
+        if services.transcripts is not None:
+            services.transcripts.add(session, question, answer.answer)
+        turns.append({"question": question, "answer": answer.model_dump()})
+        return (chat_html(turns, name), "", turns, answer.model_dump(), gr.update(visible=answer.handoff_offered), "")
+
+    def hand_off(answer_state, contact):
+        if not answer_state:
+            return ""
+        handoff = services.handoffs.create(Answer.model_validate(answer_state), contact=contact or "")
+        return (f'<p class="handoff-done" role="status">Your question went to a librarian (request #{handoff.id}).'
+                f'{" They will reply to " + html.escape(handoff.contact) + "." if handoff.contact else ""}</p>')
+
+    with gr.Blocks(title=f"{name} — ask the library", analytics_enabled=False) as blocks:
+        gr.HTML(f"<h1>{html.escape(name)}</h1>", elem_id="w-title")
+        turns = gr.State([])
+        last_answer = gr.State(None)
+        log = gr.HTML(f'<div role="log" aria-live="polite" aria-label="Conversation">{chat_html([], name)}</div>',
+                      elem_id="w-log")
+        notice = gr.HTML(elem_id="w-notice")
+        question = gr.Textbox(label="Your question", placeholder="Ask about our books, archives or web archive",
+                              lines=1, max_lines=4, elem_id="w-question")
+        send_button = gr.Button("Send", variant="primary", elem_id="w-send")
+        with gr.Group(visible=False, elem_id="w-handoff") as handoff_group:
+            contact = gr.Textbox(label="Your e-mail or phone, if you want a reply (optional)", elem_id="w-contact")
+            handoff_button = gr.Button("Ask a librarian", elem_id="w-ask-librarian")
+        handoff_status = gr.HTML(elem_id="w-handoff-status")
+        gr.HTML(f'<p id="w-disclaimer">{html.escape(cfg.disclaimer)}</p>')
+
+        def wrap(turns_html):
+            return turns_html if turns_html is None or not isinstance(turns_html, str) else (
+                f'<div role="log" aria-live="polite" aria-label="Conversation">{turns_html}</div>')
+
+        def on_send(q, t, request: gr.Request):
+            log_html, q_out, t_out, answer, handoff, note = send(q, t, request)
+            return (wrap(log_html) if isinstance(log_html, str) else log_html), q_out, t_out, answer, handoff, note
+
+        outputs = [log, question, turns, last_answer, handoff_group, notice]
+        send_button.click(on_send, [question, turns], outputs, api_name="ask", concurrency_limit=cfg.concurrency,
+                          concurrency_id="widget-ask")
+        question.submit(on_send, [question, turns], outputs, concurrency_id="widget-ask")
+        handoff_button.click(hand_off, [last_answer, contact], [handoff_status])
+    return blocks
