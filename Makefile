@@ -38,6 +38,7 @@ system-deps:
 
 demo: models
 	$(BIN)/refdesk ingest demo/corpus
+	@$(BIN)/refdesk user list | grep -qx librarian || $(BIN)/refdesk user add librarian --generate
 	$(BIN)/refdesk llm start
 	@echo "Starting the app on port $${REFDESK_SERVE__PORT:-7860} (Ctrl-C stops it; '.venv/bin/refdesk llm stop' stops vLLM)"
 	$(BIN)/refdesk serve

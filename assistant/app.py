@@ -1,7 +1,5 @@
 """The web front ends, mounted on one FastAPI app: the librarian console (/), the patron widget
 (/widget), the OpenAI-compatible API (/v1) and /healthz. All are thin adapters over the services."""
-from __future__ import annotations
-
 import datetime as dt
 import html
 
@@ -128,10 +126,11 @@ def build_console(services):
         answer = Answer.model_validate(answer_state)
         return sources_html(answer.sources, answer, bool(show_uncited), key_terms(answer.question))
 
-    def hand_off(answer_state, contact):
+    def hand_off(answer_state, contact, request: gr.Request):
         if not answer_state:
             return "<p role='status'>Ask a question first.</p>"
         handoff = services.handoffs.create(Answer.model_validate(answer_state), contact=contact or "")
+        services.accounts.audit(services.auth.actor(request), "hand-off created", f"#{handoff.id}")
         return (f'<p class="handoff-done" role="status">Sent to a librarian as request #{handoff.id}. '
                 f'{"They will contact you at " + _e(handoff.contact) + "." if handoff.contact else ""}</p>')
 
@@ -147,11 +146,12 @@ def build_console(services):
             return f"<p class='feedback-done' role='status'>Thank you: feedback #{fid} saved.</p>"
         return save
 
-    def close_handoff(handoff_id, note):
+    def close_handoff(handoff_id, note, request: gr.Request):
         from assistant.handoff import HandoffError
 
         try:
             services.handoffs.close(int(handoff_id), note or "")
+            services.accounts.audit(services.auth.actor(request), "hand-off closed", f"#{int(handoff_id)}")
             message = f"<p role='status' class='closed'>Request #{int(handoff_id)} marked answered.</p>"
         except (HandoffError, TypeError, ValueError) as exc:
             message = f"<p role='alert'>{_e(exc)}</p>"
@@ -164,7 +164,10 @@ def build_console(services):
     type_choices = [(SOURCE_LABELS.get(t, t), t) for t in sorted(facets["types"])]
     file_choices = [(name, path) for name, path, _n in facets["files"]]
     with gr.Blocks(title=f"{settings.serve.library_name} — reference desk", analytics_enabled=False) as blocks:
-        gr.Markdown(f"## {settings.serve.library_name} — reference desk console")
+        with gr.Row():
+            gr.Markdown(f"## {settings.serve.library_name} — reference desk console")
+            gr.HTML('<form method="post" action="/logout" style="text-align:right">'
+                    '<button type="submit" id="sign-out">Sign out</button></form>')
         with gr.Tabs():
             with gr.Tab("Ask", id="ask-tab"):
                 answer_state = gr.State(None)
@@ -247,9 +250,11 @@ def build_app(services):
     from fastapi.responses import Response
 
     from assistant import api
+    from assistant.auth.guard import AccessGuard, install_login_routes
     from assistant.widget import EMBED_JS, WIDGET_CSS, build_widget
 
     app = FastAPI(title="refdesk", docs_url=None, redoc_url=None, openapi_url=None)
+    install_login_routes(app, services.auth)
 
     @app.get("/healthz")
     def healthz():
@@ -279,7 +284,10 @@ def build_app(services):
 
     api.install(app, services)
     app = gr.mount_gradio_app(app, build_widget(services), path="/widget", css=WIDGET_CSS(services.settings.widget))
-    return gr.mount_gradio_app(app, build_console(services), path="/", css=CSS)
+    app = gr.mount_gradio_app(app, build_console(services), path="/", css=CSS)
+    # Every request, Gradio's own endpoints included, passes the guard first.
+    app.add_middleware(AccessGuard, auth=services.auth)
+    return app
 
 
 def serve(services, host: str | None = None, port: int | None = None) -> None:
@@ -290,5 +298,8 @@ def serve(services, host: str | None = None, port: int | None = None) -> None:
     port = port or settings.serve.port
     app = build_app(services)
     print(f"refdesk is serving at http://{host}:{port}/ (patron widget: /widget, API: /v1)", flush=True)
+    if not services.accounts.has_users() and not settings.auth.trusted_header:
+        print("No librarian accounts: the console answers only on this machine (localhost). "
+              "Add one with `refdesk user add NAME`.", flush=True)
     # No access log: it would write patrons' IP addresses.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -76,6 +76,18 @@ class Services:
         return ReferenceChecker(self.store, self.embedder, self.settings.refcheck.max_references)
 
     @cached_property
+    def accounts(self):
+        from assistant.auth.accounts import Accounts
+
+        return Accounts(self.settings.users_path)
+
+    @cached_property
+    def auth(self):
+        from assistant.auth.guard import Auth
+
+        return Auth(self.settings, self.accounts)
+
+    @cached_property
     def feedback(self):
         from assistant.feedback import FeedbackStore
 

@@ -123,6 +123,11 @@ class WidgetSettings(BaseModel):
     rate_limit_per_minute: int = Field(10, ge=1)  # questions per browser session
     max_question_chars: int = Field(1000, ge=10)
     concurrency: int = Field(4, ge=1)  # questions answered at once (vLLM batches them); the rest queue
+    # Sites allowed to frame the widget (CSP frame-ancestors) and to load embed.js (CORS), e.g.
+    # ["https://www.library.example"]. Empty: only refdesk's own pages.
+    allowed_origins: list[str] = Field(default_factory=list)
+    rate_limit_per_address_per_minute: int = Field(30, ge=1)  # held in memory, never written
+    max_request_bytes: int = Field(64_000, ge=1024)
 
 
 class PrivacySettings(BaseModel):
@@ -130,6 +135,20 @@ class PrivacySettings(BaseModel):
 
     keep_transcripts: bool = False
     retention_days: int = Field(30, ge=1)
+
+
+class AuthSettings(BaseModel):
+    """Who may use the librarian side. See README "Access control"."""
+
+    session_hours: float = Field(10.0, gt=0)  # a working day
+    cookie_secure: Literal["auto", "always", "never"] = "auto"  # auto: Secure when the request came over https
+    # Trusted-proxy single sign-on: a proxy at one of these addresses authenticates librarians and passes
+    # the user name in this header (e.g. REMOTE_USER). Empty: local accounts only.
+    trusted_header: str = ""
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    public_origin: str = ""  # e.g. https://refdesk.library.example; empty: the request's own Host
+    max_failures: int = Field(5, ge=1)  # failed sign-ins before the back-off starts
+    max_backoff_s: float = Field(900.0, gt=0)
 
 
 class ServeSettings(BaseModel):
@@ -168,6 +187,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     refcheck: RefcheckSettings = Field(default_factory=RefcheckSettings)
     widget: WidgetSettings = Field(default_factory=WidgetSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @classmethod
@@ -218,6 +238,10 @@ class Settings(BaseSettings):
     @property
     def handoff_path(self) -> Path:
         return self.data_dir / "handoff.sqlite"
+
+    @property
+    def users_path(self) -> Path:
+        return self.data_dir / "users.sqlite"
 
     @property
     def feedback_path(self) -> Path:

@@ -17,14 +17,32 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 
 
-class ServedApp(str):
-    """The app's URL, carrying the environment its CLI commands need."""
+PASSWORD = "desk-password-123"
 
-    def __new__(cls, url, env, data):
+
+class ServedApp(str):
+    """The app's URL, carrying the environment its CLI commands need and two library web sites."""
+
+    def __new__(cls, url, env, data, site, other_site):
         obj = super().__new__(cls, url)
-        obj.env = env
-        obj.data = data
+        obj.env, obj.data, obj.site, obj.other_site = env, data, site, other_site
         return obj
+
+
+def library_site(folder, app_url):
+    """A library's web page with the widget loader, served from its own origin (another port)."""
+    import functools
+    import http.server
+    import threading
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.html").write_text(f"<!doctype html><html><body><h1>Library home</h1>"
+                                       f"<script src='{app_url}/embed.js'></script></body></html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +52,26 @@ def served_app(vllm_server, tmp_path_factory):
     data = tmp_path_factory.mktemp("serve-data")
     extra = tmp_path_factory.mktemp("xss")
     logs = tmp_path_factory.mktemp("serve-logs")  # outside the data dir: the privacy test reads all of it
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    site_server, site = library_site(extra / "site", url)
+    other_server, other_site = library_site(extra / "other-site", url)
     env = dict(os.environ, REFDESK_DATA_DIR=str(data), REFDESK_LLM__BASE_URL=vllm_server["base_url"],
-               HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", REFDESK_SERVE__LIBRARY_NAME="Demo Library")
+               HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", REFDESK_SERVE__LIBRARY_NAME="Demo Library",
+               REFDESK_WIDGET__ALLOWED_ORIGINS=f'["{site}"]')
     cli = [sys.executable, "-m", "assistant.cli"]
     subprocess.run([*cli, "ingest", str(ROOT / "demo" / "corpus"), str(xss_warc(extra / "xss.warc.gz"))], env=env,
                    check=True, capture_output=True, timeout=600)
-    port = free_port()
+    subprocess.run([*cli, "user", "add", "librarian", "--password-stdin"], input=PASSWORD + "\n", text=True, env=env,
+                   check=True, capture_output=True, timeout=120)
     log = (logs / "serve.log").open("wb")
     proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/healthz", proc, logs / "serve.log", 180, "refdesk serve")
-    yield ServedApp(url, env, data)
+    yield ServedApp(url, env, data, site, other_site)
     proc.terminate()
     proc.wait(30)
+    site_server.shutdown()
+    other_server.shutdown()
 
 
 @pytest.fixture
@@ -66,8 +91,17 @@ def watch_dialogs(page) -> list:
     return dialogs
 
 
+def sign_in(page, url):
+    page.goto(f"{url}/", wait_until="load")
+    if "/login" in page.url:
+        page.locator("#username").fill("librarian")
+        page.locator("#password").fill(PASSWORD)
+        page.locator("#sign-in").click()
+        page.wait_for_url(f"{url}/", timeout=60_000)
+
+
 def console_ask(page, url, question):
-    page.goto(url, wait_until="load")
+    sign_in(page, url)
     page.locator("#ask").wait_for(timeout=60_000)
     page.locator("#question textarea").fill(question)
     page.locator("#ask").click()
@@ -118,7 +152,7 @@ def test_console_answers_with_numbered_sources_and_working_links(served_app, bro
 
 def test_console_filters_restrict_the_sources(served_app, browser):
     page = browser.new_page()
-    page.goto(served_app, wait_until="load")
+    sign_in(page, served_app)
     page.locator("#ask").wait_for(timeout=60_000)
     page.locator("#filters").click()
     page.locator("#filter-type").get_by_label("Finding-aid component").check()
@@ -160,7 +194,7 @@ def test_refusal_hand_off_reaches_the_queue_and_is_closed_there(served_app, brow
 
 def test_console_reference_check_and_collection_status_tabs(served_app, browser):
     page = browser.new_page()
-    page.goto(served_app, wait_until="load")
+    sign_in(page, served_app)
     page.get_by_role("tab", name="Reference check").click()
     page.locator("#refcheck-input textarea").fill(
         "Chabon, M. (2002). Summerland. Miramax.\nSmith, J. (2019). The hidden architecture of memory. Imaginary Press.")
@@ -235,14 +269,45 @@ def test_archived_markup_stays_text_in_both_front_ends(served_app, browser):
     assert dialogs == []
 
 
-def test_embed_script_puts_the_widget_on_a_library_page(served_app, browser):
+def test_console_needs_a_librarian(served_app, browser):
     page = browser.new_page()
-    page.set_content(f"<html><body><h1>Library home</h1><script src='{served_app}/embed.js'></script></body></html>")
-    frame_el = page.locator("iframe[title='Ask the library']")
-    frame_el.wait_for(timeout=60_000)
-    frame = frame_el.content_frame
-    frame.locator("#w-send").wait_for(timeout=60_000)
+    page.goto(f"{served_app}/", wait_until="load")
+    assert "/login" in page.url
+    page.locator("#username").fill("librarian")
+    page.locator("#password").fill("not the password")
+    page.locator("#sign-in").click()
+    assert "Wrong user name or password" in page.locator("[role=alert]").inner_text()
+    sign_in(page, served_app)
+    page.locator("#ask").wait_for(timeout=60_000)
+    page.locator("#sign-out").click()
+    page.wait_for_url("**/login", timeout=30_000)
+    page.goto(f"{served_app}/", wait_until="load")
+    assert "/login" in page.url
+
+
+def test_widget_embeds_on_the_librarys_site_and_nowhere_else(served_app, browser):
+    page = browser.new_page()
+    page.goto(served_app.site, wait_until="load")
+    frame = page.locator("iframe[title='Ask the library']")
+    frame.wait_for(timeout=60_000)
+    frame.content_frame.locator("#w-send").wait_for(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "widget-embedded.png"), full_page=True)
+    # The same page on another origin: the browser refuses to show the widget (CSP frame-ancestors).
+    other = browser.new_page()
+    other.goto(served_app.other_site, wait_until="load")
+    other.locator("iframe[title='Ask the library']").wait_for(timeout=60_000)
+    other.wait_for_timeout(3000)
+    child = other.frames[1] if len(other.frames) > 1 else None
+    assert child is not None
+    assert child.url.startswith("chrome-error://"), child.url  # blocked, not merely slow to load
+    # Nor can another site frame the console.
+    sneaky = browser.new_page()
+    sneaky.goto(served_app.other_site, wait_until="load")
+    sneaky.evaluate("(src) => { const f = document.createElement('iframe'); f.src = src; "
+                    "document.body.appendChild(f); }", f"{served_app}/login")
+    sneaky.wait_for_timeout(3000)
+    children = [f for f in sneaky.frames if f != sneaky.main_frame]
+    assert children and all(f.url.startswith("chrome-error://") for f in children), [f.url for f in children]
 
 
 def test_no_patron_address_is_written_to_the_data_dir(served_app, browser):

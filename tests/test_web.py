@@ -15,7 +15,9 @@ from tests.conftest import catalogue_and_finding_aid, ingest
 @pytest.fixture
 def client(fake_services, demo_copy):
     ingest(fake_services, catalogue_and_finding_aid(demo_copy))
-    return TestClient(build_app(fake_services), raise_server_exceptions=False)
+    _key, secret = fake_services.accounts.create_key("tests")
+    return TestClient(build_app(fake_services), raise_server_exceptions=False,
+                      headers={"Authorization": f"Bearer {secret}"})
 
 
 def test_chat_completions_returns_the_checked_answer_and_its_sources(client):

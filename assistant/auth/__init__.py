@@ -1,0 +1,1 @@
+"""Access control: librarian accounts and sessions, API keys, the audit log, and the HTTP guard."""
