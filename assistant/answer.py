@@ -44,7 +44,8 @@ class AnswerService:
                 return answer
             if contexts:
                 answer.sources = context_sources(contexts)
-                valid = {s.n: s.text for s in answer.sources}
+                # As for stored chunks, the source's title heads its text ("Context 1" may be quoted).
+                valid = {s.n: f"{s.title}\n{s.text}" for s in answer.sources}
             else:
                 if self.store.count() == 0:
                     answer.error = self.prompts.render("empty_store")

@@ -179,3 +179,13 @@ def test_demo_set_is_well_formed():
     assert not errors
     assert len(items) >= 30 and sum(not i.answerable for i in items) >= 8
     assert all(i.gold and i.key_facts for i in items if i.answerable)
+
+
+def test_given_contexts_are_quoted_as_evidence_and_mismatched_ones_refused(fake_services, tmp_path):
+    """HaluEval in "contexts given" mode: the checker accepts the given passage (label included) as the
+    evidence, and a question whose context does not answer it is refused."""
+    out = tmp_path / "halueval.jsonl"
+    convert(ROOT / "tests/data/halueval/qa_sample.jsonl", out, mismatched=0.5)
+    summary = EvalRunner(fake_services, tmp_path / "run", mode="evidence", progress=False).run(out)
+    assert summary["outcomes"] == {"correct": 2, "correct_refusal": 1}
+    assert summary["metrics"]["unsupported_shown_rate"]["value"] == 0.0
