@@ -80,42 +80,70 @@ class IngestSummary:
 _DONE = object()
 
 
-def prefetch(items: Iterable, depth: int = 512) -> Iterator:
-    """Runs a reader in a background thread, so parsing and text extraction (Python, holding the
-    GIL) overlap with embedding (torch, which releases it). Exceptions surface in the consumer."""
-    import queue
-    import threading
+class Prefetcher:
+    """Runs a reader in a background thread from the moment it is made, so parsing and text extraction
+    (Python, holding the GIL) overlap with embedding (torch, which releases it) — and the next file is
+    read while the current one is still being embedded. Exceptions surface in the consumer."""
 
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    def __init__(self, items: Iterable, depth: int = 512):
+        import queue
+        import threading
 
-    def produce():
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._produce, args=(items,), name="refdesk-reader", daemon=True)
+        self.thread.start()
+
+    def _produce(self, items) -> None:
         try:
             for item in items:
-                if stop.is_set():
+                if self.stop.is_set():
                     return
-                q.put(item)
-            q.put(_DONE)
+                self.q.put(item)
+            self.q.put(_DONE)
         except BaseException as exc:  # handed to the consumer, raised there
-            q.put(exc)
+            self.q.put(exc)
 
-    thread = threading.Thread(target=produce, name="refdesk-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
+    def __iter__(self) -> Iterator:
+        try:
+            while True:
+                item = self.q.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        import queue
+
+        self.stop.set()
+        while self.thread.is_alive():  # unblock a producer waiting on a full queue
             try:
-                q.get_nowait()
+                self.q.get_nowait()
             except queue.Empty:
-                thread.join(0.05)
+                self.thread.join(0.05)
+
+
+def _raising(exc: BaseException) -> Iterator:
+    raise exc
+    yield  # a generator: the exception surfaces where the items are consumed
+
+
+def prefetch(items: Iterable, depth: int = 512) -> Iterator:
+    return iter(Prefetcher(items, depth))
+
+
+@dataclass
+class FileJob:
+    """A file that must be read (changed or new), with what was learnt about it before reading."""
+
+    path: Path
+    fmt: str
+    sha: str
+    size: int
 
 
 def iter_files(paths: Iterable[str | Path], summary: IngestSummary) -> Iterator[Path]:
@@ -153,9 +181,20 @@ class Ingestor:
         started = time.perf_counter()
         files = list(iter_files(paths, summary))
         self._bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not self.progress, leave=False)
+        readers: dict[int, Prefetcher] = {}
         try:
+            jobs: list[FileJob] = []
             for path in files:
-                self._ingest_file(path, summary, sync)
+                job = self._prepare(path, summary, sync)
+                if job is None:
+                    self._bar.update(1)
+                else:
+                    jobs.append(job)
+            for i, job in enumerate(jobs):
+                current = readers.pop(i, None) or self._open(job)
+                if i + 1 < len(jobs):
+                    readers[i + 1] = self._open(jobs[i + 1])  # read ahead while this file is embedded
+                self._read_file(job, current, summary, sync)
                 self._bar.update(1)
             if sync:
                 seen = {str(p) for p in files}
@@ -165,6 +204,8 @@ class Ingestor:
                             summary.chunks_removed += self.store.delete(sorted(self.manifest.chunk_ids(gone)))
                             self.manifest.forget_file(gone)
         finally:
+            for reader in readers.values():
+                reader.close()
             self._drain()
             if self._writer is not None:
                 self._writer.shutdown(wait=True)
@@ -175,21 +216,22 @@ class Ingestor:
         return summary
 
     # -- one file -----------------------------------------------------------------------------
-    def _ingest_file(self, path: Path, summary: IngestSummary, sync: bool = False) -> None:
+    def _prepare(self, path: Path, summary: IngestSummary, sync: bool = False) -> FileJob | None:
+        """Format, hash and the unchanged check; None when the file needs no reading (or cannot be read)."""
         key = str(path)
         summary.files += 1
         fmt = detect_format(path)
         if fmt is None:
             summary.skipped.append(SkippedRecord(path=key, record="", reason=f"unknown format ({path.suffix or 'no extension'})"))
             summary.files_failed += 1
-            return
+            return None
         try:
             sha = file_sha256(path)
             size = path.stat().st_size
         except OSError as exc:
             summary.skipped.append(SkippedRecord(path=key, record="", reason=f"cannot read: {exc.strerror or exc}"))
             summary.files_failed += 1
-            return
+            return None
         previous = self.manifest.entry(key)
         if (previous and previous.sha256 == sha and previous.embedder == self.embedder_name
                 and not (sync and previous.withdrawn)):
@@ -198,17 +240,33 @@ class Ingestor:
                 summary.files_unchanged += 1
                 summary.records += previous.records
                 summary.chunks_unchanged += len(known)
-                return
-        reader = get_reader(fmt)
+                return None
+        return FileJob(path, fmt, sha, size)
+
+    def _open(self, job: FileJob) -> Prefetcher:
+        reader = get_reader(job.fmt)
+        # A WACZ holds WARCs: its pages replay like any archived page.
+        try:
+            items = reader(job.path, link_template=self.link_templates.get("warc" if job.fmt == "wacz" else job.fmt, ""))
+        except Exception as exc:  # a reader that fails before its first record: reported like any other failure
+            items = _raising(exc)
+        # Chunking (tokenising) happens in the reader thread too; this thread only embeds and stores.
+        return Prefetcher(self._with_chunks(items))
+
+    def _ingest_file(self, path: Path, summary: IngestSummary, sync: bool = False) -> None:
+        job = self._prepare(path, summary, sync)
+        if job is not None:
+            self._read_file(job, self._open(job), summary, sync)
+
+    def _read_file(self, job: FileJob, reader: Prefetcher, summary: IngestSummary, sync: bool = False) -> None:
+        path, fmt, sha, size = job.path, job.fmt, job.sha, job.size
+        key = str(path)
         chunk_ids: dict[str, str] = {}  # chunk id -> record id
         captures: dict[str, list[str]] = {}  # record id -> further capture dates
         records = 0
         complete = True
         try:
-            # A WACZ holds WARCs: its pages replay like any archived page.
-            items = reader(path, link_template=self.link_templates.get("warc" if fmt == "wacz" else fmt, ""))
-            # Chunking (tokenising) happens in the reader thread too; this thread only embeds and stores.
-            for item, chunks in prefetch(self._with_chunks(items)):
+            for item, chunks in reader:
                 if isinstance(item, SkippedRecord):
                     summary.skipped.append(item)
                     continue

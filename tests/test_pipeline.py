@@ -102,3 +102,24 @@ def test_summary_counts_by_type(fake_services, demo_copy):
     d = summary.as_dict()
     assert set(d) >= {"files", "records", "chunks_added", "chunks_unchanged", "chunks_removed", "skipped", "seconds",
                       "chunks_per_s"}
+
+
+def test_the_next_file_is_read_before_it_is_consumed():
+    """Prefetcher starts reading when made (the pipeline makes the next file's while embedding this one);
+    a reader that fails surfaces its error where the items are consumed."""
+    import threading
+
+    from ingest.pipeline import Prefetcher, _raising
+
+    started = threading.Event()
+
+    def items():
+        started.set()
+        yield from range(3)
+
+    reader = Prefetcher(items())
+    assert started.wait(5)  # running before anyone asked for an item
+    assert list(reader) == [0, 1, 2]
+    failing = Prefetcher(_raising(ValueError("broken at byte 0")))
+    with pytest.raises(ValueError, match="broken at byte 0"):
+        list(failing)
