@@ -5,17 +5,21 @@ import statistics
 import time
 from pathlib import Path
 
+from eval.metrics import percentile
+
 DEFAULT_QUESTIONS = Path(__file__).parent / "sets" / "bench_questions.txt"
 STAGES = ("embed_query", "retrieve", "generate", "check", "total")
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+def temp_services(settings, folder: str):
+    """Services over a fresh embedded store in `folder`, with every other setting as given."""
+    from assistant.services import Services
+
+    bench_settings = settings.model_copy(deep=True)
+    bench_settings.data_dir = Path(folder)
+    bench_settings.store.mode = "embedded"
+    bench_settings.store.path = ""
+    return Services(bench_settings)
 
 
 def bench_answer(services, n: int = 10, k: int | None = None, questions_file: str | None = None) -> dict:
@@ -66,14 +70,9 @@ def bench_ingest(settings, paths: list[str], batch_size: int | None = None) -> d
     import tempfile
 
     from assistant.embeddings import resolve_model_path
-    from assistant.services import Services
 
     with tempfile.TemporaryDirectory(prefix="refdesk-bench-") as tmp:
-        bench_settings = settings.model_copy(deep=True)
-        bench_settings.data_dir = Path(tmp)
-        bench_settings.store.mode = "embedded"
-        bench_settings.store.path = ""
-        services = Services(bench_settings)
+        services = temp_services(settings, tmp)
         embedder = services.embedder
         embedder.get_text_embedding_batch(["warm-up"] * 8)  # load and warm the model outside both timings
         texts: list[str] = []
@@ -162,18 +161,12 @@ def bench_warc_memory(settings, sources: list[str], size_mb: int = 1024) -> dict
     reports the peak RSS growth over the process's RSS before the ingest."""
     import tempfile
 
-    from assistant.services import Services
-
     with tempfile.TemporaryDirectory(prefix="refdesk-warc-mem-") as tmp:
         big = Path(tmp) / "big.warc"
         t0 = time.perf_counter()
         built = build_big_warc([Path(s) for s in sources], big, size_mb * 1024 * 1024)
         build_s = time.perf_counter() - t0
-        bench_settings = settings.model_copy(deep=True)
-        bench_settings.data_dir = Path(tmp) / "data"
-        bench_settings.store.mode = "embedded"
-        bench_settings.store.path = ""
-        services = Services(bench_settings)
+        services = temp_services(settings, str(Path(tmp) / "data"))
         # Warm the model with a full batch of long texts: its activation buffers are a fixed cost, not growth.
         services.embedder.get_text_embedding_batch([" ".join(["archive"] * 250)] * settings.embedding.batch_size)
         manifest = services.manifest()

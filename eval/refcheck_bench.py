@@ -160,17 +160,13 @@ def build_cases(books: list[dict], every: list[dict] | None = None, seed: int = 
 
 
 def bench_refcheck(settings, paths: list[str], seed: int = 7) -> dict:
-    from assistant.services import Services
+    from eval.bench import temp_services
 
     paths_ = [Path(p) for p in paths]
     books, every = marc_books(paths_)
     cases = build_cases(books, every, seed=seed)
     with tempfile.TemporaryDirectory(prefix="refdesk-refcheck-") as tmp:
-        bench_settings = settings.model_copy(deep=True)
-        bench_settings.data_dir = Path(tmp)
-        bench_settings.store.mode = "embedded"
-        bench_settings.store.path = ""
-        services = Services(bench_settings)
+        services = temp_services(settings, tmp)
         manifest = services.manifest()
         try:
             summary = services.ingestor(manifest, progress=True).ingest([str(p) for p in paths_])

@@ -6,13 +6,13 @@ where it stopped (ids already in results.jsonl are skipped) as long as the run's
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import time
 from collections import Counter
 from pathlib import Path
 
 from eval import metrics as m
+from ingest.manifest import file_sha256
 from eval.scoring import GOOD_OUTCOMES, score_question
 from eval.testset import EvalItem, SetError, load_set
 
@@ -23,14 +23,6 @@ BREAKDOWN_METRICS = ("hit@k", "answer_correct", "false_refusal", "correct_refusa
 
 class RunMismatch(Exception):
     """The output folder holds a run made with other settings: resuming it would mix two runs."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_results(path: Path) -> list[dict]:

@@ -11,7 +11,6 @@ from assistant.app import build_app
 from assistant.auth.guard import SESSION_COOKIE, Backoff, zone
 from assistant.cli import main
 from assistant.services import Services
-from assistant.settings import Settings
 
 PASSWORD = "correct horse battery"
 

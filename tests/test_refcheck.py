@@ -5,7 +5,7 @@ import pytest
 
 from assistant.cli import main
 from assistant.refcheck.parse import parse_free_text, parse_input, split_references
-from tests.conftest import ROOT, SHARED_DATA, catalogue_and_finding_aid, ingest
+from tests.conftest import SHARED_DATA, catalogue_and_finding_aid, ingest
 
 
 @pytest.mark.parametrize("text,title,authors,year", [

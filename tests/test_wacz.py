@@ -17,7 +17,6 @@ from assistant.settings import Settings
 from assistant.types import Ignored, SkippedRecord, SourceRecord
 from ingest import wacz
 from ingest.registry import ReaderError, detect_format
-from tests.conftest import ingest
 
 
 def make_wacz(warcs, out, *extra):
