@@ -36,6 +36,15 @@ BROWSER_TEXT_PREFIXES = ("urn:text:", "urn:textFinal:")
 TEXT_SOURCE_LABELS = {"urn": "text rendered by the crawler's browser", "pages.jsonl": "text from the WACZ page list"}
 
 
+SKIP_REASONS = (("image/", "image files"), ("text/css", "style sheets"), ("javascript", "scripts"), ("font/", "fonts"),
+                ("video/", "video files"), ("audio/", "audio files"), ("octet-stream", "binary files"))
+
+
+def skip_reason(content_type: str) -> str:
+    """What a left-out record is, in the summary's words ("style sheets", not "text files")."""
+    return next((reason for key, reason in SKIP_REASONS if key in content_type), content_type.split(";")[0])
+
+
 def _charset(content_type: str) -> str | None:
     match = re.search(r"charset=([\w\-]+)", content_type or "", re.I)
     return match.group(1) if match else None
@@ -234,7 +243,7 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     else:
         content_type = (headers.get_header("Content-Type") or "").lower()
     if any(t in content_type for t in SKIP_TYPES):
-        yield Ignored(reason=content_type.split(";")[0].split("/")[0] + " files" if "/" in content_type else content_type)
+        yield Ignored(reason=skip_reason(content_type))
         return
     payload = record.content_stream().read()
     digest = digest or "sha1:" + hashlib.sha1(payload).hexdigest()

@@ -105,6 +105,9 @@ def test_skipped_kinds_are_counted_by_reason(fake_services, shared_data):
     assert summary.left_out["redirect"] == 7 and summary.left_out["robots.txt"] == 38
     assert summary.left_out["image files"] == 55 and summary.left_out["HTTP 404"] == 35
     assert "left out" in summary.text()
+    assert warc.skip_reason("text/css; charset=utf-8") == "style sheets"
+    assert warc.skip_reason("application/x-javascript") == "scripts"
+    assert not [r for r in summary.left_out if r in ("text files", "application files")]
 
 
 @pytest.fixture(scope="module")
