@@ -31,9 +31,10 @@ class AnswerService:
         self.evidence_first = evidence_first
 
     def ask(self, question: str, k: int | None = None, retrieve_only: bool = False, filters=None,
-            contexts: list[str] | None = None) -> Answer:
+            contexts: list[str] | None = None, retrieved: Answer | None = None) -> Answer:
         """contexts: passages given with the question (evaluation sets that bring their own); they replace
-        retrieval and are the only evidence the checker accepts."""
+        retrieval and are the only evidence the checker accepts. retrieved: an earlier retrieve_only
+        answer to the same question (the console shows its sources first), so retrieval runs once."""
         started = time.perf_counter()
         question = question.strip()
         answer = Answer(question=question)
@@ -51,7 +52,11 @@ class AnswerService:
                     answer.error = self.prompts.render("empty_store")
                     self._refuse(answer, text=answer.error)
                     return answer
-                answer.sources = self.retriever.retrieve(question, k or self.top_k, answer.timings, filters=filters)
+                if retrieved is not None:
+                    answer.sources = list(retrieved.sources)
+                    answer.timings.update({s: t for s, t in retrieved.timings.items() if s != "total"})
+                else:
+                    answer.sources = self.retriever.retrieve(question, k or self.top_k, answer.timings, filters=filters)
             if retrieve_only or self.llm is None:
                 return answer
             if not contexts and (not answer.sources or answer.sources[0].score < self.min_score):

@@ -41,9 +41,6 @@ def handoff_table(services) -> str:
 
 
 def status_html(services) -> str:
-    from assistant.facets import collection_facets
-
-    facets = collection_facets(services.store)
     counts = services.store.counts()
     manifest = services.manifest()
     try:
@@ -63,7 +60,7 @@ def status_html(services) -> str:
             skipped_rows.append(f"<tr><td>{_e(when)}</td><td>{_e(item.get('path', ''))}</td>"
                                 f"<td>{_e(item.get('record', ''))}</td><td>{_e(item.get('reason', ''))}</td></tr>")
     return (f"<div id='collection-status'><p>{counts['chunks']} chunks in {counts['records']} records, "
-            f"{len(facets['files'])} files.</p>"
+            f"{counts['files']} files.</p>"
             f"<table><caption>By source type</caption><tr><th>type</th><th>records</th><th>chunks</th></tr>{types}</table>"
             "<table><caption>Last ingest runs</caption><tr><th>finished</th><th>files</th><th>failed</th><th>records</th>"
             f"<th>chunks added</th><th>removed</th><th>skipped</th></tr>{''.join(run_rows) or '<tr><td colspan=7>none yet</td></tr>'}</table>"
@@ -116,7 +113,7 @@ def build_console(services):
         found = services.answers.ask(question, k=int(k), retrieve_only=True, filters=filters)
         yield (f"<p role='status' class='working'>Checking an answer against {len(found.sources)} source(s)…</p>", "",
                sources_html(found.sources, None, True, terms), "", None, hidden, "", "")
-        answer = services.answers.ask(question, k=int(k), filters=filters)
+        answer = services.answers.ask(question, k=int(k), filters=filters, retrieved=found)
         yield ("", answer_html(answer), sources_html(answer.sources, answer, bool(show_uncited), terms),
                plain_text(answer), answer.model_dump(), gr.update(visible=answer.handoff_offered), "", "")
 
@@ -238,10 +235,6 @@ def build_console(services):
         check_button.click(check_references, [pasted], [refcheck_box, refcheck_text])
         refresh_status.click(lambda: status_html(services), None, [status_box])
     return blocks
-
-
-def build_blocks(services):  # the console; kept for callers of the first version
-    return build_console(services)
 
 
 def build_app(services):

@@ -165,13 +165,16 @@ class ChunkStore:
     def counts(self) -> dict:
         chunks_by_type: Counter[str] = Counter()
         records: dict[str, set[str]] = {}
+        files: set[str] = set()
         for meta in self.iter_metadata():
+            files.add(str(meta.get("source_file", "")))
             source_type = str(meta.get("source_type", "?"))
             chunks_by_type[source_type] += 1
             records.setdefault(source_type, set()).add(f"{meta.get('source_file')}\x1f{meta.get('record_id')}")
         return {
             "chunks": sum(chunks_by_type.values()),
             "records": sum(len(v) for v in records.values()),
+            "files": len(files - {""}),
             "by_type": {
                 t: {"chunks": chunks_by_type[t], "records": len(records[t])} for t in sorted(chunks_by_type)
             },

@@ -45,6 +45,11 @@ footer {{ display: none !important; }}
 """
 
 
+def log_html(turns: list[dict], name: str) -> str:
+    """The conversation as a live region screen readers announce."""
+    return f'<div role="log" aria-live="polite" aria-label="Conversation">{chat_html(turns, name)}</div>'
+
+
 def build_widget(services):
     from assistant.types import Answer
 
@@ -68,7 +73,7 @@ def build_widget(services):
         if services.transcripts is not None:
             services.transcripts.add(session, question, answer.answer)
         turns.append({"question": question, "answer": answer.model_dump()})
-        return (chat_html(turns, name), "", turns, answer.model_dump(), gr.update(visible=answer.handoff_offered), "")
+        return (log_html(turns, name), "", turns, answer.model_dump(), gr.update(visible=answer.handoff_offered), "")
 
     def hand_off(answer_state, contact):
         if not answer_state:
@@ -81,8 +86,7 @@ def build_widget(services):
         gr.HTML(f"<h1>{html.escape(name)}</h1>", elem_id="w-title")
         turns = gr.State([])
         last_answer = gr.State(None)
-        log = gr.HTML(f'<div role="log" aria-live="polite" aria-label="Conversation">{chat_html([], name)}</div>',
-                      elem_id="w-log")
+        log = gr.HTML(log_html([], name), elem_id="w-log")
         notice = gr.HTML(elem_id="w-notice")
         question = gr.Textbox(label="Your question", placeholder="Ask about our books, archives or web archive",
                               lines=1, max_lines=4, elem_id="w-question")
@@ -93,17 +97,9 @@ def build_widget(services):
         handoff_status = gr.HTML(elem_id="w-handoff-status")
         gr.HTML(f'<p id="w-disclaimer">{html.escape(cfg.disclaimer)}</p>')
 
-        def wrap(turns_html):
-            return turns_html if turns_html is None or not isinstance(turns_html, str) else (
-                f'<div role="log" aria-live="polite" aria-label="Conversation">{turns_html}</div>')
-
-        def on_send(q, t, request: gr.Request):
-            log_html, q_out, t_out, answer, handoff, note = send(q, t, request)
-            return (wrap(log_html) if isinstance(log_html, str) else log_html), q_out, t_out, answer, handoff, note
-
         outputs = [log, question, turns, last_answer, handoff_group, notice]
-        send_button.click(on_send, [question, turns], outputs, api_name="ask", concurrency_limit=cfg.concurrency,
+        send_button.click(send, [question, turns], outputs, api_name="ask", concurrency_limit=cfg.concurrency,
                           concurrency_id="widget-ask")
-        question.submit(on_send, [question, turns], outputs, concurrency_id="widget-ask")
+        question.submit(send, [question, turns], outputs, concurrency_id="widget-ask")
         handoff_button.click(hand_off, [last_answer, contact], [handoff_status])
     return blocks

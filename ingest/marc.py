@@ -18,7 +18,7 @@ from typing import IO, Iterator
 import pymarc
 
 from assistant.types import Provenance, SkippedRecord, SourceRecord
-from ingest.registry import ReaderError
+from ingest.registry import ReaderError, open_binary
 
 RECORD_END = b"\x1d"
 logging.getLogger("pymarc").setLevel(logging.ERROR)  # it logs every odd indicator; we report per record
@@ -311,11 +311,7 @@ def to_source_record(record: pymarc.Record, raw: bytes, path: Path, link_templat
 
 def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRecord | SkippedRecord]:
     path = Path(path)
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise ReaderError(path, f"cannot read: {exc.strerror or exc}") from exc
-    with fh:
+    with open_binary(path) as fh:
         head = fh.read(64)
         fh.seek(0)
         if head.lstrip().startswith(b"<"):

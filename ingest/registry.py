@@ -42,6 +42,14 @@ class ReaderError(Exception):
         super().__init__(f"{where}: {reason}")
 
 
+def open_binary(path: Path):
+    """The file for reading, or a ReaderError naming it (readers call this, so the message is the same)."""
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise ReaderError(path, f"cannot read: {exc.strerror or exc}") from exc
+
+
 def _sniff_xml(head: bytes) -> str | None:
     text = head.decode("utf-8", "ignore")
     if "http://www.openarchives.org/OAI/2.0/oai_dc/" in text:

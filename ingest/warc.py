@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from assistant.types import AlsoCaptured, Ignored, Provenance, SkippedRecord, SourceRecord
-from ingest.registry import ReaderError
+from ingest.registry import ReaderError, open_binary
 
 logging.getLogger("trafilatura").setLevel(logging.ERROR)  # it warns per discarded page; we count those
 
@@ -153,11 +153,7 @@ class ArchiveContext:
 
 def iter_records(path: str | Path, link_template: str = "") -> Iterator:
     path = Path(path)
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise ReaderError(path, f"cannot read: {exc.strerror or exc}") from exc
-    with fh:
+    with open_binary(path) as fh:
         if not fh.read(1):
             raise ReaderError(path, "empty file")
         fh.seek(0)

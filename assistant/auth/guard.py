@@ -31,7 +31,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def zone(path: str) -> str:
-    if path in PUBLIC or any(path.startswith(p + "?") for p in PUBLIC):
+    if path in PUBLIC:
         return "public"
     if path == "/widget" or path.startswith("/widget/"):
         return "widget"
