@@ -21,6 +21,9 @@ from ingest.manifest import Manifest, file_sha256
 from ingest.registry import ReaderError, detect_format, get_reader
 
 FLUSH_AT = 256  # chunks buffered before one batched embed + add
+MIN_FLUSH = 16  # the smallest batch embedded early, when the model would otherwise idle
+GIL_SWITCH_S = 0.001
+IDLE_FLUSH_S = 0.5  # how long the model may idle, a batch being ready, before that batch is embedded
 
 
 @dataclass
@@ -80,10 +83,17 @@ class IngestSummary:
 _DONE = object()
 
 
+@dataclass
+class _FileEnd:
+    """Closes one file's items in the reader stream; error is what stopped the file early, if anything."""
+
+    error: Exception | None = None
+
+
 class Prefetcher:
-    """Runs a reader in a background thread from the moment it is made, so parsing and text extraction
-    (Python, holding the GIL) overlap with embedding (torch, which releases it) — and the next file is
-    read while the current one is still being embedded. Exceptions surface in the consumer."""
+    """Runs the readers in a background thread from the moment it is made, so parsing and text extraction
+    (Python, holding the GIL) overlap with embedding (torch, which releases it), and later files are read
+    while earlier ones are still being embedded. Exceptions surface in the consumer."""
 
     def __init__(self, items: Iterable, depth: int = 512):
         import queue
@@ -127,15 +137,6 @@ class Prefetcher:
                 self.thread.join(0.05)
 
 
-def _raising(exc: BaseException) -> Iterator:
-    raise exc
-    yield  # a generator: the exception surfaces where the items are consumed
-
-
-def prefetch(items: Iterable, depth: int = 512) -> Iterator:
-    return iter(Prefetcher(items, depth))
-
-
 @dataclass
 class FileJob:
     """A file that must be read (changed or new), with what was learnt about it before reading."""
@@ -170,6 +171,7 @@ class Ingestor:
         self.link_templates = link_templates or {}
         self.progress = progress
         self._pending: list[Chunk] = []
+        self._embedded_at = 0.0  # when the model last finished a batch
         self._bar: tqdm | None = None
         # Store writes run beside the next batch's embedding (one at a time, in order).
         self._writer = None
@@ -177,11 +179,17 @@ class Ingestor:
 
     # -- public -------------------------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], sync: bool = False) -> IngestSummary:
+        import sys
+
         summary = IngestSummary()
-        started = time.perf_counter()
+        # The embedding thread needs the GIL between torch ops; with the reader thread busy in Python it would
+        # wait up to the 5 ms default switch interval each time.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
+        started = self._embedded_at = time.perf_counter()
         files = list(iter_files(paths, summary))
         self._bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not self.progress, leave=False)
-        readers: dict[int, Prefetcher] = {}
+        reader: Prefetcher | None = None
         try:
             jobs: list[FileJob] = []
             for path in files:
@@ -190,11 +198,12 @@ class Ingestor:
                     self._bar.update(1)
                 else:
                     jobs.append(job)
-            for i, job in enumerate(jobs):
-                current = readers.pop(i, None) or self._open(job)
-                if i + 1 < len(jobs):
-                    readers[i + 1] = self._open(jobs[i + 1])  # read ahead while this file is embedded
-                self._read_file(job, current, summary, sync)
+            # One reader thread goes through all the files in order, so it never waits for the embedding
+            # to reach a file before starting on it (a page-heavy crawl is extracted while earlier files embed).
+            reader = Prefetcher(self._read_all(jobs))
+            stream = iter(reader)
+            for job in jobs:
+                self._read_file(job, stream, summary, sync)
                 self._bar.update(1)
             if sync:
                 seen = {str(p) for p in files}
@@ -204,13 +213,14 @@ class Ingestor:
                             summary.chunks_removed += self.store.delete(sorted(self.manifest.chunk_ids(gone)))
                             self.manifest.forget_file(gone)
         finally:
-            for reader in readers.values():
+            if reader is not None:
                 reader.close()
             self._drain()
             if self._writer is not None:
                 self._writer.shutdown(wait=True)
                 self._writer = None
             self._bar.close()
+            sys.setswitchinterval(switch_interval)
         summary.seconds = time.perf_counter() - started
         self.manifest.add_run(summary.as_dict())
         return summary
@@ -243,30 +253,39 @@ class Ingestor:
                 return None
         return FileJob(path, fmt, sha, size)
 
-    def _open(self, job: FileJob) -> Prefetcher:
-        reader = get_reader(job.fmt)
-        # A WACZ holds WARCs: its pages replay like any archived page.
-        try:
-            items = reader(job.path, link_template=self.link_templates.get("warc" if job.fmt == "wacz" else job.fmt, ""))
-        except Exception as exc:  # a reader that fails before its first record: reported like any other failure
-            items = _raising(exc)
-        # Chunking (tokenising) happens in the reader thread too; this thread only embeds and stores.
-        return Prefetcher(self._with_chunks(items))
+    def _read_all(self, jobs: Sequence[FileJob]) -> Iterator:
+        """Every job's items with their chunks, each file closed by a _FileEnd carrying its error, if any:
+        a file that fails is reported and the next one is read."""
+        for job in jobs:
+            try:
+                reader = get_reader(job.fmt)
+                # A WACZ holds WARCs: its pages replay like any archived page.
+                template = self.link_templates.get("warc" if job.fmt == "wacz" else job.fmt, "")
+                for item in reader(job.path, link_template=template):
+                    # Chunking (tokenising) happens in the reader thread too; the caller only embeds and stores.
+                    yield item, (list(self.chunker.chunks(item)) if isinstance(item, SourceRecord) else None)
+            except Exception as exc:
+                yield _FileEnd(exc)
+                continue
+            yield _FileEnd(None)
 
-    def _ingest_file(self, path: Path, summary: IngestSummary, sync: bool = False) -> None:
-        job = self._prepare(path, summary, sync)
-        if job is not None:
-            self._read_file(job, self._open(job), summary, sync)
-
-    def _read_file(self, job: FileJob, reader: Prefetcher, summary: IngestSummary, sync: bool = False) -> None:
+    def _read_file(self, job: FileJob, stream: Iterator, summary: IngestSummary, sync: bool = False) -> None:
+        """Consumes one file's items from the shared stream, up to and including its _FileEnd."""
         path, fmt, sha, size = job.path, job.fmt, job.sha, job.size
         key = str(path)
         chunk_ids: dict[str, str] = {}  # chunk id -> record id
         captures: dict[str, list[str]] = {}  # record id -> further capture dates
         records = 0
         complete = True
+        ended = False  # this file's _FileEnd was taken from the stream
         try:
-            for item, chunks in reader:
+            for entry in stream:
+                if isinstance(entry, _FileEnd):
+                    ended = True
+                    if entry.error is not None:
+                        raise entry.error
+                    break
+                item, chunks = entry
                 if isinstance(item, SkippedRecord):
                     summary.skipped.append(item)
                     continue
@@ -282,7 +301,9 @@ class Ingestor:
                         continue  # the same text twice in one record
                     chunk_ids[chunk.id] = chunk.provenance.record_id
                     self._pending.append(chunk)
-                if len(self._pending) >= FLUSH_AT:
+                # Full batches normally; a smaller one when the model has been idle a while, so it does not
+                # wait for a full batch while the reader is behind (e.g. while a crawl's first pages are extracted).
+                if len(self._pending) >= FLUSH_AT or (len(self._pending) >= MIN_FLUSH and self._model_idle()):
                     self._flush(summary)
         except ReaderError as exc:
             summary.skipped.append(SkippedRecord(path=exc.path, record=exc.record, reason=exc.reason))
@@ -292,6 +313,10 @@ class Ingestor:
             summary.skipped.append(SkippedRecord(path=key, record=f"after record {records}", reason=f"{type(exc).__name__}: {exc}"))
             summary.files_failed += 1
             complete = False
+        if not ended:  # stopped by an error here, not the reader's: the rest of this file is not the next file's
+            for entry in stream:
+                if isinstance(entry, _FileEnd):
+                    break
         self._flush(summary)
         self._drain()
         summary.records += records
@@ -315,15 +340,14 @@ class Ingestor:
         self.manifest.record_file(key, sha if complete else "", size, fmt, self.embedder_name, records, chunk_ids,
                                   replace=complete, withdrawn=len(kept))
 
+    def _model_idle(self) -> bool:
+        return time.perf_counter() - self._embedded_at > IDLE_FLUSH_S
+
     def _drain(self) -> None:
         """Waits for the store write in flight; its error, if any, is raised here."""
         if self._write is not None:
             write, self._write = self._write, None
             write.result()
-
-    def _with_chunks(self, items):
-        for item in items:
-            yield item, (list(self.chunker.chunks(item)) if isinstance(item, SourceRecord) else None)
 
     def _flush(self, summary: IngestSummary) -> None:
         if not self._pending:
@@ -333,9 +357,12 @@ class Ingestor:
         new = [c for c in pending if c.id not in existing]
         summary.chunks_unchanged += len(pending) - len(new)
         if new:
+            # Similar lengths side by side: the model's batches carry less padding (as encode() does for its input).
+            new.sort(key=lambda c: len(c.text))
             t0 = time.perf_counter()
             vectors = self.embed([c.text for c in new])
-            summary.embed_seconds += time.perf_counter() - t0
+            self._embedded_at = time.perf_counter()
+            summary.embed_seconds += self._embedded_at - t0
             self._drain()
             if self._writer is None:
                 from concurrent.futures import ThreadPoolExecutor

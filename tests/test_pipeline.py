@@ -104,22 +104,74 @@ def test_summary_counts_by_type(fake_services, demo_copy):
                       "chunks_per_s"}
 
 
-def test_the_next_file_is_read_before_it_is_consumed():
-    """Prefetcher starts reading when made (the pipeline makes the next file's while embedding this one);
-    a reader that fails surfaces its error where the items are consumed."""
+def test_the_reader_runs_ahead_across_files(fake_services, demo_copy):
+    """One reader thread goes through every file while the first is still being embedded, so a page-heavy
+    file is parsed while earlier ones embed."""
     import threading
 
-    from ingest.pipeline import Prefetcher, _raising
+    manifest = fake_services.manifest()
+    ing, counter = make_ingestor(fake_services, manifest)
+    files = sorted(str(p) for p in demo_copy.iterdir())
+    read: set[str] = set()
+    all_read = threading.Event()
+    chunks = ing.chunker.chunks
 
-    started = threading.Event()
+    def chunks_seen(record):  # runs in the reader thread
+        read.add(record.provenance.source_file)
+        if read >= set(files):
+            all_read.set()
+        return chunks(record)
 
-    def items():
-        started.set()
-        yield from range(3)
+    ing.chunker.chunks = chunks_seen
+    waited = []
 
-    reader = Prefetcher(items())
-    assert started.wait(5)  # running before anyone asked for an item
-    assert list(reader) == [0, 1, 2]
-    failing = Prefetcher(_raising(ValueError("broken at byte 0")))
-    with pytest.raises(ValueError, match="broken at byte 0"):
-        list(failing)
+    def embed(texts):
+        if not waited:  # the first batch: the reader must reach the last file without this batch being done
+            waited.append(all_read.wait(10))
+        return counter(texts)
+
+    ing.embed = embed
+    summary = ing.ingest(files)
+    manifest.close()
+    assert waited == [True]
+    assert summary.files == 7 and summary.files_failed == 0 and summary.records == 32
+
+
+def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_services, demo_copy, monkeypatch):
+    """The reader is ahead of the embedding: when embedding fails part-way through a file, that file is reported
+    and its unread records are passed over, never counted as the next file's."""
+    import ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "FLUSH_AT", 2)  # flush mid-file, so the failure comes with records still queued
+    manifest = fake_services.manifest()
+    ing, counter = make_ingestor(fake_services, manifest)
+    files = sorted(str(p) for p in demo_copy.iterdir())
+    first = files[0]
+
+    def embed(texts):
+        if not counter.texts:
+            counter.texts += len(texts)
+            raise RuntimeError("embedding server went away")
+        return counter(texts)
+
+    ing.embed = embed
+    failed = ing.ingest(files)
+    stored = _chunks_by_file(fake_services)
+    assert failed.files_failed == 1
+    assert [(s.path, s.reason) for s in failed.skipped] == [(first, "RuntimeError: embedding server went away")]
+    for f in files[1:]:  # each later file holds exactly its own chunks
+        assert manifest.chunk_ids(f) == stored[f]
+    manifest.close()
+    again = ingest(fake_services, files)  # the failed file is read again; the others are complete
+    assert again.files_unchanged == 6 and again.files_failed == 0
+    after = _chunks_by_file(fake_services)
+    assert {f: after[f] for f in files[1:]} == {f: stored[f] for f in files[1:]}
+    assert again.chunks_added == len(after[first]) - len(stored.get(first, set())) > 0
+
+
+def _chunks_by_file(services) -> dict[str, set[str]]:
+    got = services.store.client.get_collection(services.settings.store.collection).get(include=["metadatas"])
+    by_file: dict[str, set[str]] = {}
+    for chunk_id, meta in zip(got["ids"], got["metadatas"]):
+        by_file.setdefault(meta["source_file"], set()).add(chunk_id)
+    return by_file
