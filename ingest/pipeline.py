@@ -24,6 +24,7 @@ FLUSH_AT = 256  # chunks buffered before one batched embed + add
 MIN_FLUSH = 16  # the smallest batch embedded early, when the model would otherwise idle
 GIL_SWITCH_S = 0.001
 IDLE_FLUSH_S = 0.5  # how long the model may idle, a batch being ready, before that batch is embedded
+READER_IDLE_S = 0.2  # no new record for this long: the reader is behind
 
 
 @dataclass
@@ -81,6 +82,7 @@ class IngestSummary:
 
 
 _DONE = object()
+IDLE = object()  # from a Prefetcher: the reader has had nothing new for a while
 
 
 @dataclass
@@ -95,10 +97,11 @@ class Prefetcher:
     (Python, holding the GIL) overlap with embedding (torch, which releases it), and later files are read
     while earlier ones are still being embedded. Exceptions surface in the consumer."""
 
-    def __init__(self, items: Iterable, depth: int = 512):
+    def __init__(self, items: Iterable, depth: int = 512, idle_after: float | None = None):
         import queue
         import threading
 
+        self.idle_after = idle_after  # yield IDLE when nothing arrives for this long (None: just wait)
         self.q: queue.Queue = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._produce, args=(items,), name="refdesk-reader", daemon=True)
@@ -115,9 +118,15 @@ class Prefetcher:
             self.q.put(exc)
 
     def __iter__(self) -> Iterator:
+        import queue
+
         try:
             while True:
-                item = self.q.get()
+                try:
+                    item = self.q.get(timeout=self.idle_after)
+                except queue.Empty:
+                    yield IDLE
+                    continue
                 if item is _DONE:
                     return
                 if isinstance(item, BaseException):
@@ -200,7 +209,7 @@ class Ingestor:
                     jobs.append(job)
             # One reader thread goes through all the files in order, so it never waits for the embedding
             # to reach a file before starting on it (a page-heavy crawl is extracted while earlier files embed).
-            reader = Prefetcher(self._read_all(jobs))
+            reader = Prefetcher(self._read_all(jobs), idle_after=READER_IDLE_S)
             stream = iter(reader)
             for job in jobs:
                 self._read_file(job, stream, summary, sync)
@@ -280,6 +289,10 @@ class Ingestor:
         ended = False  # this file's _FileEnd was taken from the stream
         try:
             for entry in stream:
+                if entry is IDLE:  # the reader is behind: embed what is ready rather than let the model idle
+                    if len(self._pending) >= MIN_FLUSH:
+                        self._flush(summary)
+                    continue
                 if isinstance(entry, _FileEnd):
                     ended = True
                     if entry.error is not None:
@@ -315,6 +328,10 @@ class Ingestor:
             complete = False
         if not ended:  # stopped by an error here, not the reader's: the rest of this file is not the next file's
             for entry in stream:
+                if entry is IDLE:  # the reader is behind: embed what is ready rather than let the model idle
+                    if len(self._pending) >= MIN_FLUSH:
+                        self._flush(summary)
+                    continue
                 if isinstance(entry, _FileEnd):
                     break
         self._flush(summary)
