@@ -106,29 +106,42 @@ class ChunkStore:
             self.collection.delete(ids=ids[start:start + PAGE])
         return len(ids)
 
-    def add_captures(self, ids: Sequence[str], dates: Sequence[str]) -> int:
-        """Records more capture dates of archived content in its chunks' metadata ("captures")."""
+    def add_captures(self, groups: Sequence[tuple[Sequence[str], Sequence[str]]]) -> int:
+        """Records more capture dates of archived content in its chunks' metadata ("captures").
+        groups: (chunk ids of one record, capture dates seen for it). Returns the dates added, counted
+        per record. One read and one write for all of them; chunks that already list the dates are left."""
         import json
 
-        if not ids or not dates:
+        wanted: dict[str, set[str]] = {}
+        for ids, dates in groups:
+            for chunk_id in ids:
+                wanted.setdefault(chunk_id, set()).update(d for d in dates if d)
+        wanted = {c: d for c, d in wanted.items() if d}
+        if not wanted:
             return 0
-        res = self.collection.get(ids=list(ids), include=["metadatas"])
-        added = 0
-        new_metas = []
-        for meta in res["metadatas"]:
-            meta = dict(meta or {})
-            known = [d for d in str(meta.get("captures") or meta.get("date") or "").split(",") if d]
-            merged = sorted(set(known) | set(dates))
-            added = max(added, len(merged) - len(known))
-            meta["captures"] = ",".join(merged)
-            # llama-index rebuilds nodes from _node_content: keep the two views in step.
-            if "_node_content" in meta:
-                node = json.loads(meta["_node_content"])
-                node.setdefault("metadata", {})["captures"] = meta["captures"]
-                meta["_node_content"] = json.dumps(node)
-            new_metas.append(meta)
-        self.collection.update(ids=res["ids"], metadatas=new_metas)
-        return added
+        new_by_chunk: dict[str, int] = {}
+        ids_out, metas_out = [], []
+        chunk_ids = sorted(wanted)
+        for start in range(0, len(chunk_ids), PAGE):
+            res = self.collection.get(ids=chunk_ids[start:start + PAGE], include=["metadatas"])
+            for chunk_id, meta in zip(res["ids"], res["metadatas"]):
+                meta = dict(meta or {})
+                known = {d for d in str(meta.get("captures") or meta.get("date") or "").split(",") if d}
+                merged = known | wanted[chunk_id]
+                new_by_chunk[chunk_id] = len(merged) - len(known)
+                if len(merged) == len(known):
+                    continue
+                meta["captures"] = ",".join(sorted(merged))
+                # llama-index rebuilds nodes from _node_content: keep the two views in step.
+                if "_node_content" in meta:
+                    node = json.loads(meta["_node_content"])
+                    node.setdefault("metadata", {})["captures"] = meta["captures"]
+                    meta["_node_content"] = json.dumps(node)
+                ids_out.append(chunk_id)
+                metas_out.append(meta)
+        for start in range(0, len(ids_out), PAGE):
+            self.collection.update(ids=ids_out[start:start + PAGE], metadatas=metas_out[start:start + PAGE])
+        return sum(max((new_by_chunk.get(c, 0) for c in ids), default=0) for ids, _ in groups)
 
     def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
         out: dict[str, StoredChunk] = {}

@@ -61,6 +61,8 @@ class AlsoCaptured(BaseModel):
     record_id: str
     date: str
     via: str = "revisit"  # "revisit" record, or "duplicate" payload of a response
+    source_file: str = ""  # the file whose record holds the content, when not this file
+    record_here: str = ""  # this sighting's own record id (a re-read file's old chunks for it are stale)
 
 
 def content_hash(text: str) -> str:

@@ -17,6 +17,11 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS chunks (chunk_id TEXT PRIMARY KEY, path TEXT NOT NULL, record_id TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, finished_at REAL, summary TEXT);
+-- archived payloads: which file's record holds each (ingest.payloads), and which files point to another's
+CREATE TABLE IF NOT EXISTS payloads (key TEXT PRIMARY KEY, path TEXT NOT NULL, record_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS payloads_path ON payloads(path);
+CREATE TABLE IF NOT EXISTS payload_refs (path TEXT NOT NULL, holder TEXT NOT NULL, PRIMARY KEY (path, holder));
+CREATE INDEX IF NOT EXISTS payload_refs_holder ON payload_refs(holder);
 """
 
 
@@ -67,17 +72,24 @@ class Manifest:
 
     def record_file(
         self, path: str, sha256: str, size: int, fmt: str, embedder: str, records: int, chunks: dict[str, str],
-        replace: bool, withdrawn: int = 0,
+        replace: bool, withdrawn: int = 0, payloads: dict[str, str] | None = None, holders: set[str] | None = None,
     ) -> None:
         """chunks: chunk id -> record id now stored for the file. replace=False keeps the ones listed
-        before as well (a partly unreadable file loses nothing)."""
+        before as well (a partly unreadable file loses nothing). payloads: payload key -> record id held
+        by this file; holders: other files holding content this file's records point to."""
         with self.db:
             if replace:
                 self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+                self.db.execute("DELETE FROM payloads WHERE path = ?", (path,))
+                self.db.execute("DELETE FROM payload_refs WHERE path = ?", (path,))
             self.db.executemany(
                 "INSERT OR REPLACE INTO chunks(chunk_id, path, record_id) VALUES (?, ?, ?)",
                 ((c, path, r) for c, r in chunks.items()),
             )
+            self.db.executemany("INSERT OR REPLACE INTO payloads(key, path, record_id) VALUES (?, ?, ?)",
+                                ((k, path, r) for k, r in (payloads or {}).items()))
+            self.db.executemany("INSERT OR IGNORE INTO payload_refs(path, holder) VALUES (?, ?)",
+                                ((path, h) for h in sorted(holders or ())))
             total = self.db.execute("SELECT count(*) FROM chunks WHERE path = ?", (path,)).fetchone()[0]
             self.db.execute(
                 "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -88,6 +100,29 @@ class Manifest:
         with self.db:
             self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
             self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+            self.db.execute("DELETE FROM payloads WHERE path = ?", (path,))
+            self.db.execute("DELETE FROM payload_refs WHERE path = ?", (path,))
+
+    def payload_holders(self, exclude: set[str]) -> dict:
+        """payload key -> Holder(path, record_id), leaving out the files about to be read again."""
+        from ingest.payloads import Holder
+
+        return {k: Holder(p, r) for k, p, r in self.db.execute("SELECT key, path, record_id FROM payloads")
+                if p not in exclude}
+
+    def dependents(self, paths: set[str]) -> set[str]:
+        """Files whose records point to content held by any of paths, and the files pointing to those."""
+        found: set[str] = set()
+        frontier = set(paths)
+        while frontier:
+            batch, rows = sorted(frontier), set()
+            for start in range(0, len(batch), 500):  # SQLite's limit on bound variables
+                part = batch[start:start + 500]
+                rows |= {r[0] for r in self.db.execute(
+                    f"SELECT DISTINCT path FROM payload_refs WHERE holder IN ({','.join('?' * len(part))})", part)}
+            frontier = rows - found - set(paths)
+            found |= frontier
+        return found
 
     def add_run(self, summary: dict) -> None:
         with self.db:

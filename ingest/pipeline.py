@@ -18,6 +18,7 @@ from collections import Counter
 from assistant.types import AlsoCaptured, Chunk, Ignored, SkippedRecord, SourceRecord
 from ingest.chunking import Chunker
 from ingest.manifest import Manifest, file_sha256
+from ingest.payloads import PayloadIndex
 from ingest.registry import ReaderError, detect_format, get_reader
 
 FLUSH_AT = 256  # chunks buffered before one batched embed + add
@@ -39,6 +40,7 @@ class IngestSummary:
     skipped: list[SkippedRecord] = field(default_factory=list)
     left_out: Counter = field(default_factory=Counter)  # deliberately not indexed, by reason (redirects, images…)
     captures_added: int = 0  # capture dates added to content already stored (revisits, identical payloads)
+    stored_elsewhere: int = 0  # archived records whose content another file's record already holds
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -59,6 +61,7 @@ class IngestSummary:
             "skipped": [s.model_dump() for s in self.skipped],
             "left_out": dict(self.left_out.most_common()),
             "captures_added": self.captures_added,
+            "stored_elsewhere": self.stored_elsewhere,
             "seconds": round(self.seconds, 3),
             "embed_seconds": round(self.embed_seconds, 3),
             "chunks_per_s": round(self.rate, 2),
@@ -73,6 +76,9 @@ class IngestSummary:
         if self.left_out:
             reasons = ", ".join(f"{reason} {n}" for reason, n in self.left_out.most_common())
             lines.append(f"left out {sum(self.left_out.values())} (not errors): {reasons}")
+        if self.stored_elsewhere:
+            lines.append(f"{self.stored_elsewhere} archived records hold content already stored from another file: "
+                         "kept once, with their capture dates")
         if self.captures_added:
             lines.append(f"{self.captures_added} more capture dates recorded for content already stored")
         if self.skipped:
@@ -169,6 +175,16 @@ def iter_files(paths: Iterable[str | Path], summary: IngestSummary) -> Iterator[
             summary.files_failed += 1
 
 
+def _by_record(chunk_records: dict[str, str]) -> dict[str, list[str]]:
+    """record id -> its chunk ids; an archived PDF's record also owns its pages' chunks ("<id>#page=3")."""
+    out: dict[str, list[str]] = {}
+    for chunk_id, record_id in chunk_records.items():
+        out.setdefault(record_id, []).append(chunk_id)
+        if "#page=" in record_id:
+            out.setdefault(record_id.split("#page=", 1)[0], []).append(chunk_id)
+    return out
+
+
 class Ingestor:
     def __init__(self, store, embed: Callable[[list[str]], list[list[float]]], embedder_name: str, manifest: Manifest, chunker: Chunker,
                  link_templates: dict[str, str] | None = None, progress: bool = True):
@@ -180,6 +196,7 @@ class Ingestor:
         self.link_templates = link_templates or {}
         self.progress = progress
         self._pending: list[Chunk] = []
+        self.payloads = PayloadIndex()  # archived payloads held by a stored record (filled per run)
         self._embedded_at = 0.0  # when the model last finished a batch
         self._bar: tqdm | None = None
         # Store writes run beside the next batch's embedding (one at a time, in order).
@@ -201,12 +218,24 @@ class Ingestor:
         reader: Prefetcher | None = None
         try:
             jobs: list[FileJob] = []
+            unchanged: dict[str, tuple[int, int]] = {}  # path -> (records, chunks) counted as unchanged
             for path in files:
-                job = self._prepare(path, summary, sync)
+                job = self._prepare(path, summary, sync, unchanged)
                 if job is None:
                     self._bar.update(1)
                 else:
                     jobs.append(job)
+            gone: list[str] = []
+            if sync:  # files deleted from the given folders: their chunks go first
+                listed = {str(p) for p in files}
+                for folder in (Path(p).expanduser().resolve() for p in paths if Path(p).is_dir()):
+                    for path in self.manifest.paths_under(str(folder)):
+                        if path not in listed and not Path(path).exists():
+                            gone.append(path)
+                            summary.chunks_removed += self.store.delete(sorted(self.manifest.chunk_ids(path)))
+                            self.manifest.forget_file(path)
+            jobs += self._dependents(jobs, gone, unchanged, summary, sync)
+            self.payloads = PayloadIndex(self.manifest.payload_holders({str(job.path) for job in jobs}))
             # One reader thread goes through all the files in order, so it never waits for the embedding
             # to reach a file before starting on it (a page-heavy crawl is extracted while earlier files embed).
             reader = Prefetcher(self._read_all(jobs), idle_after=READER_IDLE_S)
@@ -214,13 +243,6 @@ class Ingestor:
             for job in jobs:
                 self._read_file(job, stream, summary, sync)
                 self._bar.update(1)
-            if sync:
-                seen = {str(p) for p in files}
-                for folder in (Path(p).expanduser().resolve() for p in paths if Path(p).is_dir()):
-                    for gone in self.manifest.paths_under(str(folder)):
-                        if gone not in seen and not Path(gone).exists():
-                            summary.chunks_removed += self.store.delete(sorted(self.manifest.chunk_ids(gone)))
-                            self.manifest.forget_file(gone)
         finally:
             if reader is not None:
                 reader.close()
@@ -235,7 +257,29 @@ class Ingestor:
         return summary
 
     # -- one file -----------------------------------------------------------------------------
-    def _prepare(self, path: Path, summary: IngestSummary, sync: bool = False) -> FileJob | None:
+    def _dependents(self, jobs: list[FileJob], gone: list[str], unchanged: dict[str, tuple[int, int]],
+                    summary: IngestSummary, sync: bool) -> list[FileJob]:
+        """Files whose archived pages point to content held by a file read again or removed now: they are
+        read again as well, so that content is stored once more (under them, if nobody else holds it)."""
+        reading = {str(job.path) for job in jobs}
+        more: list[FileJob] = []
+        for path in sorted(self.manifest.dependents(reading | set(gone)) - reading):
+            if not Path(path).is_file():
+                continue  # gone without --sync: its own chunks stay until then
+            if path in unchanged:  # counted as unchanged a moment ago
+                records, chunks = unchanged.pop(path)
+                summary.files -= 1
+                summary.files_unchanged -= 1
+                summary.records -= records
+                summary.chunks_unchanged -= chunks
+                self._bar.update(-1)
+            job = self._prepare(Path(path), summary, sync, force=True)
+            if job is not None:
+                more.append(job)
+        return more
+
+    def _prepare(self, path: Path, summary: IngestSummary, sync: bool = False,
+                 unchanged: dict[str, tuple[int, int]] | None = None, force: bool = False) -> FileJob | None:
         """Format, hash and the unchanged check; None when the file needs no reading (or cannot be read)."""
         key = str(path)
         summary.files += 1
@@ -253,24 +297,29 @@ class Ingestor:
             return None
         previous = self.manifest.entry(key)
         if (previous and previous.sha256 == sha and previous.embedder == self.embedder_name
-                and not (sync and previous.withdrawn)):
+                and not (sync and previous.withdrawn) and not force):
             known = self.manifest.chunk_ids(key)
             if len(self.store.existing_ids(sorted(known))) == len(known):
                 summary.files_unchanged += 1
                 summary.records += previous.records
                 summary.chunks_unchanged += len(known)
+                if unchanged is not None:
+                    unchanged[key] = (previous.records, len(known))
                 return None
         return FileJob(path, fmt, sha, size)
 
     def _read_all(self, jobs: Sequence[FileJob]) -> Iterator:
         """Every job's items with their chunks, each file closed by a _FileEnd carrying its error, if any:
         a file that fails is reported and the next one is read."""
+        import inspect
+
         for job in jobs:
             try:
                 reader = get_reader(job.fmt)
                 # A WACZ holds WARCs: its pages replay like any archived page.
                 template = self.link_templates.get("warc" if job.fmt == "wacz" else job.fmt, "")
-                for item in reader(job.path, link_template=template):
+                shared = {"payloads": self.payloads} if "payloads" in inspect.signature(reader).parameters else {}
+                for item in reader(job.path, link_template=template, **shared):
                     # Chunking (tokenising) happens in the reader thread too; the caller only embeds and stores.
                     yield item, (list(self.chunker.chunks(item)) if isinstance(item, SourceRecord) else None)
             except Exception as exc:
@@ -284,6 +333,8 @@ class Ingestor:
         key = str(path)
         chunk_ids: dict[str, str] = {}  # chunk id -> record id
         captures: dict[str, list[str]] = {}  # record id -> further capture dates
+        elsewhere: dict[tuple[str, str], list[str]] = {}  # (file, record id) holding the content -> capture dates
+        pointing: set[str] = set()  # this file's records whose content another file holds
         records = 0
         complete = True
         ended = False  # this file's _FileEnd was taken from the stream
@@ -306,7 +357,12 @@ class Ingestor:
                     summary.left_out[item.reason] += 1
                     continue
                 if isinstance(item, AlsoCaptured):
-                    captures.setdefault(item.record_id, []).append(item.date)
+                    if item.source_file and item.source_file != key:
+                        elsewhere.setdefault((item.source_file, item.record_id), []).append(item.date)
+                        summary.stored_elsewhere += 1
+                        pointing.add(item.record_here)
+                    else:
+                        captures.setdefault(item.record_id, []).append(item.date)
                     continue
                 records += 1
                 for chunk in chunks:
@@ -337,16 +393,18 @@ class Ingestor:
         self._flush(summary)
         self._drain()
         summary.records += records
-        if captures:
-            by_record: dict[str, list[str]] = {}
-            for chunk_id, record_id in chunk_ids.items():
-                by_record.setdefault(record_id, []).append(chunk_id)
-            for record_id, dates in captures.items():
-                summary.captures_added += self.store.add_captures(by_record.get(record_id, []), dates)
+        here = _by_record(chunk_ids) if captures else {}
+        groups = [(here.get(record_id, []), dates) for record_id, dates in captures.items()]
+        holders: dict[str, dict[str, list[str]]] = {}
+        for (holder, record_id), dates in elsewhere.items():
+            if holder not in holders:
+                holders[holder] = _by_record(self.manifest.chunk_records(holder))
+            groups.append((holders[holder].get(record_id, []), dates))
+        summary.captures_added += self.store.add_captures(groups)
         if complete:
             # A record read again with new content replaces its old chunks; a record gone from the
             # file is removed only with --sync (librarians decide when withdrawals take effect).
-            seen_records = set(chunk_ids.values())
+            seen_records = set(chunk_ids.values()) | pointing
             stale = {c: r for c, r in self.manifest.chunk_records(key).items() if c not in chunk_ids}
             remove = [c for c, r in stale.items() if sync or r in seen_records]
             summary.chunks_removed += self.store.delete(sorted(remove))
@@ -355,7 +413,8 @@ class Ingestor:
         else:
             kept = {}
         self.manifest.record_file(key, sha if complete else "", size, fmt, self.embedder_name, records, chunk_ids,
-                                  replace=complete, withdrawn=len(kept))
+                                  replace=complete, withdrawn=len(kept), payloads=self.payloads.claimed_by(key),
+                                  holders=set(holders))
 
     def _model_idle(self) -> bool:
         return time.perf_counter() - self._embedded_at > IDLE_FLUSH_S

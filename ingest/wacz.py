@@ -67,7 +67,7 @@ class BrowserText:
         return (self.pages.get(uri) or {}).get("title") or ""
 
 
-def iter_records(path: str | Path, link_template: str = "") -> Iterator:
+def iter_records(path: str | Path, link_template: str = "", payloads=None) -> Iterator:
     path = Path(path)
     template = link_template or DEFAULT_REPLAY
     try:
@@ -103,7 +103,8 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator:
         for member in warcs:
             label = f"{path}!{member}"
             ctx = ArchiveContext(path=path, label=label, warc_name=Path(member).name, template=template,
-                                 extra_filters=extra, locator_suffix=suffix, browser=browser, seen=seen)
+                                 extra_filters=extra, locator_suffix=suffix, browser=browser, seen=seen,
+                                 payloads=payloads)
             digest = _Hasher(expected.get(member, ""))
             try:
                 with archive.open(member) as raw:

@@ -3,8 +3,8 @@
 - 200 HTML responses: main text by trafilatura (drops navigation and boilerplate), title,
   language from <html lang>, charset from the HTTP header, then <meta>, then UTF-8, then cp1252.
 - PDFs inside: one record per page, cited with URI + page.
-- revisit records and identical payload digests add no chunks; they add a capture date to the
-  content first seen (AlsoCaptured).
+- revisit records and identical payloads add no chunks; they add a capture date to the content first
+  seen (AlsoCaptured), in this file or, through a shared PayloadIndex, in another one.
 - Redirects, non-200, robots.txt, images, scripts, styles: left out and counted by reason.
 - A truncated or corrupt file: every complete record before the break is kept; the break is
   reported with file and byte offset.
@@ -148,16 +148,32 @@ class ArchiveContext:
     extra_filters: dict = field(default_factory=dict)  # e.g. wacz_file, collection
     locator_suffix: str = ""  # e.g. " · site.wacz (My crawl)"
     browser: Any = None  # WACZ: text the crawler's browser extracted (ingest.wacz.BrowserText)
-    seen: dict[str, str] = field(default_factory=dict)  # payload digest -> record id of the content first seen
+    seen: dict[str, str] = field(default_factory=dict)  # payload key -> record id of the content first seen
+    payloads: Any = None  # ingest.payloads.PayloadIndex: content already held by another file's record
+
+    def register(self, keys: list[str], record_id: str) -> None:
+        for key in keys:
+            self.seen.setdefault(key, record_id)
+        if self.payloads is not None:
+            self.payloads.claim(keys, str(self.path.resolve()), record_id)
+
+    def elsewhere(self, keys: list[str]):
+        """The record of another file (this run or an earlier one) that holds this payload, if any."""
+        if self.payloads is None or not keys:
+            return None
+        return self.payloads.holder(keys, str(self.path.resolve()))
 
 
-def iter_records(path: str | Path, link_template: str = "") -> Iterator:
+def iter_records(path: str | Path, link_template: str = "", payloads=None) -> Iterator:
+    """payloads: an ingest.payloads.PayloadIndex shared across files, so content already stored from
+    another file adds a capture date instead of a second copy."""
     path = Path(path)
     with open_binary(path) as fh:
         if not fh.read(1):
             raise ReaderError(path, "empty file")
         fh.seek(0)
-        ctx = ArchiveContext(path=path, label=str(path), warc_name=path.name, template=link_template or DEFAULT_REPLAY)
+        ctx = ArchiveContext(path=path, label=str(path), warc_name=path.name, template=link_template or DEFAULT_REPLAY,
+                             payloads=payloads)
         yield from iter_archive(fh, ctx, size=path.stat().st_size)
 
 
@@ -204,10 +220,13 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     digest = headers.get_header("WARC-Payload-Digest") or ""
     if rtype == "revisit":
         original = seen.get(digest)
+        holder = None if original else ctx.elsewhere([digest] if digest else [])
         if original:
             yield AlsoCaptured(record_id=original, date=date)
+        elif holder:
+            yield AlsoCaptured(record_id=holder.record_id, date=date, source_file=holder.path, record_here=record_id)
         else:
-            yield Ignored(reason="revisit of content not in this file")
+            yield Ignored(reason="revisit of content not ingested")
         return
     if rtype not in ("response", "resource"):
         yield Ignored(reason=f"{rtype} record")
@@ -242,9 +261,17 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
         yield Ignored(reason=skip_reason(content_type))
         return
     payload = record.content_stream().read()
-    digest = digest or "sha1:" + hashlib.sha1(payload).hexdigest()
-    if digest in seen:
-        yield AlsoCaptured(record_id=seen[digest], date=date, via="duplicate")
+    # The header digest is what revisits name; the SHA-1 of the decoded payload matches an ARC (no digest
+    # header) with its WARC conversion, whatever encoding each producer wrote its digest in.
+    keys = [k for k in (digest, "sha1:" + hashlib.sha1(payload).hexdigest()) if k]
+    original = next((seen[k] for k in keys if k in seen), None)
+    if original:
+        yield AlsoCaptured(record_id=original, date=date, via="duplicate")
+        return
+    holder = ctx.elsewhere(keys)
+    if holder:  # no second extraction or embedding: one more capture of the stored record
+        yield AlsoCaptured(record_id=holder.record_id, date=date, via="duplicate", source_file=holder.path,
+                           record_here=record_id)
         return
     timestamp = _timestamp14(date)
     link = ctx.template.format(timestamp=timestamp, uri=uri, id=record_id)
@@ -256,7 +283,7 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     if year:
         base_filters["year"] = int(year.group(1))
     if "pdf" in content_type or payload[:5] == b"%PDF-":
-        seen[digest] = record_id
+        ctx.register(keys, record_id)
         yield from _pdf_pages(ctx.label, payload, uri, record_id, date, locator + ctx.locator_suffix, link,
                               source_file, base_filters)
         return
@@ -265,7 +292,7 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
         yield Ignored(reason=f"{content_type.split(';')[0]} not indexed")
         return
     text_content = decode_html(payload, content_type)
-    seen[digest] = record_id  # registered now: an identical payload later is a further capture
+    ctx.register(keys, record_id)  # registered now: an identical payload later is a further capture
     filters = dict(base_filters, format="web page")
 
     def finish(title: str, text: str, lang: str, source: str = text_source):

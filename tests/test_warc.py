@@ -123,3 +123,75 @@ def test_question_about_a_page_retrieves_it_with_capture_date_and_replay_link(ar
     assert top.source_type == "warc"
     assert top.locator == "captured 2014-01-26 20:12 UTC — http://www.iana.org/domains/root/servers"
     assert top.link == "https://web.archive.org/web/20140126201227/http://www.iana.org/domains/root/servers"
+
+
+def _payloads_200(path, types=("text/html", "application/pdf")) -> list[str]:
+    """warcio alone: SHA-1 of the decoded payload of each 200 response of the given types."""
+    import hashlib
+
+    out = []
+    with open(path, "rb") as fh:
+        for record in ArchiveIterator(fh, arc2warc=True):
+            if record.rec_type == "response" and record.http_headers is not None \
+                    and record.http_headers.get_statuscode() == "200" \
+                    and any(t in (record.http_headers.get_header("Content-Type") or "").lower() for t in types):
+                out.append(hashlib.sha1(record.content_stream().read()).hexdigest())
+    return out
+
+
+def _stored(services) -> dict[str, dict]:
+    got = services.store.collection.get(include=["metadatas"])
+    return dict(zip(got["ids"], got["metadatas"]))
+
+
+def test_one_crawl_as_arc_and_warc_is_stored_once(fake_services, shared_data, tmp_path):
+    """aut/example.arc.gz and aut/example.warc.gz hold the same 2008 crawl: the WARC's pages are neither
+    extracted nor embedded again; each adds its capture to the ARC's record. Removing the ARC (--sync)
+    reads the WARC again, so its pages are still there, now cited from the WARC."""
+    corpus = tmp_path / "crawl"
+    corpus.mkdir()
+    arc, warc_file = corpus / "example.arc.gz", corpus / "example.warc.gz"
+    shutil.copy(shared_data / "warc/aut/example.arc.gz", arc)
+    alone = ingest(fake_services, [arc])
+    arc_ids = set(_stored(fake_services))
+    shutil.copy(shared_data / "warc/aut/example.warc.gz", warc_file)
+    in_arc = set(_payloads_200(arc))
+    expected_elsewhere = sum(1 for p in _payloads_200(warc_file) if p in in_arc)
+    assert expected_elsewhere >= 90  # independent count: the WARC's pages found in the ARC
+    both = ingest(fake_services, [corpus])
+    assert (both.files_unchanged, both.chunks_added, both.stored_elsewhere) == (1, 0, expected_elsewhere)
+    assert set(_stored(fake_services)) == arc_ids
+    assert ingest(fake_services, [corpus]).chunks_added == 0  # re-ingest: nothing
+
+    arc.unlink()
+    synced = ingest(fake_services, [corpus], sync=True)
+    stored = _stored(fake_services)
+    assert synced.chunks_removed == len(arc_ids) and synced.chunks_added == alone.chunks_added == len(stored)
+    assert {m["source_file"] for m in stored.values()} == {str(warc_file.resolve())}
+    faq = [m for m in stored.values() if m["uri"] == "http://www.archive.org/about/faq.php?faq_id=243"]
+    assert faq and all(m["warc_file"] == "example.warc.gz" for m in faq)
+
+
+def test_a_revisit_in_another_file_adds_its_capture(fake_services, shared_data, tmp_path):
+    """pywb's URL-agnostic pair: the revisit (2013-07-29) sits in another WARC than the page it repeats."""
+    corpus = tmp_path / "pair"
+    corpus.mkdir()
+    orig = corpus / "example-url-agnostic-orig.warc.gz"
+    revisit = corpus / "example-url-agnostic-revisit.warc.gz"
+    shutil.copy(shared_data / "warc/pywb/example-url-agnostic-orig.warc.gz", orig)
+    shutil.copy(shared_data / "warc/pywb/example-url-agnostic-revisit.warc.gz", revisit)
+    summary = ingest(fake_services, [corpus])
+    stored = _stored(fake_services)
+    assert summary.chunks_added == len(stored) > 0 and summary.captures_added == 1
+    assert all(m["source_file"] == str(orig.resolve()) for m in stored.values())
+    assert all("2013-07-29T19:51:51Z" in m["captures"].split(",") for m in stored.values())
+
+    # The file holding the page changes (here: its records appended once more): the file
+    # whose revisit points into it is read again too.
+    with orig.open("rb") as fh:
+        data = fh.read()
+    orig.write_bytes(data + data)
+    again = ingest(fake_services, [corpus])
+    assert again.files_unchanged == 0 and again.files == 2
+    assert set(_stored(fake_services)) == set(stored)
+    assert all("2013-07-29T19:51:51Z" in m["captures"].split(",") for m in _stored(fake_services).values())
