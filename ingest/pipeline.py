@@ -196,6 +196,8 @@ class Ingestor:
         self.link_templates = link_templates or {}
         self.progress = progress
         self._pending: list[Chunk] = []
+        self._waiting: list[Callable[[], None]] = []  # files read to the end, finished once their chunks are stored
+        self._after_write: list[Callable[[], None]] = []  # those finished when the write in flight is done
         self.payloads = PayloadIndex()  # archived payloads held by a stored record (filled per run)
         self._embedded_at = 0.0  # when the model last finished a batch
         self._bar: tqdm | None = None
@@ -243,6 +245,9 @@ class Ingestor:
             for job in jobs:
                 self._read_file(job, stream, summary, sync)
                 self._bar.update(1)
+            self._flush(summary)
+            self._drain()
+            self._run_waiting()
         finally:
             if reader is not None:
                 reader.close()
@@ -341,7 +346,7 @@ class Ingestor:
         try:
             for entry in stream:
                 if entry is IDLE:  # the reader is behind: embed what is ready rather than let the model idle
-                    if len(self._pending) >= MIN_FLUSH:
+                    if len(self._pending) >= MIN_FLUSH or self._pending and self._model_idle():
                         self._flush(summary)
                     continue
                 if isinstance(entry, _FileEnd):
@@ -390,8 +395,19 @@ class Ingestor:
                     continue
                 if isinstance(entry, _FileEnd):
                     break
-        self._flush(summary)
-        self._drain()
+        # The file's last chunks go with the next batch (often the next file's): its bookkeeping waits until
+        # they are stored, so the model is not handed a small batch at every file boundary.
+        self._waiting.append(lambda: self._finish_file(job, summary, sync, records, complete, chunk_ids, captures,
+                                                       elsewhere, pointing))
+        if not self._pending:
+            self._drain()
+            self._run_waiting()
+
+    def _finish_file(self, job: FileJob, summary: IngestSummary, sync: bool, records: int, complete: bool,
+                     chunk_ids: dict[str, str], captures: dict[str, list[str]],
+                     elsewhere: dict[tuple[str, str], list[str]], pointing: set[str]) -> None:
+        """Once the file's chunks are stored: capture dates, stale chunks, the manifest entry."""
+        key, fmt, sha, size = str(job.path), job.fmt, job.sha, job.size
         summary.records += records
         here = _by_record(chunk_ids) if captures else {}
         groups = [(here.get(record_id, []), dates) for record_id, dates in captures.items()]
@@ -420,10 +436,19 @@ class Ingestor:
         return time.perf_counter() - self._embedded_at > IDLE_FLUSH_S
 
     def _drain(self) -> None:
-        """Waits for the store write in flight; its error, if any, is raised here."""
+        """Waits for the store write in flight (its error, if any, is raised here), then finishes the files
+        whose last chunks it held."""
         if self._write is not None:
             write, self._write = self._write, None
+            after, self._after_write = self._after_write, []
             write.result()
+            for finish in after:
+                finish()
+
+    def _run_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for finish in waiting:
+            finish()
 
     def _flush(self, summary: IngestSummary) -> None:
         if not self._pending:
@@ -445,6 +470,10 @@ class Ingestor:
 
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refdesk-store")
             self._write = self._writer.submit(self.store.add, new, vectors)
+            self._after_write, self._waiting = self._waiting, []
             summary.chunks_added += len(new)
+        else:  # all stored already
+            self._drain()
+            self._run_waiting()
         if self._bar is not None:
             self._bar.set_postfix(chunks=summary.chunks_added, refresh=False)
