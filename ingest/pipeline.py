@@ -210,6 +210,7 @@ class Ingestor:
         import sys
 
         summary = IngestSummary()
+        self._pending, self._waiting, self._after_write = [], [], []  # nothing left from an interrupted run
         # The embedding thread needs the GIL between torch ops; with the reader thread busy in Python it would
         # wait up to the 5 ms default switch interval each time.
         switch_interval = sys.getswitchinterval()
