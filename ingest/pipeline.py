@@ -22,10 +22,9 @@ from ingest.payloads import PayloadIndex
 from ingest.registry import ReaderError, detect_format, get_reader
 
 FLUSH_AT = 256  # chunks buffered before one batched embed + add
-MIN_FLUSH = 16  # the smallest batch embedded early, when the model would otherwise idle
+MIN_FLUSH = 16  # the smallest batch handed to a free model while records keep coming
 GIL_SWITCH_S = 0.001
-IDLE_FLUSH_S = 0.5  # how long the model may idle, a batch being ready, before that batch is embedded
-READER_IDLE_S = 0.2  # no new record for this long: the reader is behind
+READER_IDLE_S = 0.2  # no new record for this long: the reader is behind, a free model takes what is pending
 
 
 @dataclass
@@ -196,10 +195,14 @@ class Ingestor:
         self.link_templates = link_templates or {}
         self.progress = progress
         self._pending: list[Chunk] = []
-        self._waiting: list[Callable[[], None]] = []  # files read to the end, finished once their chunks are stored
+        # Files read to the end are finished once their chunks are stored: those whose last chunks are
+        # pending, being embedded, being written.
+        self._waiting: list[Callable[[], None]] = []
+        self._after_embed: list[Callable[[], None]] = []
+        self._embedding = None  # the batch the model is on: a future of (chunks, vectors, seconds)
+        self._embedder = None
         self._after_write: list[Callable[[], None]] = []  # those finished when the write in flight is done
         self.payloads = PayloadIndex()  # archived payloads held by a stored record (filled per run)
-        self._embedded_at = 0.0  # when the model last finished a batch
         self._bar: tqdm | None = None
         # Store writes run beside the next batch's embedding (one at a time, in order).
         self._writer = None
@@ -210,12 +213,14 @@ class Ingestor:
         import sys
 
         summary = IngestSummary()
-        self._pending, self._waiting, self._after_write = [], [], []  # nothing left from an interrupted run
+        # nothing left from an interrupted run
+        self._pending, self._waiting, self._after_embed, self._after_write = [], [], [], []
+        self._embedding = None
         # The embedding thread needs the GIL between torch ops; with the reader thread busy in Python it would
         # wait up to the 5 ms default switch interval each time.
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_S)
-        started = self._embedded_at = time.perf_counter()
+        started = time.perf_counter()
         files = list(iter_files(paths, summary))
         self._bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not self.progress, leave=False)
         reader: Prefetcher | None = None
@@ -246,14 +251,14 @@ class Ingestor:
             for job in jobs:
                 self._read_file(job, stream, summary, sync)
                 self._bar.update(1)
-            self._flush(summary)
-            self._drain()
-            self._run_waiting()
+            self._settle(summary)
         finally:
             if reader is not None:
                 reader.close()
-            self._drain()
-            if self._writer is not None:
+            if self._writer is not None:  # after an error: let the batch in flight end; its files stay unfinished
+                self._embedder.shutdown(wait=True)
+                self._embedding = None
+                self._drain()
                 self._writer.shutdown(wait=True)
                 self._writer = None
             self._bar.close()
@@ -347,7 +352,7 @@ class Ingestor:
         try:
             for entry in stream:
                 if entry is IDLE:  # the reader is behind: embed what is ready rather than let the model idle
-                    if len(self._pending) >= MIN_FLUSH or self._pending and self._model_idle():
+                    if self._pending and self._model_free():
                         self._flush(summary)
                     continue
                 if isinstance(entry, _FileEnd):
@@ -378,7 +383,7 @@ class Ingestor:
                     self._pending.append(chunk)
                 # Full batches normally; a smaller one when the model has been idle a while, so it does not
                 # wait for a full batch while the reader is behind (e.g. while a crawl's first pages are extracted).
-                if len(self._pending) >= FLUSH_AT or (len(self._pending) >= MIN_FLUSH and self._model_idle()):
+                if len(self._pending) >= FLUSH_AT or (len(self._pending) >= MIN_FLUSH and self._model_free()):
                     self._flush(summary)
         except ReaderError as exc:
             summary.skipped.append(SkippedRecord(path=exc.path, record=exc.record, reason=exc.reason))
@@ -398,11 +403,8 @@ class Ingestor:
                     break
         # The file's last chunks go with the next batch (often the next file's): its bookkeeping waits until
         # they are stored, so the model is not handed a small batch at every file boundary.
-        self._waiting.append(lambda: self._finish_file(job, summary, sync, records, complete, chunk_ids, captures,
-                                                       elsewhere, pointing))
-        if not self._pending:
-            self._drain()
-            self._run_waiting()
+        self._when_stored(lambda: self._finish_file(job, summary, sync, records, complete, chunk_ids, captures,
+                                                    elsewhere, pointing))
 
     def _finish_file(self, job: FileJob, summary: IngestSummary, sync: bool, records: int, complete: bool,
                      chunk_ids: dict[str, str], captures: dict[str, list[str]],
@@ -433,8 +435,26 @@ class Ingestor:
                                   replace=complete, withdrawn=len(kept), payloads=self.payloads.claimed_by(key),
                                   holders=set(holders))
 
-    def _model_idle(self) -> bool:
-        return time.perf_counter() - self._embedded_at > IDLE_FLUSH_S
+    def _model_free(self) -> bool:
+        """No batch is being embedded: the model would idle if nothing were handed to it now."""
+        return self._embedding is None or self._embedding.done()
+
+    def _embed_batch(self, chunks: list[Chunk]) -> tuple[list[Chunk], list, float]:
+        t0 = time.perf_counter()
+        vectors = self.embed([c.text for c in chunks])
+        return chunks, vectors, time.perf_counter() - t0
+
+    def _advance(self, summary: IngestSummary) -> None:
+        """Takes the batch being embedded (waiting for it) and hands it to the store writer."""
+        if self._embedding is None:
+            return
+        embedding, self._embedding = self._embedding, None
+        after, self._after_embed = self._after_embed, []
+        chunks, vectors, seconds = embedding.result()  # an embedding error is raised here
+        summary.embed_seconds += seconds
+        self._drain()
+        self._write = self._writer.submit(self.store.add, chunks, vectors)
+        self._after_write = after
 
     def _drain(self) -> None:
         """Waits for the store write in flight (its error, if any, is raised here), then finishes the files
@@ -446,35 +466,51 @@ class Ingestor:
             for finish in after:
                 finish()
 
-    def _run_waiting(self) -> None:
+    def _settle(self, summary: IngestSummary) -> None:
+        """Everything read so far embedded, stored and its files finished."""
+        self._flush(summary)
+        self._advance(summary)
+        self._drain()
         waiting, self._waiting = self._waiting, []
         for finish in waiting:
             finish()
 
+    def _when_stored(self, finish: Callable[[], None]) -> None:
+        """Runs finish once every chunk read so far is stored (files finish in the order they were read)."""
+        if self._pending:
+            self._waiting.append(finish)
+        elif self._embedding is not None:
+            self._after_embed.append(finish)
+        elif self._write is not None:
+            self._after_write.append(finish)
+        else:
+            finish()
+
     def _flush(self, summary: IngestSummary) -> None:
+        """Hands the pending chunks to the model (after the batch before them, if it is still being embedded)."""
         if not self._pending:
             return
         pending, self._pending = self._pending, []
         existing = self.store.existing_ids([c.id for c in pending])
         new = [c for c in pending if c.id not in existing]
         summary.chunks_unchanged += len(pending) - len(new)
+        waiting, self._waiting = self._waiting, []
         if new:
             # Similar lengths side by side: the model's batches carry less padding (as encode() does for its input).
             new.sort(key=lambda c: len(c.text))
-            t0 = time.perf_counter()
-            vectors = self.embed([c.text for c in new])
-            self._embedded_at = time.perf_counter()
-            summary.embed_seconds += self._embedded_at - t0
-            self._drain()
+            self._advance(summary)
             if self._writer is None:
                 from concurrent.futures import ThreadPoolExecutor
 
+                # The model works in its own thread, so reading the next records and the store's bookkeeping
+                # overlap with it; store writes run in another, one at a time, in order.
+                self._embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refdesk-embed")
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refdesk-store")
-            self._write = self._writer.submit(self.store.add, new, vectors)
-            self._after_write, self._waiting = self._waiting, []
+            self._embedding = self._embedder.submit(self._embed_batch, new)
+            self._after_embed = waiting
             summary.chunks_added += len(new)
         else:  # all stored already
-            self._drain()
-            self._run_waiting()
+            for finish in waiting:
+                self._when_stored(finish)
         if self._bar is not None:
             self._bar.set_postfix(chunks=summary.chunks_added, refresh=False)
