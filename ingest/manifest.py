@@ -46,7 +46,8 @@ class FileEntry:
 class Manifest:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path))
+        # check_same_thread off: ingest uses it from its bookkeeping thread (one thread at a time).
+        self.db = sqlite3.connect(str(path), check_same_thread=False)
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:

@@ -151,6 +151,39 @@ class Prefetcher:
                 self.thread.join(0.05)
 
 
+class _CallerThreadExecutor:
+    """Runs submitted calls on the thread that calls run(), until shutdown(): the model stays on the thread
+    that loaded it while another thread hands it batches."""
+
+    def __init__(self):
+        import queue
+
+        self.q: queue.Queue = queue.Queue()
+
+    def submit(self, fn: Callable, *args):
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        self.q.put((future, fn, args))
+        return future
+
+    def run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        self.q.put(None)
+
+
 @dataclass
 class FileJob:
     """A file that must be read (changed or new), with what was learnt about it before reading."""
@@ -211,16 +244,45 @@ class Ingestor:
     # -- public -------------------------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], sync: bool = False) -> IngestSummary:
         import sys
+        import threading
 
         summary = IngestSummary()
         # nothing left from an interrupted run
         self._pending, self._waiting, self._after_embed, self._after_write = [], [], [], []
         self._embedding = None
-        # The embedding thread needs the GIL between torch ops; with the reader thread busy in Python it would
-        # wait up to the 5 ms default switch interval each time.
+        # The model needs the GIL between torch ops; with the other threads busy in Python it would wait up
+        # to the 5 ms default switch interval each time.
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_S)
         started = time.perf_counter()
+        # The model runs here, on the calling thread (where it was loaded and warmed: run from a new thread
+        # its buffers come on top, ~150 MB more peak memory); reading and bookkeeping run beside it.
+        self._embedder = _CallerThreadExecutor()
+        failure: list[BaseException] = []
+
+        def consume() -> None:
+            try:
+                self._consume(paths, sync, summary)
+            except BaseException as exc:  # raised again on the calling thread
+                failure.append(exc)
+            finally:
+                self._embedder.shutdown()
+
+        worker = threading.Thread(target=consume, name="refdesk-ingest", daemon=True)
+        try:
+            worker.start()
+            self._embedder.run()
+            worker.join()
+        finally:
+            sys.setswitchinterval(switch_interval)
+        if failure:
+            raise failure[0]
+        summary.seconds = time.perf_counter() - started
+        self.manifest.add_run(summary.as_dict())
+        return summary
+
+    def _consume(self, paths: Sequence[str | Path], sync: bool, summary: IngestSummary) -> None:
+        """Reads every file (through the reader thread), hands batches to the model, finishes each file."""
         files = list(iter_files(paths, summary))
         self._bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not self.progress, leave=False)
         reader: Prefetcher | None = None
@@ -255,17 +317,12 @@ class Ingestor:
         finally:
             if reader is not None:
                 reader.close()
-            if self._writer is not None:  # after an error: let the batch in flight end; its files stay unfinished
-                self._embedder.shutdown(wait=True)
+            if self._writer is not None:  # after an error: the batch in flight is dropped; its files stay unfinished
                 self._embedding = None
                 self._drain()
                 self._writer.shutdown(wait=True)
                 self._writer = None
             self._bar.close()
-            sys.setswitchinterval(switch_interval)
-        summary.seconds = time.perf_counter() - started
-        self.manifest.add_run(summary.as_dict())
-        return summary
 
     # -- one file -----------------------------------------------------------------------------
     def _dependents(self, jobs: list[FileJob], gone: list[str], unchanged: dict[str, tuple[int, int]],
@@ -502,9 +559,7 @@ class Ingestor:
             if self._writer is None:
                 from concurrent.futures import ThreadPoolExecutor
 
-                # The model works in its own thread, so reading the next records and the store's bookkeeping
-                # overlap with it; store writes run in another, one at a time, in order.
-                self._embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refdesk-embed")
+                # Store writes run in their own thread, one at a time, in order.
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refdesk-store")
             self._embedding = self._embedder.submit(self._embed_batch, new)
             self._after_embed = waiting
