@@ -381,12 +381,15 @@ class Ingestor:
         a file that fails is reported and the next one is read."""
         import inspect
 
+        takes_payloads: dict[str, bool] = {}  # by format: the web-archive readers share the payload index
         for job in jobs:
             try:
                 reader = get_reader(job.fmt)
                 # A WACZ holds WARCs: its pages replay like any archived page.
                 template = self.link_templates.get("warc" if job.fmt == "wacz" else job.fmt, "")
-                shared = {"payloads": self.payloads} if "payloads" in inspect.signature(reader).parameters else {}
+                if job.fmt not in takes_payloads:
+                    takes_payloads[job.fmt] = "payloads" in inspect.signature(reader).parameters
+                shared = {"payloads": self.payloads} if takes_payloads[job.fmt] else {}
                 for item in reader(job.path, link_template=template, **shared):
                     # Chunking (tokenising) happens in the reader thread too; the caller only embeds and stores.
                     yield item, (list(self.chunker.chunks(item)) if isinstance(item, SourceRecord) else None)
@@ -408,9 +411,8 @@ class Ingestor:
         ended = False  # this file's _FileEnd was taken from the stream
         try:
             for entry in stream:
-                if entry is IDLE:  # the reader is behind: embed what is ready rather than let the model idle
-                    if self._pending and self._model_free():
-                        self._flush(summary)
+                if entry is IDLE:
+                    self._on_idle(summary)
                     continue
                 if isinstance(entry, _FileEnd):
                     ended = True
@@ -438,8 +440,8 @@ class Ingestor:
                         continue  # the same text twice in one record
                     chunk_ids[chunk.id] = chunk.provenance.record_id
                     self._pending.append(chunk)
-                # Full batches normally; a smaller one when the model has been idle a while, so it does not
-                # wait for a full batch while the reader is behind (e.g. while a crawl's first pages are extracted).
+                # Full batches normally; a smaller one as soon as the model is free, so it does not wait for a
+                # full batch while the reader is behind (e.g. while a crawl's first pages are extracted).
                 if len(self._pending) >= FLUSH_AT or (len(self._pending) >= MIN_FLUSH and self._model_free()):
                     self._flush(summary)
         except ReaderError as exc:
@@ -452,11 +454,9 @@ class Ingestor:
             complete = False
         if not ended:  # stopped by an error here, not the reader's: the rest of this file is not the next file's
             for entry in stream:
-                if entry is IDLE:  # the reader is behind: embed what is ready rather than let the model idle
-                    if len(self._pending) >= MIN_FLUSH:
-                        self._flush(summary)
-                    continue
-                if isinstance(entry, _FileEnd):
+                if entry is IDLE:
+                    self._on_idle(summary)
+                elif isinstance(entry, _FileEnd):
                     break
         # The file's last chunks go with the next batch (often the next file's): its bookkeeping waits until
         # they are stored, so the model is not handed a small batch at every file boundary.
@@ -491,6 +491,11 @@ class Ingestor:
         self.manifest.record_file(key, sha if complete else "", size, fmt, self.embedder_name, records, chunk_ids,
                                   replace=complete, withdrawn=len(kept), payloads=self.payloads.claimed_by(key),
                                   holders=set(holders))
+
+    def _on_idle(self, summary: IngestSummary) -> None:
+        """The reader is behind: a free model takes what is ready rather than idle."""
+        if self._pending and self._model_free():
+            self._flush(summary)
 
     def _model_free(self) -> bool:
         """No batch is being embedded: the model would idle if nothing were handed to it now."""

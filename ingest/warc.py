@@ -151,17 +151,20 @@ class ArchiveContext:
     seen: dict[str, str] = field(default_factory=dict)  # payload key -> record id of the content first seen
     payloads: Any = None  # ingest.payloads.PayloadIndex: content already held by another file's record
 
+    def __post_init__(self) -> None:
+        self.source_file = str(self.path.resolve())  # the records' source_file, worked out once per archive
+
     def register(self, keys: list[str], record_id: str) -> None:
         for key in keys:
             self.seen.setdefault(key, record_id)
         if self.payloads is not None:
-            self.payloads.claim(keys, str(self.path.resolve()), record_id)
+            self.payloads.claim(keys, self.source_file, record_id)
 
     def elsewhere(self, keys: list[str]):
         """The record of another file (this run or an earlier one) that holds this payload, if any."""
         if self.payloads is None or not keys:
             return None
-        return self.payloads.holder(keys, str(self.path.resolve()))
+        return self.payloads.holder(keys, self.source_file)
 
 
 def iter_records(path: str | Path, link_template: str = "", payloads=None) -> Iterator:
@@ -276,7 +279,7 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     timestamp = _timestamp14(date)
     link = ctx.template.format(timestamp=timestamp, uri=uri, id=record_id)
     locator = f"captured {_human_date(date)} — {uri}"
-    source_file = str(path.resolve())
+    source_file = ctx.source_file
     base_filters = {"uri": uri, "warc_file": ctx.warc_name, "warc_offset": offset, "capture": date[:10],
                     **ctx.extra_filters}
     year = re.match(r"(\d{4})", date)
