@@ -14,6 +14,31 @@ def _error(status: int, message: str, kind: str = "invalid_request_error"):
     return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind, "code": status}})
 
 
+class BadMessages(ValueError):
+    pass
+
+
+def _last_user_text(messages: list) -> str:
+    """The text of the last user message; BadMessages says what is wrong with the list."""
+    last = ""
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise BadMessages(f"messages[{i}]: an object with a string role is required")
+        content = message.get("content")
+        if isinstance(content, list):
+            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                       for p in content):
+                raise BadMessages(f"messages[{i}].content: parts must be {{type: \"text\", text: string}}")
+            content = " ".join(p["text"] for p in content)
+        elif content is not None and not isinstance(content, str):
+            raise BadMessages(f"messages[{i}].content: a string or a list of text parts is required")
+        if message["role"] == "user" and content and content.strip():
+            last = content
+    if not last:
+        raise BadMessages("messages: no user message with text content")
+    return last
+
+
 def install(app, services) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -42,33 +67,42 @@ def install(app, services) -> None:
     async def chat_completions(request: Request):
         try:
             body = await request.json()
-        except Exception:
+        except ValueError:  # JSON and UTF-8 decoding errors both
             return _error(400, "the body must be JSON")
         if not isinstance(body, dict):
             return _error(400, "the body must be a JSON object")
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return _error(400, "messages: a non-empty list of {role, content} is required")
-        question = next((m.get("content") for m in reversed(messages)
-                         if isinstance(m, dict) and m.get("role") == "user"), None)
-        if isinstance(question, list):  # content parts
-            question = " ".join(p.get("text", "") for p in question if isinstance(p, dict))
-        if not isinstance(question, str) or not question.strip():
-            return _error(400, "messages: no user message with text content")
+        try:
+            question = _last_user_text(messages)
+        except BadMessages as exc:
+            return _error(400, str(exc))
         if body.get("model") not in (None, MODEL):
-            return _error(404, f"model {body.get('model')!r} does not exist; use {MODEL!r}", "not_found")
+            return _error(404, f"model {str(body.get('model'))[:80]!r} does not exist; use {MODEL!r}", "not_found")
         if len(question) > services.settings.widget.max_question_chars * 4:
             return _error(413, "question too long")
         from starlette.concurrency import run_in_threadpool
 
-        answer = await run_in_threadpool(services.answers.ask, question)
+        from assistant.ratelimit import Busy
+
+        def answer_within_capacity():
+            with services.patron_limits.answers.slot():
+                return services.answers.ask(question)
+
+        try:
+            answer = await run_in_threadpool(answer_within_capacity)
+        except Busy as busy:
+            response = _error(503, f"busy: try again in {busy.retry_after_s} s", "busy")
+            response.headers["Retry-After"] = str(busy.retry_after_s)
+            return response
         created = int(time.time())
         payload = {
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": created, "model": MODEL,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
                          "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            "refdesk": {k: v for k, v in answer.public_dict().items() if k != "answer"},
+            "refdesk": {k: v for k, v in answer.public_dict(web=True).items() if k != "answer"},
         }
         if body.get("stream"):
             import json

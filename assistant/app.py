@@ -74,9 +74,9 @@ def refcheck_html(report) -> str:
         record = r.record
         link = ""
         if record and record.link:
-            from assistant.render import safe_link
+            from assistant.render import public_link
 
-            url = safe_link(record.link)
+            url = public_link(record.link, record.chunk_id)
             link = f' <a href="{_e(url)}" target="_blank" rel="noopener noreferrer">open</a>' if url else ""
         rows.append(f"<tr class='verdict-{_e(r.verdict.replace(' ', '-'))}'><td>{i}</td><td>{_e(r.reference.raw)}</td>"
                     f"<td><b>{_e(r.verdict)}</b></td><td>{_e(r.message)}{link}</td></tr>")
@@ -114,6 +114,8 @@ def build_console(services):
         yield (f"<p role='status' class='working'>Checking an answer against {len(found.sources)} source(s)…</p>", "",
                sources_html(found.sources, None, True, terms), "", None, hidden, "", "")
         answer = services.answers.ask(question, k=int(k), filters=filters, retrieved=found)
+        if answer.handoff_offered:
+            answer.handoff_token = services.patron_limits.offers.offer()
         yield ("", answer_html(answer), sources_html(answer.sources, answer, bool(show_uncited), terms),
                plain_text(answer), answer.model_dump(), gr.update(visible=answer.handoff_offered), "", "")
 
@@ -124,12 +126,17 @@ def build_console(services):
         return sources_html(answer.sources, answer, bool(show_uncited), key_terms(answer.question))
 
     def hand_off(answer_state, contact, request: gr.Request):
-        if not answer_state:
-            return "<p role='status'>Ask a question first.</p>"
-        handoff = services.handoffs.create(Answer.model_validate(answer_state), contact=contact or "")
+        from assistant.handoff import HandoffRefused
+
+        try:
+            answer = Answer.model_validate(answer_state) if isinstance(answer_state, dict) else None
+            handoff = services.handoffs.create_offered(answer, contact, services.patron_limits.offers)
+        except HandoffRefused as refused:
+            return f"<p role='status'>{_e(refused)}</p>", answer_state
         services.accounts.audit(services.auth.actor(request), "hand-off created", f"#{handoff.id}")
         return (f'<p class="handoff-done" role="status">Sent to a librarian as request #{handoff.id}. '
-                f'{"They will contact you at " + _e(handoff.contact) + "." if handoff.contact else ""}</p>')
+                f'{"They will contact you at " + _e(handoff.contact) + "." if handoff.contact else ""}</p>',
+                dict(answer_state, handoff_token=""))
 
     def feedback(rating: int):
         def save(answer_state, comment):
@@ -201,7 +208,7 @@ def build_console(services):
                 show_uncited = gr.Checkbox(label="Show sources retrieved but not cited", value=False,
                                            elem_id="show-uncited")
                 sources_box = gr.HTML(elem_id="sources")
-            with gr.Tab("Hand-off queue", id="queue-tab"):
+            with gr.Tab("Hand-off queue", id="queue-tab") as queue_tab:
                 queue = gr.HTML(handoff_table(services), elem_id="handoff-queue")
                 with gr.Row():
                     handoff_id = gr.Number(label="Request #", precision=0, elem_id="close-id")
@@ -217,7 +224,7 @@ def build_console(services):
                 refcheck_box = gr.HTML(elem_id="refcheck-output")
                 with gr.Accordion("Copy the report for the patron", open=False):
                     refcheck_text = gr.Textbox(show_label=False, lines=8, buttons=["copy"], elem_id="refcheck-copy")
-            with gr.Tab("Collection status", id="status-tab"):
+            with gr.Tab("Collection status", id="status-tab") as status_tab:
                 status_box = gr.HTML(status_html(services), elem_id="status")
                 refresh_status = gr.Button("Refresh", elem_id="refresh-status")
 
@@ -227,13 +234,19 @@ def build_console(services):
         ask_button.click(ask, inputs, outputs, api_name="ask")
         question.submit(ask, inputs, outputs)
         show_uncited.change(toggle_uncited, [answer_state, show_uncited], [sources_box])
-        handoff_button.click(hand_off, [answer_state, contact], [handoff_box])
+        handoff_button.click(hand_off, [answer_state, contact], [handoff_box, answer_state])
         up.click(feedback(1), [answer_state, comment], [feedback_box])
         down.click(feedback(-1), [answer_state, comment], [feedback_box])
         close_button.click(close_handoff, [handoff_id, note], [queue, queue_status])
         refresh_queue.click(lambda: handoff_table(services), None, [queue])
         check_button.click(check_references, [pasted], [refcheck_box, refcheck_text])
         refresh_status.click(lambda: status_html(services), None, [status_box])
+        # What the tabs show is read when they are opened (and the queue every 30 s), never only when the
+        # server started.
+        blocks.load(lambda: (handoff_table(services), status_html(services)), None, [queue, status_box])
+        queue_tab.select(lambda: handoff_table(services), None, [queue])
+        status_tab.select(lambda: status_html(services), None, [status_box])
+        gr.Timer(30).tick(lambda: handoff_table(services), None, [queue])
     return blocks
 
 
@@ -242,8 +255,10 @@ def build_app(services):
     from fastapi import FastAPI
     from fastapi.responses import Response
 
+    from fastapi.responses import RedirectResponse
+
     from assistant import api
-    from assistant.auth.guard import AccessGuard, install_login_routes
+    from assistant.auth.guard import AccessGuard, WidgetEndpoints, install_login_routes
     from assistant.widget import EMBED_JS, WIDGET_CSS, build_widget
 
     app = FastAPI(title="refdesk", docs_url=None, redoc_url=None, openapi_url=None)
@@ -275,11 +290,17 @@ def build_app(services):
     def embed_js():
         return Response(EMBED_JS, media_type="text/javascript")
 
+    @app.get("/widget", include_in_schema=False)
+    def widget_slash():
+        return RedirectResponse("/widget/", status_code=307)
+
     api.install(app, services)
-    app = gr.mount_gradio_app(app, build_widget(services), path="/widget", css=WIDGET_CSS(services.settings.widget))
+    widget = build_widget(services)
+    app = gr.mount_gradio_app(app, widget, path="/widget", css=WIDGET_CSS(services.settings.widget))
     app = gr.mount_gradio_app(app, build_console(services), path="/", css=CSS)
     # Every request, Gradio's own endpoints included, passes the guard first.
-    app.add_middleware(AccessGuard, auth=services.auth)
+    app.add_middleware(AccessGuard, auth=services.auth, limits=services.patron_limits,
+                       widget_endpoints=WidgetEndpoints.of(widget))
     return app
 
 
@@ -290,7 +311,8 @@ def serve(services, host: str | None = None, port: int | None = None) -> None:
     host = host or settings.serve.host
     port = port or settings.serve.port
     app = build_app(services)
-    print(f"refdesk is serving at http://{host}:{port}/ (patron widget: /widget, API: /v1)", flush=True)
+    print(f"refdesk is serving at http://{host}:{port}/ (patron widget: http://{host}:{port}/widget/, API: /v1)",
+          flush=True)
     if not services.accounts.has_users() and not settings.auth.trusted_header:
         print("No librarian accounts: the console answers only on this machine (localhost). "
               "Add one with `refdesk user add NAME`.", flush=True)

@@ -545,6 +545,7 @@ def main(argv: Sequence[str] | None = None, services=None) -> int:
     from assistant.store import StoreError
     from assistant.vllm_launcher import LauncherError
     from assistant.auth.accounts import AccountError
+    from ingest.lock import IngestLocked
 
     args = build_parser().parse_args(argv)
     try:
@@ -558,7 +559,7 @@ def main(argv: Sequence[str] | None = None, services=None) -> int:
                                 f"(refdesk --data-dir {data_dir} ingest PATH)")
         return args.func(services, args)
     except (SettingsError, StoreError, LauncherError, ModelError, PromptError, LLMUnavailable, HandoffError,
-            OSError, FilterError, AccountError) as exc:
+            OSError, FilterError, AccountError, IngestLocked) as exc:
         print(f"refdesk: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -48,15 +48,53 @@ class HandoffError(Exception):
     pass
 
 
+class HandoffRefused(HandoffError):
+    """A hand-off not taken, with the reason in words a patron can read."""
+
+
+def checked_draft(answer: Answer) -> str:
+    """What refdesk drafted, in front of librarians: checked sentences only. A sentence the checker
+    rejected (an invented founder and year, say) never reaches the queue unmarked."""
+    lines = []
+    for sentence in answer.sentences:
+        if sentence.status == "supported":
+            lines.append(sentence.text)
+        elif sentence.shown:  # verify.unsupported = "flag": shown to the patron, so marked here too
+            lines.append(f"[unverified] {sentence.text}")
+    return " ".join(lines)
+
+
 class HandoffQueue:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, max_contact_chars: int = 200, max_open: int = 500):
+        self.max_contact_chars, self.max_open = max_contact_chars, max_open
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.db = sqlite3.connect(str(path), check_same_thread=False)
         self.db.executescript(SCHEMA)
 
+    def create_offered(self, answer: Answer | None, contact: str, offers, within_limits=lambda: True) -> Handoff:
+        """A hand-off someone asked for: only for an answer that offered one (`offers`: the front end's
+        assistant.ratelimit.HandoffOffers), once per answer, contact details bounded, the queue bounded;
+        `within_limits()` is the caller's rate limit (per session and address on the patron side)."""
+        contact = contact.strip() if isinstance(contact, str) else ""
+        if answer is None or not answer.handoff_offered or not answer.handoff_token:
+            raise HandoffRefused("There is no answer to pass on to a librarian yet.")
+        if len(contact) > self.max_contact_chars:
+            raise HandoffRefused(f"Please keep contact details under {self.max_contact_chars} characters.")
+        if self.open_count() >= self.max_open:
+            raise HandoffRefused("The librarians' queue is full right now. Please contact the library directly.")
+        if not within_limits():
+            raise HandoffRefused("You have sent several questions to a librarian already. Please try again later "
+                                 "or contact the library directly.")
+        if not offers.take(answer.handoff_token):
+            raise HandoffRefused("This question was already sent to a librarian.")
+        return self.create(answer, contact)
+
+    def open_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM handoffs WHERE status = 'open'").fetchone()[0]
+
     def create(self, answer: Answer, contact: str = "") -> Handoff:
-        draft = " ".join(s.text for s in answer.sentences) or answer.answer
+        draft = checked_draft(answer) or "(refdesk found nothing it could check)"
         sources = [
             {k: getattr(s, k) for k in ("n", "chunk_id", "source_type", "record_id", "title", "locator", "link", "date")}
             for s in answer.sources
@@ -75,7 +113,7 @@ class HandoffQueue:
         row = self.db.execute("SELECT id, created_at, question, draft, sources, contact, status, closed_at, note "
                               "FROM handoffs WHERE id = ?", (handoff_id,)).fetchone()
         if row is None:
-            raise HandoffError(f"no hand-off #{handoff_id} in {self.path}")
+            raise HandoffError(f"no hand-off #{handoff_id}")  # never the server's data path
         return self._row(row)
 
     def list(self, status: str | None = "open") -> list[Handoff]:

@@ -10,27 +10,26 @@ from assistant.types import Answer, Source
 SOURCE_LABELS = {
     "text": "Text", "marc": "Catalogue record", "dc": "Catalogue record (Dublin Core)", "ead": "Finding-aid component", "pdf": "PDF page", "warc": "Archived page",
 }
-SAFE_SCHEMES = {"http", "https", "file"}
 
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def safe_link(url: str) -> str:
-    """Only http(s)/file links become clickable; `javascript:` and the like never do."""
-    return url if url and urlparse(url).scheme in SAFE_SCHEMES else ""
+def public_link(link: str, chunk_id: str) -> str:
+    """The link a browser (anyone's) may follow: an http(s) catalogue, finding-aid or replay URL as it is;
+    anything else (a file:// link, which would show the server's paths) becomes refdesk's own record page."""
+    if link and urlparse(link).scheme in ("http", "https"):
+        return link
+    if chunk_id and not chunk_id.startswith("context-"):
+        from urllib.parse import quote
+
+        return f"/record?chunk={quote(chunk_id)}"
+    return ""
 
 
 def display_link(source: Source) -> str:
-    """The link a browser can follow: a file:// link (no catalogue or finding-aid URL configured) becomes
-    refdesk's own record page, which shows the stored record."""
-    link = safe_link(source.link)
-    if link.startswith("file:") or (not link and source.chunk_id and not source.chunk_id.startswith("context-")):
-        from urllib.parse import quote
-
-        return f"/record?chunk={quote(source.chunk_id)}"
-    return link
+    return public_link(source.link, source.chunk_id)
 
 
 def _sentence_html(text: str, anchor: str = "source-") -> str:

@@ -104,16 +104,18 @@ class Services:
         return TranscriptStore(self.settings.transcripts_path, privacy.retention_days)
 
     @cached_property
-    def widget_limiter(self):
-        from assistant.ratelimit import RateLimiter
+    def patron_limits(self):
+        """Rate limits, the answer gate and hand-off offers of the anonymous side (memory only)."""
+        from assistant.ratelimit import PatronLimits
 
-        return RateLimiter(self.settings.widget.rate_limit_per_minute)
+        return PatronLimits(self.settings.widget)
 
     @cached_property
     def handoffs(self):
         from assistant.handoff import HandoffQueue
 
-        return HandoffQueue(self.settings.handoff_path)
+        widget = self.settings.widget
+        return HandoffQueue(self.settings.handoff_path, widget.max_contact_chars, widget.max_open_handoffs)
 
     def manifest(self):
         from ingest.manifest import Manifest
@@ -129,10 +131,12 @@ class Services:
             from assistant.embeddings import resolve_model_path
 
             tokenizer = model_tokenizer(resolve_model_path(emb.model))
-        return Chunker(emb.chunk_tokens, emb.chunk_overlap, tokenizer)
+        return Chunker(emb.chunk_tokens, emb.chunk_overlap, tokenizer, self.settings.ingest.max_chunk_chars)
 
     def ingestor(self, manifest, progress: bool = True):
         from ingest.pipeline import Ingestor
 
         links = self.settings.links.model_dump()
-        return Ingestor(self.store, lambda texts: self.embedder.get_text_embedding_batch(texts), self.embedder_name, manifest, self.chunker(), links, progress)
+        return Ingestor(self.store, lambda texts: self.embedder.get_text_embedding_batch(texts), self.embedder_name,
+                        manifest, self.chunker(), links, progress,
+                        reader_options={"max_payload_bytes": self.settings.ingest.max_payload_bytes})

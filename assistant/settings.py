@@ -120,14 +120,31 @@ class WidgetSettings(BaseModel):
     primary_color: str = Field("#1f4e79", pattern=HEX_COLOUR)
     background_color: str = Field("#ffffff", pattern=HEX_COLOUR)
     text_color: str = Field("#1a1a1a", pattern=HEX_COLOUR)
-    rate_limit_per_minute: int = Field(10, ge=1)  # questions per browser session
+    # Every limit below is held in memory only (nothing about a patron is written to disk).
+    rate_limit_per_minute: int = Field(10, ge=1)  # questions per widget session (a server-issued cookie)
+    new_sessions_per_address_per_minute: int = Field(20, ge=1)  # widget session cookies issued per address
     max_question_chars: int = Field(1000, ge=10)
-    concurrency: int = Field(4, ge=1)  # questions answered at once (vLLM batches them); the rest queue
+    concurrency: int = Field(4, ge=1)  # answers made at once for the widget and the API (vLLM batches them)
+    max_waiting: int = Field(8, ge=0)  # questions that may wait for a free slot; past that: "busy, try again"
+    max_wait_s: float = Field(20.0, gt=0)  # how long one question may wait for a slot before "busy"
+    max_contact_chars: int = Field(200, ge=10)  # the e-mail or phone a patron types for a hand-off
+    handoffs_per_session_per_hour: int = Field(3, ge=1)
+    handoffs_per_address_per_hour: int = Field(20, ge=1)
+    max_open_handoffs: int = Field(500, ge=1)  # the queue's storage bound: past it patrons are told to call
     # Sites allowed to frame the widget (CSP frame-ancestors) and to load embed.js (CORS), e.g.
     # ["https://www.library.example"]. Empty: only refdesk's own pages.
     allowed_origins: list[str] = Field(default_factory=list)
-    rate_limit_per_address_per_minute: int = Field(30, ge=1)  # held in memory, never written
+    rate_limit_per_address_per_minute: int = Field(30, ge=1)  # every call into a widget function, per address
+    # Bytes actually received (chunked bodies included), on the widget, the API and the public routes.
     max_request_bytes: int = Field(64_000, ge=1024)
+    console_max_request_bytes: int = Field(4_000_000, ge=1024)  # signed-in librarians (reference lists)
+
+
+class IngestSettings(BaseModel):
+    """Hard bounds on what one record can make, whatever the file holds."""
+
+    max_chunk_chars: int = Field(4000, ge=200)  # no chunk is longer, whatever the splitter does
+    max_payload_bytes: int = Field(20_000_000, ge=1024)  # an archived payload, decompressed; larger: left out
 
 
 class PrivacySettings(BaseModel):
@@ -186,6 +203,7 @@ class Settings(BaseSettings):
     links: LinkSettings = Field(default_factory=LinkSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     refcheck: RefcheckSettings = Field(default_factory=RefcheckSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     widget: WidgetSettings = Field(default_factory=WidgetSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)

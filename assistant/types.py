@@ -138,10 +138,20 @@ class Answer(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     invalid_markers: int = 0
     handoff_offered: bool = False  # refused or nothing supported: offer "Ask a librarian"
+    # Set by a front end when it offers the hand-off: the one-use token "Ask a librarian" spends (never public).
+    handoff_token: str = ""
     timings: dict[str, float] = Field(default_factory=dict)
 
-    def public_dict(self) -> dict:
-        """The `refdesk ask --json` contract."""
+    def public_dict(self, web: bool = False) -> dict:
+        """The `refdesk ask --json` contract. web=True (the HTTP API): links anyone may follow (the
+        configured catalogue URL, else refdesk's /record page) and files by base name, never a server path."""
+        from pathlib import PurePath
+
+        from assistant.render import public_link
+
+        def link(source: Source) -> str:
+            return public_link(source.link, source.chunk_id) if web else source.link
+
         return {
             "answer": self.answer,
             "refused": self.refused,
@@ -160,7 +170,8 @@ class Answer(BaseModel):
                     "record_id": s.record_id,
                     "title": s.title,
                     "locator": s.locator,
-                    "link": s.link,
+                    "link": link(s),
+                    "source_file": PurePath(s.source_file).name,
                     "date": s.date,
                     "score": round(s.score, 4),
                     "text": s.text,

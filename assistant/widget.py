@@ -10,6 +10,8 @@ import gradio as gr  # not lazy: gradio reads the gr.Request annotations of the 
 
 from assistant.render import chat_html
 
+MAX_TURNS = 20  # turns kept per open widget page
+
 EMBED_JS = """(function () {
   var s = document.currentScript;
   var base = s.src.replace(/\\/embed\\.js(\\?.*)?$/, "");
@@ -50,37 +52,73 @@ def log_html(turns: list[dict], name: str) -> str:
     return f'<div role="log" aria-live="polite" aria-label="Conversation">{chat_html(turns, name)}</div>'
 
 
+def _request_identity(services, request) -> tuple[str, str]:
+    """(address, per-session key) of a widget call: the session is the server-issued cookie, never the
+    client-chosen Gradio session_hash."""
+    client = getattr(request, "client", None)
+    address = getattr(client, "host", "") or ""
+    cookies = getattr(request, "cookies", None) or {}
+    return address, services.patron_limits.session_key(cookies.get(services.patron_limits.sessions.COOKIE), address)
+
+
+def _notice(text: str) -> str:
+    return f"<p role='alert'>{html.escape(text)}</p>"
+
+
 def build_widget(services):
+    from assistant.ratelimit import Busy
     from assistant.types import Answer
 
     settings = services.settings
     cfg = settings.widget
+    limits = services.patron_limits
     name = cfg.library_name or settings.serve.library_name
+    no_handoff = gr.update(visible=False)
 
     def send(question, turns, request: gr.Request):
-        question = (question or "").strip()
-        turns = list(turns or [])
+        question = question.strip() if isinstance(question, str) else ""
+        turns = list(turns) if isinstance(turns, list) else []
         if not question:
-            return gr.update(), "", turns, None, gr.update(visible=False), ""
+            return gr.update(), "", turns, None, no_handoff, ""
         if len(question) > cfg.max_question_chars:
-            return (gr.update(), question, turns, None, gr.update(visible=False),
-                    f"<p role='alert'>Please keep questions under {cfg.max_question_chars} characters.</p>")
-        session = getattr(request, "session_hash", None) or "anonymous"
-        if not services.widget_limiter.allow(session):
-            return (gr.update(), question, turns, None, gr.update(visible=False),
-                    "<p role='alert'>You have asked many questions in a short time. Please wait a minute.</p>")
-        answer = services.answers.ask(question)
+            return (gr.update(), question[:cfg.max_question_chars], turns, None, no_handoff,
+                    _notice(f"Please keep questions under {cfg.max_question_chars} characters."))
+        _address, session = _request_identity(services, request)
+        if not limits.questions.allow(session):
+            wait = limits.questions.retry_after(session)
+            return (gr.update(), question, turns, None, no_handoff,
+                    _notice(f"You have asked many questions in a short time. Please try again in {wait} s."))
+        try:
+            with limits.answers.slot():
+                answer = services.answers.ask(question)
+        except Busy as busy:
+            return (gr.update(), question, turns, None, no_handoff,
+                    _notice(f"The library's assistant is busy right now. Please try again in "
+                            f"{busy.retry_after_s} s."))
         if services.transcripts is not None:
             services.transcripts.add(session, question, answer.answer)
-        turns.append({"question": question, "answer": answer.model_dump()})
+        # Only the last few turns are kept in the session (server memory): bounded whatever a patron sends.
+        turns = (turns + [{"question": question, "answer": answer.model_dump()}])[-MAX_TURNS:]
+        if answer.handoff_offered:
+            answer.handoff_token = limits.offers.offer()
         return (log_html(turns, name), "", turns, answer.model_dump(), gr.update(visible=answer.handoff_offered), "")
 
-    def hand_off(answer_state, contact):
-        if not answer_state:
-            return ""
-        handoff = services.handoffs.create(Answer.model_validate(answer_state), contact=contact or "")
-        return (f'<p class="handoff-done" role="status">Your question went to a librarian (request #{handoff.id}).'
-                f'{" They will reply to " + html.escape(handoff.contact) + "." if handoff.contact else ""}</p>')
+    def hand_off(state, contact, request: gr.Request):
+        """One hand-off per answer that offered one; contact bounded; per session and address per hour;
+        the queue itself bounded."""
+        from assistant.handoff import HandoffRefused
+
+        address, session = _request_identity(services, request)
+        try:
+            answer = Answer.model_validate(state) if isinstance(state, dict) else None
+            handoff = services.handoffs.create_offered(
+                answer, contact, limits.offers,
+                lambda: limits.handoffs_per_session.allow(session) and limits.handoffs_per_address.allow(address))
+        except HandoffRefused as refused:
+            return _notice(str(refused)), state
+        message = (f'<p class="handoff-done" role="status">Your question went to a librarian (request #{handoff.id}).'
+                   f'{" They will reply to " + html.escape(handoff.contact) + "." if handoff.contact else ""}</p>')
+        return message, dict(state, handoff_token="")
 
     with gr.Blocks(title=f"{name} — ask the library", analytics_enabled=False) as blocks:
         gr.HTML(f"<h1>{html.escape(name)}</h1>", elem_id="w-title")
@@ -89,17 +127,20 @@ def build_widget(services):
         log = gr.HTML(log_html([], name), elem_id="w-log")
         notice = gr.HTML(elem_id="w-notice")
         question = gr.Textbox(label="Your question", placeholder="Ask about our books, archives or web archive",
-                              lines=1, max_lines=4, elem_id="w-question")
+                              lines=1, max_lines=4, max_length=cfg.max_question_chars, elem_id="w-question")
         send_button = gr.Button("Send", variant="primary", elem_id="w-send")
         with gr.Group(visible=False, elem_id="w-handoff") as handoff_group:
-            contact = gr.Textbox(label="Your e-mail or phone, if you want a reply (optional)", elem_id="w-contact")
+            contact = gr.Textbox(label="Your e-mail or phone, if you want a reply (optional)",
+                                 max_length=cfg.max_contact_chars, elem_id="w-contact")
             handoff_button = gr.Button("Ask a librarian", elem_id="w-ask-librarian")
         handoff_status = gr.HTML(elem_id="w-handoff-status")
         gr.HTML(f'<p id="w-disclaimer">{html.escape(cfg.disclaimer)}</p>')
 
         outputs = [log, question, turns, last_answer, handoff_group, notice]
-        send_button.click(send, [question, turns], outputs, api_name="ask", concurrency_limit=cfg.concurrency,
-                          concurrency_id="widget-ask")
-        question.submit(send, [question, turns], outputs, concurrency_id="widget-ask")
-        handoff_button.click(hand_off, [last_answer, contact], [handoff_status])
+        # No Gradio-side concurrency limit: its queue would hold questions without bound. The answer gate
+        # (widget.concurrency + widget.max_waiting) decides, and says "busy" past capacity.
+        send_button.click(send, [question, turns], outputs, api_name="ask", concurrency_limit=None)
+        question.submit(send, [question, turns], outputs, api_name=False, concurrency_limit=None)
+        handoff_button.click(hand_off, [last_answer, contact], [handoff_status, last_answer], api_name="hand_off",
+                             concurrency_limit=None)
     return blocks

@@ -25,17 +25,40 @@ def model_tokenizer(model_path: str) -> Tokenizer:
     return lambda text: tok.tokenize(text)
 
 
+def hard_cut(text: str, max_chars: int) -> Iterator[str]:
+    """Pieces of at most max_chars: cut at the last whitespace in each window when there is one, else
+    mid-word (a 30 MB string with no spaces is one "word" to any splitter). Walks by index: slicing off
+    the rest each time would copy a large text once per piece."""
+    start, end = 0, len(text)
+    while end - start > max_chars:
+        cut = max(text.rfind(" ", start, start + max_chars), text.rfind("\n", start, start + max_chars))
+        cut = cut if cut > start + max_chars // 2 else start + max_chars
+        yield text[start:cut]
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if start < end:
+        yield text[start:end]
+
+
 class Chunker:
-    def __init__(self, chunk_tokens: int = 200, overlap: int = 20, tokenizer: Tokenizer | None = None):
+    def __init__(self, chunk_tokens: int = 200, overlap: int = 20, tokenizer: Tokenizer | None = None,
+                 max_chars: int = 4000):
         # Passing a tokenizer keeps llama-index from its default tiktoken one (and any download).
         self.splitter = SentenceSplitter(
             chunk_size=chunk_tokens, chunk_overlap=overlap, tokenizer=tokenizer or whitespace_tokenizer
         )
+        self.max_chars = max_chars
+
+    def pieces(self, text: str) -> Iterator[str]:
+        """The splitter's pieces, none longer than max_chars whatever the splitter made of the text."""
+        for piece in self.splitter.split_text(text):
+            yield from hard_cut(piece, self.max_chars)
 
     def chunks(self, record: SourceRecord) -> Iterator[Chunk]:
-        title = record.provenance.title.strip()
-        for position, piece in enumerate(self.splitter.split_text(record.text)):
+        title = record.provenance.title.strip()[: self.max_chars // 4]
+        for position, piece in enumerate(self.pieces(record.text)):
             # The title travels with every piece so a chunk read alone still says what it is about.
             first_line = piece.split("\n", 1)[0]
-            text = piece if not title or title in first_line else f"{title}\n{piece}"
+            text = piece if not title or title in first_line else f"{title}\n{piece}"[: self.max_chars]
             yield Chunk.make(text, record.provenance, position, record.filters)

@@ -45,6 +45,7 @@ class FileEntry:
 
 class Manifest:
     def __init__(self, path: Path):
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         # check_same_thread off: ingest uses it from its bookkeeping thread (one thread at a time).
         self.db = sqlite3.connect(str(path), check_same_thread=False)

@@ -51,6 +51,23 @@ class MarcEncodingError(Exception):
 
 # ---- reading raw records ------------------------------------------------------------------------
 
+MAX_RECORD_BYTES = 99_999  # the leader's five-digit record length
+SIGNATURES = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"),
+              (b"%PDF", "a PDF"), (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip file"),
+              (b"WARC/", "a WARC file"))
+
+
+def not_marc_reason(head: bytes) -> str | None:
+    """Why a file is not binary MARC at all (None if it may be): every record starts with a leader whose
+    first five bytes are the record length in ASCII digits."""
+    start = head.lstrip(b"\r\n \x00\xef\xbb\xbf")[:5]
+    if len(start) == 5 and start.isdigit():
+        return None
+    kind = next((name for magic, name in SIGNATURES if head.startswith(magic)), "")
+    return "not a MARC file: " + (f"it is {kind}" if kind else "it does not start with a MARC leader "
+                                   "(a five-digit record length)")
+
+
 def iter_raw(fh: IO[bytes], path: Path) -> Iterator[tuple[int, int, bytes]]:
     """(position, byte offset, raw bytes) for each record, split on the record terminator."""
     buffer = b""
@@ -61,6 +78,10 @@ def iter_raw(fh: IO[bytes], path: Path) -> Iterator[tuple[int, int, bytes]]:
         if not block:
             break
         buffer += block
+        if len(buffer) > 2 * MAX_RECORD_BYTES and RECORD_END not in buffer:
+            # No MARC record is this long: what follows is not MARC (and would otherwise be held whole).
+            raise ReaderError(path, f"no record terminator in the {len(buffer):,} bytes after byte {offset}: "
+                                    "not MARC from here on", record=f"record {position + 1} at byte {offset}")
         while True:
             end = buffer.find(RECORD_END)
             if end < 0:
@@ -323,6 +344,9 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
             return
         if not head:
             raise ReaderError(path, "empty file")
+        reason = not_marc_reason(head)
+        if reason:
+            raise ReaderError(path, reason)
         for position, offset, raw in iter_raw(fh, path):
             try:
                 with warnings.catch_warnings():

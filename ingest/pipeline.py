@@ -219,8 +219,11 @@ def _by_record(chunk_records: dict[str, str]) -> dict[str, list[str]]:
 
 class Ingestor:
     def __init__(self, store, embed: Callable[[list[str]], list[list[float]]], embedder_name: str, manifest: Manifest, chunker: Chunker,
-                 link_templates: dict[str, str] | None = None, progress: bool = True):
+                 link_templates: dict[str, str] | None = None, progress: bool = True,
+                 reader_options: dict | None = None):
         self.store = store
+        # Bounds a reader may take (e.g. max_payload_bytes): passed to the readers whose signature names them.
+        self.reader_options = reader_options or {}
         self.embed = embed  # called only when something new must be embedded
         self.embedder_name = embedder_name
         self.manifest = manifest
@@ -243,6 +246,13 @@ class Ingestor:
 
     # -- public -------------------------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], sync: bool = False) -> IngestSummary:
+        """Raises ingest.lock.IngestLocked when another ingest holds this data dir."""
+        from ingest.lock import IngestLock
+
+        with IngestLock(self.manifest.path.parent / "ingest.lock"):
+            return self._ingest_locked(paths, sync)
+
+    def _ingest_locked(self, paths: Sequence[str | Path], sync: bool) -> IngestSummary:
         import sys
         import threading
 
@@ -381,16 +391,18 @@ class Ingestor:
         a file that fails is reported and the next one is read."""
         import inspect
 
-        takes_payloads: dict[str, bool] = {}  # by format: the web-archive readers share the payload index
+        accepted: dict[str, set[str]] = {}  # by format: the parameters its reader takes
         for job in jobs:
             try:
                 reader = get_reader(job.fmt)
                 # A WACZ holds WARCs: its pages replay like any archived page.
                 template = self.link_templates.get("warc" if job.fmt == "wacz" else job.fmt, "")
-                if job.fmt not in takes_payloads:
-                    takes_payloads[job.fmt] = "payloads" in inspect.signature(reader).parameters
-                shared = {"payloads": self.payloads} if takes_payloads[job.fmt] else {}
-                for item in reader(job.path, link_template=template, **shared):
+                if job.fmt not in accepted:
+                    accepted[job.fmt] = set(inspect.signature(reader).parameters)
+                # The web-archive readers share the payload index across files.
+                offered = {"payloads": self.payloads, **self.reader_options}
+                options = {k: v for k, v in offered.items() if k in accepted[job.fmt]}
+                for item in reader(job.path, link_template=template, **options):
                     # Chunking (tokenising) happens in the reader thread too; the caller only embeds and stores.
                     yield item, (list(self.chunker.chunks(item)) if isinstance(item, SourceRecord) else None)
             except Exception as exc:

@@ -22,7 +22,7 @@ from typing import Iterator
 from assistant.types import Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError
 from ingest.warc import (BROWSER_TEXT_PREFIXES, DEFAULT_REPLAY, MIN_WORDS, ArchiveContext, _human_date,
-                         _timestamp14, iter_archive)
+                         DEFAULT_MAX_PAYLOAD_BYTES, _timestamp14, iter_archive)
 
 PAGE_FILES = ("pages/pages.jsonl", "pages/extraPages.jsonl")
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
@@ -67,7 +67,8 @@ class BrowserText:
         return (self.pages.get(uri) or {}).get("title") or ""
 
 
-def iter_records(path: str | Path, link_template: str = "", payloads=None) -> Iterator:
+def iter_records(path: str | Path, link_template: str = "", payloads=None,
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Iterator:
     path = Path(path)
     template = link_template or DEFAULT_REPLAY
     try:
@@ -104,7 +105,7 @@ def iter_records(path: str | Path, link_template: str = "", payloads=None) -> It
             label = f"{path}!{member}"
             ctx = ArchiveContext(path=path, label=label, warc_name=Path(member).name, template=template,
                                  extra_filters=extra, locator_suffix=suffix, browser=browser, seen=seen,
-                                 payloads=payloads)
+                                 payloads=payloads, max_payload_bytes=max_payload_bytes)
             digest = _Hasher(expected.get(member, ""))
             try:
                 with archive.open(member) as raw:

@@ -99,6 +99,7 @@ def _extract(html: str, uri: str) -> tuple[str, str, str]:
     return title, text, lang
 
 
+DEFAULT_MAX_PAYLOAD_BYTES = 20_000_000  # settings: ingest.max_payload_bytes
 EXTRACT_WINDOW = 16  # pages extracted ahead, in a worker process, while the caller embeds
 _pool = None
 
@@ -150,6 +151,7 @@ class ArchiveContext:
     browser: Any = None  # WACZ: text the crawler's browser extracted (ingest.wacz.BrowserText)
     seen: dict[str, str] = field(default_factory=dict)  # payload key -> record id of the content first seen
     payloads: Any = None  # ingest.payloads.PayloadIndex: content already held by another file's record
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES  # decompressed; a larger payload is left out
 
     def __post_init__(self) -> None:
         self.source_file = str(self.path.resolve())  # the records' source_file, worked out once per archive
@@ -167,16 +169,18 @@ class ArchiveContext:
         return self.payloads.holder(keys, self.source_file)
 
 
-def iter_records(path: str | Path, link_template: str = "", payloads=None) -> Iterator:
+def iter_records(path: str | Path, link_template: str = "", payloads=None,
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Iterator:
     """payloads: an ingest.payloads.PayloadIndex shared across files, so content already stored from
-    another file adds a capture date instead of a second copy."""
+    another file adds a capture date instead of a second copy. max_payload_bytes: a record whose payload
+    decompresses to more is left out (counted, with the reason), never read whole into memory."""
     path = Path(path)
     with open_binary(path) as fh:
         if not fh.read(1):
             raise ReaderError(path, "empty file")
         fh.seek(0)
         ctx = ArchiveContext(path=path, label=str(path), warc_name=path.name, template=link_template or DEFAULT_REPLAY,
-                             payloads=payloads)
+                             payloads=payloads, max_payload_bytes=max_payload_bytes)
         yield from iter_archive(fh, ctx, size=path.stat().st_size)
 
 
@@ -263,7 +267,11 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     if any(t in content_type for t in SKIP_TYPES):
         yield Ignored(reason=skip_reason(content_type))
         return
-    payload = record.content_stream().read()
+    # Read one byte past the cap: a payload that decompresses to more is left out, never held whole.
+    payload = record.content_stream().read(ctx.max_payload_bytes + 1)
+    if len(payload) > ctx.max_payload_bytes:
+        yield Ignored(reason=f"payload over {ctx.max_payload_bytes:,} bytes decompressed (ingest.max_payload_bytes)")
+        return
     # The header digest is what revisits name; the SHA-1 of the decoded payload matches an ARC (no digest
     # header) with its WARC conversion, whatever encoding each producer wrote its digest in.
     keys = [k for k in (digest, "sha1:" + hashlib.sha1(payload).hexdigest()) if k]

@@ -1,4 +1,4 @@
-from assistant.render import answer_html, safe_link, sources_html
+from assistant.render import answer_html, public_link, sources_html
 from assistant.types import Answer, Sentence, Source
 
 
@@ -15,6 +15,8 @@ def test_source_text_and_model_output_are_escaped():
 
 
 def test_safe_link():
-    assert safe_link("https://example.org/x") == "https://example.org/x"
-    assert safe_link("file:///tmp/a.md") == "file:///tmp/a.md"
-    assert safe_link("javascript:alert(1)") == "" and safe_link("data:text/html,x") == ""
+    assert public_link("https://example.org/x", "c1") == "https://example.org/x"
+    # A file link would show the server's paths to anyone: the record page instead.
+    assert public_link("file:///srv/data/a.md", "c1") == "/record?chunk=c1"
+    assert public_link("javascript:alert(1)", "c1") == "/record?chunk=c1"
+    assert public_link("data:text/html,x", "") == ""

@@ -17,12 +17,14 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
+import re
+from http.cookies import CookieError, SimpleCookie
 from urllib.parse import quote, urlparse
 
 from fastapi import Request  # module level: FastAPI resolves the login handlers' annotations from here
-
-from assistant.ratelimit import RateLimiter
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse, RedirectResponse
+from starlette.types import Message, Receive, Scope, Send
 
 SESSION_COOKIE = "refdesk_session"
 LOGIN_CSRF_COOKIE = "refdesk_login_csrf"
@@ -62,6 +64,9 @@ class Backoff:
     def failed(self, keys: list[str]) -> None:
         now = self.clock()
         with self.lock:
+            if len(self.state) > 50_000:  # made-up names must not grow memory without bound
+                for key in [k for k, (_n, until) in self.state.items() if until <= now][:25_000]:
+                    del self.state[key]
             for k in keys:
                 count = self.state.get(k, (0, 0.0))[0] + 1
                 delay = min(self.max_backoff_s, 2.0 ** (count - self.max_failures)) if count >= self.max_failures else 0.0
@@ -83,7 +88,6 @@ class Auth:
         self.sessions: dict[str, Session] = {}
         self.lock = threading.Lock()
         self.backoff = Backoff(self.cfg.max_failures, self.cfg.max_backoff_s)
-        self.address_limiter = RateLimiter(settings.widget.rate_limit_per_address_per_minute)
 
     # ---------------------------------------------------------------- who is asking
     def client_address(self, scope) -> str:
@@ -123,7 +127,10 @@ class Auth:
     # ---------------------------------------------------------------- sessions
     def sign_in(self, username: str, password: str, address: str) -> tuple[str | None, float]:
         """(session id or None, seconds to wait before the next try)."""
-        keys = [f"user:{username.lower()}", f"addr:{address}"]
+        # One key for the user name and the address together: five made-up names from one address behind a
+        # shared proxy must not lock every librarian out, and guessing one account's password from one
+        # address still backs off.
+        keys = [f"{username.lower()}\x1f{address}"]
         wait = self.backoff.wait_s(keys)
         if wait > 0:
             return None, wait
@@ -144,6 +151,11 @@ class Auth:
         if session:
             self.accounts.audit(session.username, "signed out")
 
+    def secure_origin(self, scope, headers: dict[str, str]) -> bool:
+        """Did the browser reach refdesk over https (directly, or through a trusted proxy)?"""
+        forwarded = headers.get("x-forwarded-proto", "") if self.client_address(scope) in self.cfg.trusted_proxies else ""
+        return scope.get("scheme") in ("https", "wss") or forwarded == "https"
+
     def secure_cookie(self, scope, headers: dict[str, str]) -> bool:
         if self.cfg.cookie_secure != "auto":
             return self.cfg.cookie_secure == "always"
@@ -159,33 +171,94 @@ class Auth:
             return False
         if self.cfg.public_origin:
             return origin.rstrip("/") == self.cfg.public_origin.rstrip("/")
-        return urlparse(origin).netloc == headers.get("host", "")
+        # Scheme and host both: http://refdesk.example is another origin than https://refdesk.example.
+        expected_scheme = "https" if self.secure_origin(scope, headers) else "http"
+        parsed = urlparse(origin)
+        return parsed.scheme == expected_scheme and parsed.netloc == headers.get("host", "")
 
 
 def _headers(scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    return {k: v for k, v in Headers(scope=scope).items()}
 
 
 def _cookies(headers: dict[str, str]) -> dict[str, str]:
     jar = SimpleCookie()
     try:
         jar.load(headers.get("cookie", ""))
-    except Exception:
+    except CookieError:
         return {}
     return {k: m.value for k, m in jar.items()}
 
 
+@dataclass(frozen=True)
+class WidgetEndpoints:
+    """The widget's functions, the only things a POST to /widget may start: Gradio's fn_index numbers
+    (queue/join) and API names (call/…). Anything else is a 404, never a 500 from inside Gradio."""
+
+    fn_indices: frozenset[int]
+    api_names: frozenset[str]
+
+    @classmethod
+    def of(cls, blocks) -> "WidgetEndpoints":
+        fns = list(blocks.fns.values())
+        return cls(frozenset(fn._id for fn in fns),
+                   frozenset(str(fn.api_name) for fn in fns if isinstance(fn.api_name, str) and fn.api_name))
+
+
+GRADIO_CALL = re.compile(r"^/gradio_api/(?:call|run|api)/([^/]+)/?$")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive, limit: int) -> bytes:
+    """The whole request body, counted as it arrives (a chunked body declares no length): BodyTooLarge
+    as soon as it passes `limit` bytes."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def replay(body: bytes, receive):
+    """A receive() that hands the app the body already read, then listens for the disconnect."""
+    sent = False
+
+    async def replayed():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
 class AccessGuard:
-    def __init__(self, app, auth: Auth):
+    def __init__(self, app, auth: Auth, limits=None, widget_endpoints: WidgetEndpoints | None = None):
+        from assistant.ratelimit import PatronLimits
+
         self.app = app
         self.auth = auth
+        self.limits = limits or PatronLimits(auth.settings.widget)
+        self.widget_endpoints = widget_endpoints
         widget = auth.settings.widget
-        ancestors = " ".join(["'self'", *widget.allowed_origins])
-        self.widget_csp = f"frame-ancestors {ancestors}"
+        self.widget_csp = "frame-ancestors " + " ".join(["'self'", *widget.allowed_origins])
         self.allowed_origins = set(widget.allowed_origins)
         self.max_bytes = widget.max_request_bytes
+        self.console_max_bytes = widget.console_max_request_bytes
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
@@ -193,66 +266,121 @@ class AccessGuard:
         headers = _headers(scope)
         where = zone(path)
         address = self.auth.client_address(scope)
-        extra: list[tuple[bytes, bytes]] = [(b"x-content-type-options", b"nosniff"),
-                                            (b"referrer-policy", b"same-origin")]
+        extra = {"x-content-type-options": "nosniff", "referrer-policy": "same-origin"}
+        set_cookie = ""
 
-        if where in ("widget", "api", "public"):
-            length = headers.get("content-length", "")
-            if length.isdigit() and int(length) > self.max_bytes:
-                return await _json(send, 413, "request too large")
         if where == "widget":
-            extra.append((b"content-security-policy", self.widget_csp.encode()))
-            if method == "POST" and path.endswith("/queue/join") and not self.auth.address_limiter.allow(address):
-                return await _json(send, 429, "too many questions from this address; please wait a minute")
+            extra["content-security-policy"] = self.widget_csp
+            refusal = self._widget_refusal(path[len("/widget"):], method, address)
+            if refusal is not None:
+                return await refusal(scope, receive, send)
+            cookie = _cookies(headers).get(self.limits.sessions.COOKIE)
+            if (method == "GET" and path == "/widget/" and self.limits.sessions.verify(cookie) is None
+                    and self.limits.new_sessions.allow(address)):
+                set_cookie = self._session_cookie(scope, headers)
         elif where == "api":
             token = headers.get("authorization", "")
             key = self.auth.accounts.check_key(token[7:].strip()) if token.lower().startswith("bearer ") else None
             if key is None:
-                return await _json(send, 401, "a valid API key is required (Authorization: Bearer rdk_…)",
-                                   extra=[(b"www-authenticate", b"Bearer")])
+                return await _json(scope, receive, send, 401,
+                                   "a valid API key is required (Authorization: Bearer rdk_…)",
+                                   {"www-authenticate": "Bearer"})
         elif where == "public":
             if path == "/embed.js" and headers.get("origin") in self.allowed_origins:
-                extra.append((b"access-control-allow-origin", headers["origin"].encode()))
-                extra.append((b"vary", b"Origin"))
+                extra["access-control-allow-origin"] = headers["origin"]
+                extra["vary"] = "Origin"
             if path in ("/login", "/logout"):
-                extra += [(b"content-security-policy", b"frame-ancestors 'none'"), (b"x-frame-options", b"DENY")]
+                extra.update({"content-security-policy": "frame-ancestors 'none'", "x-frame-options": "DENY"})
         else:  # console
-            extra += [(b"content-security-policy", b"frame-ancestors 'none'"), (b"x-frame-options", b"DENY")]
+            extra.update({"content-security-policy": "frame-ancestors 'none'", "x-frame-options": "DENY"})
             user = self.auth.librarian(headers, _cookies(headers), address)
             if user is None:
                 if not self.auth.accounts.has_users():
-                    return await _json(send, 403, "no librarian accounts yet: the console answers on this machine "
-                                                  "only; add one with `refdesk user add NAME`")
+                    return await _json(scope, receive, send, 403,
+                                       "no librarian accounts yet: the console answers on this machine only; "
+                                       "add one with `refdesk user add NAME`")
                 if method == "GET" and "text/html" in headers.get("accept", ""):
-                    return await _redirect(send, "/login?next=" + quote(path))
-                return await _json(send, 401, "sign in first (/login)")
+                    return await RedirectResponse("/login?next=" + quote(path), status_code=303)(scope, receive, send)
+                return await _json(scope, receive, send, 401, "sign in first (/login)")
             if method not in SAFE_METHODS and not self.auth.same_origin(headers, scope):
-                return await _json(send, 403, "cross-site request refused (no matching Origin or Referer)")
+                return await _json(scope, receive, send, 403,
+                                   "cross-site request refused (no matching Origin or Referer)")
             if scope["type"] == "http":
                 scope.setdefault("state", {})["librarian"] = user
 
-        async def send_with_headers(message):
+        if scope["type"] == "http":
+            limit = self.console_max_bytes if where == "console" else self.max_bytes
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                return await _json(scope, receive, send, 413, f"request too large (over {limit} bytes)")
+            try:
+                body = await read_body(receive, limit)
+            except BodyTooLarge:
+                return await _json(scope, receive, send, 413, f"request too large (over {limit} bytes)")
+            if where == "widget" and method not in SAFE_METHODS:
+                refusal = self._widget_call_refusal(path[len("/widget"):], body)
+                if refusal is not None:
+                    return await refusal(scope, receive, send)
+            receive = replay(body, receive)
+
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = dict(message)
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [(k, v) for k, v in extra if k not in names]
+                response_headers = MutableHeaders(scope=message)
+                for name, value in extra.items():
+                    if name not in response_headers:
+                        response_headers[name] = value
+                if set_cookie:
+                    response_headers.append("set-cookie", set_cookie)
             await send(message)
 
         return await self.app(scope, receive, send_with_headers)
 
+    def _widget_refusal(self, sub: str, method: str, address: str):
+        """What the widget refuses before reading a byte of the body (None: go on)."""
+        if "/upload" in sub or "/file=" in sub or "/file/" in sub:
+            return _error(403, "the patron widget accepts and serves no files")
+        if method in SAFE_METHODS:
+            return None
+        if not self.limits.calls_per_address.allow(address):
+            wait = self.limits.calls_per_address.retry_after(address)
+            return _error(429, f"too many requests from this address; try again in {wait} s",
+                          {"retry-after": str(wait)})
+        return None
 
-async def _json(send, status: int, message: str, extra: list | None = None):
-    body = json.dumps({"error": {"message": message, "code": status}}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"x-content-type-options", b"nosniff"), *(extra or [])]})
-    await send({"type": "http.response.body", "body": body})
+    def _widget_call_refusal(self, sub: str, body: bytes):
+        """A POST may only start one of the widget's own functions."""
+        if self.widget_endpoints is None:
+            return None
+        if sub.rstrip("/") == "/gradio_api/queue/join":
+            try:
+                fn_index = json.loads(body or b"{}").get("fn_index")
+            except (ValueError, AttributeError):
+                return _error(400, "the body must be a JSON object")
+            if not isinstance(fn_index, int) or fn_index not in self.widget_endpoints.fn_indices:
+                return _error(404, f"no such widget function: {str(fn_index)[:40]}")
+            return None
+        match = GRADIO_CALL.match(sub)
+        if match and match.group(1) in self.widget_endpoints.api_names:
+            return None
+        return _error(404, "no such widget endpoint")
+
+    def _session_cookie(self, scope, headers: dict[str, str]) -> str:
+        # The widget lives in other sites' frames: over https the cookie must be SameSite=None (and is
+        # partitioned per embedding site); over plain http (a laptop demo) Lax works for the same site.
+        value = self.limits.sessions.issue()
+        attributes = f"{self.limits.sessions.COOKIE}={value}; Path=/widget; HttpOnly"
+        if self.auth.secure_cookie(scope, headers):
+            return attributes + "; Secure; SameSite=None; Partitioned"
+        return attributes + "; SameSite=Lax"
 
 
-async def _redirect(send, location: str):
-    await send({"type": "http.response.start", "status": 303,
-                "headers": [(b"location", location.encode()), (b"content-length", b"0")]})
-    await send({"type": "http.response.body", "body": b""})
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "code": status}}, status_code=status,
+                        headers={"x-content-type-options": "nosniff", **(headers or {})})
+
+
+async def _json(scope, receive, send, status: int, message: str, headers: dict[str, str] | None = None):
+    await _error(status, message, headers)(scope, receive, send)
 
 
 def login_page(csrf: str, next_path: str, message: str = "", library: str = "refdesk") -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from assistant.evidence import LINE
+from assistant.render import public_link
 from assistant.verify.lexical import STOPWORDS, fold
 from assistant.refcheck.parse import YEAR_RE, normalise_isbn
 
@@ -58,8 +59,8 @@ class CatalogueRecord:
     isbns: set[str] = field(default_factory=set)
     issns: set[str] = field(default_factory=set)
     call_number: str = ""
-    link: str = ""
-    source_file: str = ""
+    link: str = ""  # a public link: the configured catalogue URL, else refdesk's /record page
+    source_file: str = ""  # the file's base name, never the server's path
     edition: str = ""
 
     def as_dict(self) -> dict:
@@ -112,7 +113,7 @@ def _record_from_chunks(chunks: list) -> CatalogueRecord | None:
         authors=[a for f in AUTHOR_FIELDS for a in fields.get(f, [])], year=year, years=years, publisher=publisher,
         isbns={n for v in fields.get("ISBN", []) if (n := normalise_isbn(v.split()[0] if v.split() else v))},
         issns={v.split()[0] for v in fields.get("ISSN", []) if v.split()}, call_number=call,
-        link=str(meta.get("link", "")), source_file=PurePath(str(meta.get("source_file", ""))).name,
+        link=public_link(str(meta.get("link", "")), chunks[0].id), source_file=PurePath(str(meta.get("source_file", ""))).name,
         edition=(fields.get("Edition") or [""])[0])
 
 
