@@ -77,8 +77,10 @@ class HandoffQueue:
         assistant.ratelimit.HandoffOffers), once per answer, contact details bounded, the queue bounded;
         `within_limits()` is the caller's rate limit (per session and address on the patron side)."""
         contact = contact.strip() if isinstance(contact, str) else ""
-        if answer is None or not answer.handoff_offered or not answer.handoff_token:
+        if answer is None or not answer.handoff_offered:
             raise HandoffRefused("There is no answer to pass on to a librarian yet.")
+        if not answer.handoff_token:
+            raise HandoffRefused("This question was already sent to a librarian.")
         if len(contact) > self.max_contact_chars:
             raise HandoffRefused(f"Please keep contact details under {self.max_contact_chars} characters.")
         if self.open_count() >= self.max_open:

@@ -51,9 +51,21 @@ def _inventory(lines: list[str], box: str) -> tuple[list[str], str, bool]:
     return [l for l in out if l], box, seen_table
 
 
+def pdf_errors() -> tuple[type[BaseException], ...]:
+    """What pypdf raises on a damaged file: its own errors, and the Python ones its parser meets on bytes it
+    does not expect (found by fuzzing real PDFs: tests/test_fuzz_readers.py)."""
+    import zlib
+
+    from pypdf.errors import PyPdfError
+
+    return (PyPdfError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError,
+            zlib.error, AssertionError, NotImplementedError, ZeroDivisionError, OverflowError, UnicodeError)
+
+
 def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRecord | SkippedRecord]:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+
+    broken = pdf_errors()
 
     path = Path(path)
     try:
@@ -69,18 +81,18 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
                 if isinstance(exc, ReaderError):
                     raise
                 raise ReaderError(path, f"encrypted PDF: {exc}") from exc
-        pages = reader.pages
+        page_count = len(reader.pages)  # walks the page tree: a broken one fails here, for the whole file
         meta = reader.metadata or {}
         title = str(meta.get("/Title") or "").strip()
-    except (PdfReadError, OSError, ValueError) as exc:
-        raise ReaderError(path, f"unreadable PDF: {exc}") from exc
+    except broken as exc:
+        raise ReaderError(path, f"unreadable PDF: {type(exc).__name__}: {exc}") from exc
     empty: list[int] = []
     box = ""
     base = path.resolve().as_uri()
-    for number, page in enumerate(pages, 1):
+    for number in range(1, page_count + 1):
         try:
-            raw = page.extract_text(extraction_mode="layout") or ""
-        except Exception as exc:  # a broken page must not lose the rest of the document
+            raw = reader.pages[number - 1].extract_text(extraction_mode="layout") or ""
+        except broken as exc:  # a broken page must not lose the rest of the document
             yield SkippedRecord(path=str(path), record=f"p. {number}", reason=f"unreadable page: {exc}")
             continue
         lines = [l for l in raw.splitlines() if not PAGE_FOOTER.match(l)]

@@ -1,0 +1,80 @@
+"""kill -9 a real `refdesk ingest` at 10 random points; every re-run must end with exactly the clean run's
+chunks, and Chroma and the manifest must agree (no orphans on either side)."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.reliability, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def corpus(shared: Path) -> list[str]:
+    """Several formats, enough records that a kill lands mid-run: real MARC, EAD and a WARC."""
+    return [str(shared / "marc" / "marc4j"), str(shared / "ead" / "umn"), str(shared / "warc" / "warcio")]
+
+
+def run_ingest(data_dir: Path, paths: list[str]) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REFDESK_")}
+    env.update(REFDESK_DATA_DIR=str(data_dir), REFDESK_EMBEDDING__BACKEND="fake", REFDESK_EMBEDDING__MODEL="hash",
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return subprocess.Popen([sys.executable, "-m", "assistant.cli", "ingest", "--json", *paths], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def state(data_dir: Path) -> tuple[set[str], set[str], set[str]]:
+    """(chunk ids in Chroma, chunk ids in the manifest, files in the manifest)."""
+    from assistant.settings import Settings
+    from assistant.store import ChunkStore
+
+    settings = Settings.load(data_dir=str(data_dir), embedding={"backend": "fake", "model": "hash"})
+    store = ChunkStore.from_settings(settings, "fake:hash")
+    stored = {c.id for c in store.iter_chunks()}
+    db = sqlite3.connect(settings.manifest_path)
+    try:
+        manifest = {r[0] for r in db.execute("SELECT chunk_id FROM chunks")}
+        files = {r[0] for r in db.execute("SELECT path FROM files")}
+    finally:
+        db.close()
+    return stored, manifest, files
+
+
+def test_kill_9_at_ten_points_then_rerun_gives_the_clean_counts(shared_data, tmp_path):
+    paths = corpus(shared_data)
+    clean_dir = tmp_path / "clean"
+    t0 = time.monotonic()
+    proc = run_ingest(clean_dir, paths)
+    out, err = proc.communicate(timeout=600)
+    clean_s = time.monotonic() - t0
+    assert proc.returncode in (0, 1), err.decode()[-2000:]
+    clean_chunks, clean_manifest, clean_files = state(clean_dir)
+    assert clean_chunks and clean_chunks == clean_manifest
+
+    rng = random.Random(20261129)
+    points = sorted(rng.uniform(0.2, 0.95) * clean_s for _ in range(10))
+    killed_mid_run = 0
+    for i, after_s in enumerate(points):
+        data_dir = tmp_path / f"run{i}"
+        proc = run_ingest(data_dir, paths)
+        time.sleep(after_s)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed_mid_run += 1
+        proc.wait(60)
+        rerun = run_ingest(data_dir, paths)
+        _out, err = rerun.communicate(timeout=600)
+        assert rerun.returncode in (0, 1), err.decode()[-2000:]
+        chunks, manifest, files = state(data_dir)
+        assert chunks == clean_chunks, f"kill at {after_s:.1f} s: {len(chunks)} chunks, clean {len(clean_chunks)}"
+        assert manifest == chunks, f"kill at {after_s:.1f} s: manifest and Chroma disagree"
+        assert files == clean_files
+    assert killed_mid_run >= 8  # the points really fell inside the runs
