@@ -7,6 +7,7 @@ it; otherwise a plain template lead introduces the evidence. Questions a rule ca
 """
 from __future__ import annotations
 
+import logging
 import time
 
 from assistant.evidence import rule_routed, select_evidence
@@ -16,6 +17,9 @@ from assistant.types import Answer, Sentence, Source, content_hash
 from assistant.verify.checker import CitationChecker
 
 MAX_LEAD_SENTENCES = 2
+
+
+log = logging.getLogger(__name__)
 
 
 class AnswerService:
@@ -29,6 +33,9 @@ class AnswerService:
         self.top_k = top_k
         self.min_score = min_score
         self.evidence_first = evidence_first
+        from assistant.store import unreachable_errors
+
+        self.store_down = unreachable_errors()
 
     def ask(self, question: str, k: int | None = None, retrieve_only: bool = False, filters=None,
             contexts: list[str] | None = None, retrieved: Answer | None = None) -> Answer:
@@ -99,6 +106,13 @@ class AnswerService:
                 self._refuse(answer)
             else:
                 answer.answer = self.checker.shown_text(answer.sentences)
+            return answer
+        except self.store_down as exc:
+            # The Chroma server went away (or is restarting): say so, offer a librarian, keep serving; the
+            # next question reconnects by itself.
+            log.warning("store unreachable while answering: %s: %s", type(exc).__name__, exc)
+            answer.error = self.prompts.render("store_unavailable")
+            self._refuse(answer, text=answer.error)
             return answer
         finally:
             answer.timings["total"] = time.perf_counter() - started

@@ -230,7 +230,7 @@ def cmd_bench(services, args) -> int:
 
         url = args.url or f"http://{services.settings.serve.host}:{services.settings.serve.port}"
         _print_json(bench_widget(url, sessions=args.sessions, per_session=args.per_session,
-                                 questions_file=args.questions))
+                                 questions_file=args.questions, duration_s=args.duration))
         return 0
     if args.what == "refcheck":
         from eval.refcheck_bench import bench_refcheck, format_refcheck_bench
@@ -522,6 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--url", help="widget: a running refdesk serve (default: serve.host:serve.port)")
     s.add_argument("--sessions", type=int, default=20, help="widget: patrons at once")
     s.add_argument("--per-session", type=int, default=2, help="widget: questions each")
+    s.add_argument("--duration", type=float, default=0.0,
+                   help="widget: ask for this many seconds instead (patrons told 'busy' wait as told)")
     s.add_argument("--size-mb", type=int, default=1024, help="warc-memory: size of the WARC to build and stream")
     s.add_argument("paths", nargs="*", help="ingest: files or folders to ingest into a temporary store")
     s.add_argument("--n", type=int, default=10)

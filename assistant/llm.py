@@ -46,7 +46,7 @@ class OpenAICompatibleChat:
 
         try:
             response = self._llm.chat([ChatMessage(role=m["role"], content=m["content"]) for m in messages])
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as exc:
             raise LLMUnavailable(self.url, str(exc)) from exc
         except openai.NotFoundError as exc:
             raise LLMUnavailable(self.url, f"model {self.name!r} not served there: {exc}") from exc

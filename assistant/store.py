@@ -15,6 +15,14 @@ class StoreError(Exception):
     pass
 
 
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What a Chroma server that went away (or restarts) raises through its HTTP client."""
+    import httpx
+    from chromadb.errors import ChromaError
+
+    return (httpx.HTTPError, ChromaError, ConnectionError)
+
+
 @dataclass
 class StoredChunk:
     id: str

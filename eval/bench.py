@@ -1,6 +1,7 @@
 """`refdesk bench answer`: per-stage latency and refdesk's own overhead, measured in one run."""
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from pathlib import Path
@@ -186,26 +187,47 @@ def bench_warc_memory(settings, sources: list[str], size_mb: int = 1024) -> dict
     }
 
 
-def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_file: str | None = None) -> dict:
-    """`sessions` patrons at once, each in its own widget session (gradio_client), asking `per_session`
-    questions of the demo set in turn, against a running `refdesk serve`. Errors: exceptions, or a reply
-    without the library's message."""
+def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_file: str | None = None,
+                 duration_s: float = 0.0) -> dict:
+    """`sessions` patrons at once, each in its own widget session (gradio_client), asking the demo questions
+    in turn against a running `refdesk serve`: `per_session` questions each, or, with duration_s, for that
+    long (a patron told "busy" waits as told, at most 5 s, then asks again). Outcomes: answered, busy
+    (past capacity: the answer gate's message), rate-limited, or error (an exception, a time-out, or a
+    reply with neither an answer nor one of those messages)."""
+    import random
     import threading
 
     from gradio_client import Client
 
     path = Path(questions_file) if questions_file else DEFAULT_QUESTIONS
     questions = [q.strip() for q in path.read_text(encoding="utf-8").splitlines() if q.strip() and not q.startswith("#")]
-    latencies: list[float] = []
+    latencies: list[float] = []  # answered questions only
+    counts = {"answered": 0, "busy": 0, "rate_limited": 0, "errors": 0}
     errors: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(sessions)
+    deadline = [0.0]
+
+    def classify(reply) -> tuple[str, float]:
+        if not isinstance(reply, (list, tuple)) or len(reply) < 6:
+            return "errors", 0.0
+        if 'class="msg library"' in str(reply[0]):
+            return "answered", 0.0
+        notice = str(reply[5])
+        retry = re.search(r"try again in (\d+) s", notice)
+        if "busy right now" in notice:
+            return "busy", float(retry.group(1)) if retry else 5.0
+        if "many questions" in notice:
+            return "rate_limited", float(retry.group(1)) if retry else 5.0
+        return "errors", 0.0
 
     def patron(i: int) -> None:
+        rng = random.Random(i)
         try:
             client = Client(url.rstrip("/") + "/widget/", verbose=False)
-        except Exception as exc:
+        except Exception as exc:  # a connection that fails is one error of the run, not a crash
             with lock:
+                counts["errors"] += 1
                 errors.append(f"session {i}: connect: {exc}")
             start.abort()
             return
@@ -213,30 +235,39 @@ def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_f
             start.wait(timeout=120)
         except threading.BrokenBarrierError:
             pass
-        for j in range(per_session):
-            question = questions[(i * per_session + j) % len(questions)]
+        j = 0
+        while (time.monotonic() < deadline[0]) if duration_s else j < per_session:
+            question = questions[(i * 7 + j) % len(questions)]
+            j += 1
             t0 = time.perf_counter()
             try:
                 reply = client.predict(question, api_name="/ask")
-                ok = isinstance(reply, (list, tuple)) and 'class="msg library"' in str(reply[0])
-                error = "" if ok else f"session {i}: no answer in the reply to {question!r}: {str(reply)[:200]}"
-            except Exception as exc:
-                error = f"session {i}: {type(exc).__name__}: {exc}"
+                outcome, wait = classify(reply)
+                error = "" if outcome != "errors" else f"session {i}: unexpected reply to {question!r}: {str(reply)[:200]}"
+            except Exception as exc:  # time-outs and broken connections are what this counts
+                outcome, wait, error = "errors", 0.0, f"session {i}: {type(exc).__name__}: {exc}"
             seconds = time.perf_counter() - t0
             with lock:
-                latencies.append(seconds)
+                counts[outcome] += 1
+                if outcome == "answered":
+                    latencies.append(seconds)
                 if error:
                     errors.append(error)
+            if duration_s:
+                time.sleep(min(wait, 5.0) + rng.uniform(0.5, 1.5))  # a patron reads, then asks again
 
     threads = [threading.Thread(target=patron, args=(i,)) for i in range(sessions)]
     t0 = time.perf_counter()
+    deadline[0] = time.monotonic() + duration_s
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"url": url, "sessions": sessions, "questions_per_session": per_session, "requests": len(latencies),
-            "errors": len(errors), "error_samples": errors[:5], "wall_s": round(wall, 2),
+    requests = sum(counts.values())
+    return {"url": url, "sessions": sessions, "duration_s": duration_s,
+            "questions_per_session": per_session if not duration_s else None, "requests": requests, **counts,
+            "error_samples": errors[:5], "wall_s": round(wall, 2),
             "latency_p50_s": round(percentile(latencies, 0.5), 2), "latency_p95_s": round(percentile(latencies, 0.95), 2),
             "latency_max_s": round(max(latencies, default=0.0), 2),
             "answers_per_s": round(len(latencies) / wall, 2) if wall else 0.0}
