@@ -209,11 +209,12 @@ def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_f
     deadline = [0.0]
 
     def classify(reply) -> tuple[str, float]:
-        if not isinstance(reply, (list, tuple)) or len(reply) < 6:
+        # gradio_client returns the outputs that are not session state: the log first, the notice last.
+        if not isinstance(reply, (list, tuple)) or len(reply) < 2:
             return "errors", 0.0
         if 'class="msg library"' in str(reply[0]):
             return "answered", 0.0
-        notice = str(reply[5])
+        notice = str(reply[-1])
         retry = re.search(r"try again in (\d+) s", notice)
         if "busy right now" in notice:
             return "busy", float(retry.group(1)) if retry else 5.0
