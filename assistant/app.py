@@ -74,7 +74,7 @@ def refcheck_html(report) -> str:
         record = r.record
         link = ""
         if record and record.link:
-            from assistant.render import public_link
+            from assistant.types import public_link
 
             url = public_link(record.link, record.chunk_id)
             link = f' <a href="{_e(url)}" target="_blank" rel="noopener noreferrer">open</a>' if url else ""

@@ -26,10 +26,6 @@ class RateLimiter:
         self.hits: OrderedDict[str, deque[float]] = OrderedDict()
         self.lock = threading.Lock()
 
-    @property
-    def per_minute(self) -> int:  # the name older callers use
-        return self.limit
-
     def _window(self, key: str, now: float) -> deque[float]:
         hits = self.hits.get(key)
         if hits is None:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import urlparse
 
-from assistant.types import Answer, Source
+from assistant.types import Answer, Source, public_link
 
 SOURCE_LABELS = {
     "text": "Text", "marc": "Catalogue record", "dc": "Catalogue record (Dublin Core)", "ead": "Finding-aid component", "pdf": "PDF page", "warc": "Archived page",
@@ -14,18 +13,6 @@ SOURCE_LABELS = {
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def public_link(link: str, chunk_id: str) -> str:
-    """The link a browser (anyone's) may follow: an http(s) catalogue, finding-aid or replay URL as it is;
-    anything else (a file:// link, which would show the server's paths) becomes refdesk's own record page."""
-    if link and urlparse(link).scheme in ("http", "https"):
-        return link
-    if chunk_id and not chunk_id.startswith("context-"):
-        from urllib.parse import quote
-
-        return f"/record?chunk={quote(chunk_id)}"
-    return ""
 
 
 def display_link(source: Source) -> str:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import PurePath
+from urllib.parse import quote, urlparse
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -63,6 +65,16 @@ class AlsoCaptured(BaseModel):
     via: str = "revisit"  # "revisit" record, or "duplicate" payload of a response
     source_file: str = ""  # the file whose record holds the content, when not this file
     record_here: str = ""  # this sighting's own record id (a re-read file's old chunks for it are stale)
+
+
+def public_link(link: str, chunk_id: str) -> str:
+    """The link a browser (anyone's) may follow: an http(s) catalogue, finding-aid or replay URL as it is;
+    anything else (a file:// link, which would show the server's paths) becomes refdesk's own record page."""
+    if link and urlparse(link).scheme in ("http", "https"):
+        return link
+    if chunk_id and not chunk_id.startswith("context-"):
+        return f"/record?chunk={quote(chunk_id)}"
+    return ""
 
 
 def content_hash(text: str) -> str:
@@ -145,10 +157,6 @@ class Answer(BaseModel):
     def public_dict(self, web: bool = False) -> dict:
         """The `refdesk ask --json` contract. web=True (the HTTP API): links anyone may follow (the
         configured catalogue URL, else refdesk's /record page) and files by base name, never a server path."""
-        from pathlib import PurePath
-
-        from assistant.render import public_link
-
         def link(source: Source) -> str:
             return public_link(source.link, source.chunk_id) if web else source.link
 

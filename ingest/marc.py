@@ -78,10 +78,6 @@ def iter_raw(fh: IO[bytes], path: Path) -> Iterator[tuple[int, int, bytes]]:
         if not block:
             break
         buffer += block
-        if len(buffer) > 2 * MAX_RECORD_BYTES and RECORD_END not in buffer:
-            # No MARC record is this long: what follows is not MARC (and would otherwise be held whole).
-            raise ReaderError(path, f"no record terminator in the {len(buffer):,} bytes after byte {offset}: "
-                                    "not MARC from here on", record=f"record {position + 1} at byte {offset}")
         while True:
             end = buffer.find(RECORD_END)
             if end < 0:
@@ -90,6 +86,11 @@ def iter_raw(fh: IO[bytes], path: Path) -> Iterator[tuple[int, int, bytes]]:
             position += 1
             yield position, offset, raw
             offset += len(raw)
+        if len(buffer) > 2 * MAX_RECORD_BYTES:
+            # What is left holds no terminator, and no MARC record is this long: what follows is not MARC
+            # (and would otherwise be held whole, and copied again with every block).
+            raise ReaderError(path, f"no record terminator in the {len(buffer):,} bytes after byte {offset}: "
+                                    "not MARC from here on", record=f"record {position + 1} at byte {offset}")
     rest = buffer.strip(b"\r\n \x00")
     if rest:
         position += 1

@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -103,6 +104,37 @@ def ingest(services, paths, sync=False):
 
 
 # ---- real services ------------------------------------------------------------------------------
+
+class LiveServer:
+    """The whole app under uvicorn in a thread of this process, so tests can reach its services."""
+
+    def __init__(self, services):
+        import uvicorn
+
+        from assistant.app import build_app
+
+        self.services = services
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(build_app(services), host="127.0.0.1", port=self.port, log_level="warning",
+                                access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 
 @pytest.fixture(scope="session")
 def real_embedder():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,41 +12,11 @@ import httpx
 import pytest
 
 from assistant.types import Answer, Sentence, Source
-from tests.conftest import catalogue_and_finding_aid, free_port, ingest
+from tests.conftest import LiveServer, catalogue_and_finding_aid, ingest
 
 pytestmark = pytest.mark.reliability
 
 PASSWORD = "correct horse battery"
-
-
-class LiveServer:
-    """The whole app under uvicorn in a thread of this process, so tests can reach its services."""
-
-    def __init__(self, services):
-        import uvicorn
-
-        from assistant.app import build_app
-
-        self.services = services
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(build_app(services), host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 class Patron:

@@ -32,12 +32,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def test_chroma_server_restart_mid_session(tmp_path, clean_env, demo_copy):
-    from assistant.app import build_app
     from assistant.llm import FakeChat
     from assistant.services import Services
     from assistant.settings import Settings
-    from tests.conftest import catalogue_and_finding_aid, ingest
-    from tests.test_abuse import LiveServer
+    from tests.conftest import LiveServer, catalogue_and_finding_aid, ingest
 
     port = free_port()
     db = tmp_path / "chroma-db"
@@ -52,7 +50,6 @@ def test_chroma_server_restart_mid_session(tmp_path, clean_env, demo_copy):
         _key, secret = services.accounts.create_key("t")
         ask = {"messages": [{"role": "user", "content": "Who wrote Summerland?"}]}
         auth = {"authorization": f"Bearer {secret}"}
-        assert build_app  # the live server below builds the whole app
         with LiveServer(services) as live:
             url = f"{live.url}/v1/chat/completions"
             assert "Chabon" in httpx.post(url, json=ask, headers=auth, timeout=60).text
@@ -71,7 +68,6 @@ def test_chroma_server_restart_mid_session(tmp_path, clean_env, demo_copy):
 
 @pytest.mark.vllm
 def test_vllm_killed_mid_answer_then_restarted(vllm_server, tmp_path, clean_env, demo_copy):
-    from assistant.llm import LLMUnavailable  # noqa: F401 - the error the answer turns into a message
     from assistant.services import Services
     from assistant.settings import Settings
     from tests.conftest import catalogue_and_finding_aid, ingest

@@ -13,11 +13,11 @@ from __future__ import annotations
 import html
 import ipaddress
 import json
+import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass
-import re
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import quote, urlparse
 
@@ -159,8 +159,7 @@ class Auth:
     def secure_cookie(self, scope, headers: dict[str, str]) -> bool:
         if self.cfg.cookie_secure != "auto":
             return self.cfg.cookie_secure == "always"
-        forwarded = headers.get("x-forwarded-proto", "") if self.client_address(scope) in self.cfg.trusted_proxies else ""
-        return scope.get("scheme") == "https" or forwarded == "https"
+        return self.secure_origin(scope, headers)
 
     def same_origin(self, headers: dict[str, str], scope) -> bool:
         origin = headers.get("origin") or ""
@@ -178,7 +177,7 @@ class Auth:
 
 
 def _headers(scope) -> dict[str, str]:
-    return {k: v for k, v in Headers(scope=scope).items()}
+    return dict(Headers(scope=scope).items())
 
 
 def _cookies(headers: dict[str, str]) -> dict[str, str]:
@@ -245,12 +244,12 @@ def replay(body: bytes, receive):
 
 
 class AccessGuard:
-    def __init__(self, app, auth: Auth, limits=None, widget_endpoints: WidgetEndpoints | None = None):
-        from assistant.ratelimit import PatronLimits
-
+    def __init__(self, app, auth: Auth, limits, widget_endpoints: WidgetEndpoints | None = None):
+        """limits: the services' assistant.ratelimit.PatronLimits, shared with the widget's functions (the
+        session cookie issued here is verified there with the same key)."""
         self.app = app
         self.auth = auth
-        self.limits = limits or PatronLimits(auth.settings.widget)
+        self.limits = limits
         self.widget_endpoints = widget_endpoints
         widget = auth.settings.widget
         self.widget_csp = "frame-ancestors " + " ".join(["'self'", *widget.allowed_origins])

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from assistant.evidence import LINE
-from assistant.render import public_link
 from assistant.verify.lexical import STOPWORDS, fold
 from assistant.refcheck.parse import YEAR_RE, normalise_isbn
+from assistant.types import public_link
 
 ARTICLES = {"the", "a", "an", "le", "la", "les", "l", "der", "die", "das", "el", "los", "las", "il", "lo", "de"}
 SUBTITLE_SEP = re.compile(r"\s*[:;]\s+|\s+[:;=]\s*|\s+[-–—]\s+|\s*[.]\s+(?=[a-z])")
