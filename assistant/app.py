@@ -73,11 +73,8 @@ def refcheck_html(report) -> str:
     for i, r in enumerate(report.results, 1):
         record = r.record
         link = ""
-        if record and record.link:
-            from assistant.types import public_link
-
-            url = public_link(record.link, record.chunk_id)
-            link = f' <a href="{_e(url)}" target="_blank" rel="noopener noreferrer">open</a>' if url else ""
+        if record and record.link:  # already a public link (the catalogue builds it so)
+            link = f' <a href="{_e(record.link)}" target="_blank" rel="noopener noreferrer">open</a>'
         rows.append(f"<tr class='verdict-{_e(r.verdict.replace(' ', '-'))}'><td>{i}</td><td>{_e(r.reference.raw)}</td>"
                     f"<td><b>{_e(r.verdict)}</b></td><td>{_e(r.message)}{link}</td></tr>")
     notes = "".join(f"<p class='note'>{_e(n)}</p>" for n in report.notes)
@@ -317,4 +314,5 @@ def serve(services, host: str | None = None, port: int | None = None) -> None:
         print("No librarian accounts: the console answers only on this machine (localhost). "
               "Add one with `refdesk user add NAME`.", flush=True)
     # No access log: it would write patrons' IP addresses.
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # Patrons' open event streams must not hold a stop (or a restart) for ever.
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10)

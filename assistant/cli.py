@@ -523,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sessions", type=int, default=20, help="widget: patrons at once")
     s.add_argument("--per-session", type=int, default=2, help="widget: questions each")
     s.add_argument("--duration", type=float, default=0.0,
-                   help="widget: ask for this many seconds instead (patrons told 'busy' wait as told)")
+                   help="widget: ask for this many seconds instead (patrons told 'busy' wait as told, up to 60 s)")
     s.add_argument("--size-mb", type=int, default=1024, help="warc-memory: size of the WARC to build and stream")
     s.add_argument("paths", nargs="*", help="ingest: files or folders to ingest into a temporary store")
     s.add_argument("--n", type=int, default=10)

@@ -191,7 +191,7 @@ def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_f
                  duration_s: float = 0.0) -> dict:
     """`sessions` patrons at once, each in its own widget session (gradio_client), asking the demo questions
     in turn against a running `refdesk serve`: `per_session` questions each, or, with duration_s, for that
-    long (a patron told "busy" waits as told, at most 5 s, then asks again). Outcomes: answered, busy
+    long (a patron told "busy" waits as told, at most 60 s, then asks again). Outcomes: answered, busy
     (past capacity: the answer gate's message), rate-limited, or error (an exception, a time-out, or a
     reply with neither an answer nor one of those messages)."""
     import random
@@ -223,7 +223,6 @@ def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_f
         return "errors", 0.0
 
     def patron(i: int) -> None:
-        rng = random.Random(i)
         try:
             client = Client(url.rstrip("/") + "/widget/", verbose=False)
         except Exception as exc:  # a connection that fails is one error of the run, not a crash
@@ -236,6 +235,13 @@ def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_f
             start.wait(timeout=120)
         except threading.BrokenBarrierError:
             pass
+        try:
+            ask_all(i, client)
+        finally:
+            client.close()  # its event stream would otherwise hold the server's shutdown
+
+    def ask_all(i: int, client) -> None:
+        rng = random.Random(i)
         j = 0
         while (time.monotonic() < deadline[0]) if duration_s else j < per_session:
             question = questions[(i * 7 + j) % len(questions)]
@@ -255,7 +261,8 @@ def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_f
                 if error:
                     errors.append(error)
             if duration_s:
-                time.sleep(min(wait, 5.0) + rng.uniform(0.5, 1.5))  # a patron reads, then asks again
+                # A patron reads the answer, or waits as the "busy" message says, then asks again.
+                time.sleep(min(wait, 60.0, max(0.0, deadline[0] - time.monotonic())) + rng.uniform(0.5, 1.5))
 
     threads = [threading.Thread(target=patron, args=(i,)) for i in range(sessions)]
     t0 = time.perf_counter()

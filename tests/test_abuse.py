@@ -311,9 +311,14 @@ def test_api_sources_and_refcheck_links_show_no_server_paths(server, services):
     sources = r.json()["refdesk"]["sources"]
     assert sources and all(s["link"].startswith(("/record?chunk=", "http")) for s in sources)
     assert all("/" not in s["source_file"] for s in sources)
+    from assistant.app import refcheck_html
+
     report = services.refcheck.check_text("Chabon, Michael. Summerland. New York: Talk Miramax, 2002.")
+    assert report.results[0].record is not None  # held, with a link
     assert "file://" not in report.text() and all("file://" not in (r.record.link if r.record else "")
                                                    for r in report.results)
+    page = refcheck_html(report)  # the console's reference-check tab
+    assert "file://" not in page and 'href="/record?chunk=' in page
 
 
 def test_origin_check_compares_the_scheme(server):
