@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from assistant.settings import Settings
+from assistant.core.settings import Settings
 
 
 class Services:
@@ -18,19 +18,19 @@ class Services:
     def embedder(self):
         if self._embedder is not None:
             return self._embedder
-        from assistant.embeddings import build_embedder
+        from assistant.backends.embeddings import build_embedder
 
         return build_embedder(self.settings.embedding)
 
     @cached_property
     def embedder_name(self) -> str:
-        from assistant.embeddings import embedder_name
+        from assistant.backends.embeddings import embedder_name
 
         return embedder_name(self.settings.embedding)
 
     @cached_property
     def store(self):
-        from assistant.store import ChunkStore
+        from assistant.backends.store import ChunkStore
 
         return ChunkStore.from_settings(self.settings, self.embedder_name)
 
@@ -38,25 +38,25 @@ class Services:
     def llm(self):
         if self._llm is not None:
             return self._llm
-        from assistant.llm import build_llm
+        from assistant.backends.llm import build_llm
 
         return build_llm(self.settings.llm)
 
     @cached_property
     def prompts(self):
-        from assistant.prompts import Prompts
+        from assistant.answering.prompts import Prompts
 
         return Prompts(self.settings.prompts_path)
 
     @cached_property
     def retriever(self):
-        from assistant.retrieval import Retriever
+        from assistant.answering.retrieval import Retriever
 
         return Retriever(self.store, self.embedder)
 
     @cached_property
     def answers(self):
-        from assistant.answer import AnswerService
+        from assistant.answering.answer import AnswerService
 
         return AnswerService(self.store, self.retriever, self.llm, self.prompts, self.checker,
                              top_k=self.settings.retrieval.top_k, min_score=self.settings.retrieval.min_score,
@@ -64,7 +64,7 @@ class Services:
 
     @cached_property
     def checker(self):
-        from assistant.verify.checker import CitationChecker, build_verifiers
+        from assistant.answering.verify.checker import CitationChecker, build_verifiers
 
         verify = self.settings.verify
         return CitationChecker(self.store, build_verifiers(verify, self.embedder), verify.unsupported)
@@ -77,19 +77,19 @@ class Services:
 
     @cached_property
     def accounts(self):
-        from assistant.auth.accounts import Accounts
+        from assistant.web.auth.accounts import Accounts
 
         return Accounts(self.settings.users_path)
 
     @cached_property
     def auth(self):
-        from assistant.auth.guard import Auth
+        from assistant.web.auth.guard import Auth
 
         return Auth(self.settings, self.accounts)
 
     @cached_property
     def feedback(self):
-        from assistant.feedback import FeedbackStore
+        from assistant.web.feedback import FeedbackStore
 
         return FeedbackStore(self.settings.feedback_path)
 
@@ -99,20 +99,20 @@ class Services:
         privacy = self.settings.privacy
         if not privacy.keep_transcripts:
             return None
-        from assistant.transcripts import TranscriptStore
+        from assistant.web.transcripts import TranscriptStore
 
         return TranscriptStore(self.settings.transcripts_path, privacy.retention_days)
 
     @cached_property
     def patron_limits(self):
         """Rate limits, the answer gate and hand-off offers of the anonymous side (memory only)."""
-        from assistant.ratelimit import PatronLimits
+        from assistant.web.ratelimit import PatronLimits
 
         return PatronLimits(self.settings.widget)
 
     @cached_property
     def handoffs(self):
-        from assistant.handoff import HandoffQueue
+        from assistant.backends.handoff import HandoffQueue
 
         widget = self.settings.widget
         return HandoffQueue(self.settings.handoff_path, widget.max_contact_chars, widget.max_open_handoffs)
@@ -128,7 +128,7 @@ class Services:
         emb = self.settings.embedding
         tokenizer = None
         if emb.backend == "huggingface":
-            from assistant.embeddings import resolve_model_path
+            from assistant.backends.embeddings import resolve_model_path
 
             tokenizer = model_tokenizer(resolve_model_path(emb.model))
         return Chunker(emb.chunk_tokens, emb.chunk_overlap, tokenizer, self.settings.ingest.max_chunk_chars)

@@ -70,7 +70,7 @@ def bench_ingest(settings, paths: list[str], batch_size: int | None = None) -> d
     import resource
     import tempfile
 
-    from assistant.embeddings import resolve_model_path
+    from assistant.backends.embeddings import resolve_model_path
 
     with tempfile.TemporaryDirectory(prefix="refdesk-bench-") as tmp:
         services = temp_services(settings, tmp)

@@ -15,13 +15,14 @@ from eval import metrics as m
 from ingest.manifest import file_sha256
 from eval.scoring import GOOD_OUTCOMES, score_question
 from eval.testset import EvalItem, SetError, load_set
+from assistant.core.errors import RefdeskError
 
 RUN_FILE, RESULTS_FILE, SUMMARY_FILE, REPORT_FILE = "run.json", "results.jsonl", "summary.json", "report.html"
 BREAKDOWN_METRICS = ("hit@k", "answer_correct", "false_refusal", "correct_refusal", "citation_precision_gold",
                      "citation_recall_checker")
 
 
-class RunMismatch(Exception):
+class RunMismatch(RefdeskError):
     """The output folder holds a run made with other settings: resuming it would mix two runs."""
 
 
@@ -104,7 +105,7 @@ class EvalRunner:
             answer = answers.ask(item.question, k=self.k, retrieve_only=self.retrieve_only,
                                  contexts=item.contexts or None)
         except Exception as exc:  # one question must not end the run; its record says why
-            from assistant.types import Answer
+            from assistant.core.types import Answer
 
             answer = Answer(question=item.question, error=f"{type(exc).__name__}: {exc}")
         return score_question(item, answer, self.k, self.retrieve_only)

@@ -1,7 +1,7 @@
 """Scores one answered question of a test set: metric pairs, outcome and failure reasons."""
 from __future__ import annotations
 
-from assistant.types import Answer
+from assistant.core.types import Answer
 from eval import metrics as m
 from eval.testset import EvalItem
 

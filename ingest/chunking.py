@@ -5,7 +5,7 @@ from typing import Callable, Iterator
 
 from llama_index.core.node_parser import SentenceSplitter
 
-from assistant.types import Chunk, SourceRecord
+from assistant.core.types import Chunk, SourceRecord
 
 Tokenizer = Callable[[str], list]
 

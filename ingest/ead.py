@@ -14,7 +14,7 @@ from typing import Iterator
 
 from lxml import etree
 
-from assistant.types import Provenance, SkippedRecord, SourceRecord
+from assistant.core.types import Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError
 
 COMPONENT = re.compile(r"^c(0[1-9]|1[0-2])?$")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from assistant.core.errors import RefdeskError
 
 
-class IngestLocked(Exception):
+class IngestLocked(RefdeskError):
     def __init__(self, path: Path, pid: str):
         self.path, self.pid = path, pid
         super().__init__(f"another ingest is running on this data dir (pid {pid or 'unknown'}); "

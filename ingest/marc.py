@@ -17,8 +17,9 @@ from typing import IO, Iterator
 
 import pymarc
 
-from assistant.types import Provenance, SkippedRecord, SourceRecord
+from assistant.core.types import Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError, open_binary
+from assistant.core.errors import RefdeskError
 
 RECORD_END = b"\x1d"
 logging.getLogger("pymarc").setLevel(logging.ERROR)  # it logs every odd indicator; we report per record
@@ -45,7 +46,7 @@ SUBJECT_TAGS = ("600", "610", "611", "630", "648", "650", "651", "653", "655")
 SKIP_CODES = {"0", "1", "2", "3", "4", "5", "6", "8", "9"}
 
 
-class MarcEncodingError(Exception):
+class MarcEncodingError(RefdeskError):
     pass
 
 

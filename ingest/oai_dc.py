@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from assistant.types import Provenance, SkippedRecord, SourceRecord
+from assistant.core.types import Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from assistant.types import Provenance, SkippedRecord, SourceRecord
+from assistant.core.types import Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # font-encoding chatter per page; failures are reported per page

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from collections import Counter
 
-from assistant.types import AlsoCaptured, Chunk, Ignored, SkippedRecord, SourceRecord
+from assistant.core.types import AlsoCaptured, Chunk, Ignored, SkippedRecord, SourceRecord
 from ingest.chunking import Chunker
 from ingest.manifest import Manifest, file_sha256
 from ingest.payloads import PayloadIndex

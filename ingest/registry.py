@@ -5,8 +5,9 @@ import re
 from pathlib import Path
 from typing import Callable, Iterator
 
-from assistant.registry import Registry
-from assistant.types import SkippedRecord, SourceRecord
+from assistant.core.registry import Registry
+from assistant.core.types import SkippedRecord, SourceRecord
+from assistant.core.errors import RefdeskError
 
 ReaderFn = Callable[..., Iterator[SourceRecord | SkippedRecord]]
 
@@ -31,7 +32,7 @@ SNIFF_BYTES = 4096
 XML_SNIFF_BYTES = 65536  # an OAI-PMH envelope can hold a long header before the first MARC record
 
 
-class ReaderError(Exception):
+class ReaderError(RefdeskError):
     """A whole file cannot be read; the message names the file (and the record where known)."""
 
     def __init__(self, path: str | Path, reason: str, record: str = ""):

@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from assistant.types import Provenance, SkippedRecord, SourceRecord
+from assistant.core.types import Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError
 from ingest.warc import (BROWSER_TEXT_PREFIXES, DEFAULT_REPLAY, MIN_WORDS, ArchiveContext, _human_date,
                          DEFAULT_MAX_PAYLOAD_BYTES, _timestamp14, iter_archive)

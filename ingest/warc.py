@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from assistant.types import AlsoCaptured, Ignored, Provenance, SkippedRecord, SourceRecord
+from assistant.core.types import AlsoCaptured, Ignored, Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError, open_binary
 
 logging.getLogger("trafilatura").setLevel(logging.ERROR)  # it warns per discarded page; we count those

@@ -62,7 +62,7 @@ def clean_env(monkeypatch):
 
 @pytest.fixture
 def fake_settings(tmp_path, clean_env):
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
     return Settings.load(
         data_dir=str(tmp_path / "data"),
@@ -76,7 +76,7 @@ def fake_settings(tmp_path, clean_env):
 
 @pytest.fixture
 def fake_services(fake_settings):
-    from assistant.llm import FakeChat
+    from assistant.backends.llm import FakeChat
     from assistant.services import Services
 
     return Services(fake_settings, llm=FakeChat())
@@ -111,7 +111,7 @@ class LiveServer:
     def __init__(self, services):
         import uvicorn
 
-        from assistant.app import build_app
+        from assistant.web.app import build_app
 
         self.services = services
         self.port = free_port()
@@ -138,8 +138,8 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def real_embedder():
-    from assistant.embeddings import build_embedder
-    from assistant.settings import EmbeddingSettings
+    from assistant.backends.embeddings import build_embedder
+    from assistant.core.settings import EmbeddingSettings
 
     return build_embedder(EmbeddingSettings())
 
@@ -171,8 +171,8 @@ def vllm_server():
     Uses the project's data dir (where `make models` prepared the model). A server that was
     already healthy is reused and left running; one started here is stopped at the end.
     """
-    from assistant.settings import Settings
-    from assistant.vllm_launcher import VLLMLauncher
+    from assistant.core.settings import Settings
+    from assistant.backends.vllm_launcher import VLLMLauncher
 
     settings = Settings.load(data_dir=str(ROOT / "data"))
     launcher = VLLMLauncher(settings)

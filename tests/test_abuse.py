@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.types import Answer, Sentence, Source
+from assistant.core.types import Answer, Sentence, Source
 from tests.conftest import LiveServer, catalogue_and_finding_aid, ingest
 
 pytestmark = pytest.mark.reliability
@@ -76,7 +76,7 @@ def chunked(data: bytes, piece: int = 16_384):
 
 @pytest.fixture
 def services(fake_settings, demo_copy):
-    from assistant.llm import FakeChat
+    from assistant.backends.llm import FakeChat
     from assistant.services import Services
 
     svc = Services(fake_settings, llm=FakeChat())
@@ -136,7 +136,7 @@ def test_a_200k_contact_never_reaches_the_queue(server, services):
 # ---- 2. rate limits nobody can walk around; bounded answers at once ------------------------------
 
 def test_session_limit_holds_whatever_session_hash_is_sent(fake_settings, demo_copy):
-    from assistant.llm import FakeChat
+    from assistant.backends.llm import FakeChat
     from assistant.services import Services
 
     fake_settings.widget.rate_limit_per_minute = 2
@@ -170,7 +170,7 @@ def test_every_post_into_the_widget_counts_against_the_address(fake_settings):
 
 
 def test_past_capacity_patrons_are_told_busy_not_left_waiting(fake_settings, demo_copy):
-    from assistant.llm import FakeChat
+    from assistant.backends.llm import FakeChat
     from assistant.services import Services
 
     fake_settings.widget.concurrency = 1
@@ -199,8 +199,8 @@ def test_past_capacity_patrons_are_told_busy_not_left_waiting(fake_settings, dem
 
 
 def test_the_api_says_busy_with_retry_after(fake_settings, demo_copy):
-    from assistant.llm import FakeChat
-    from assistant.ratelimit import Busy
+    from assistant.backends.llm import FakeChat
+    from assistant.web.ratelimit import Busy
     from assistant.services import Services
 
     svc = Services(fake_settings, llm=FakeChat())
@@ -236,7 +236,7 @@ def test_one_hand_off_per_offered_answer(server, services):
 
 
 def test_hand_offs_are_limited_per_session_and_the_queue_is_bounded(fake_settings, demo_copy):
-    from assistant.llm import FakeChat
+    from assistant.backends.llm import FakeChat
     from assistant.services import Services
 
     fake_settings.widget.handoffs_per_session_per_hour = 2
@@ -294,7 +294,7 @@ def test_malformed_requests_get_4xx_json(server, services):
 
 
 def test_closing_a_missing_hand_off_names_no_server_path(services):
-    from assistant.handoff import HandoffError
+    from assistant.backends.handoff import HandoffError
 
     with pytest.raises(HandoffError) as err:
         services.handoffs.close(12345)
@@ -311,7 +311,7 @@ def test_api_sources_and_refcheck_links_show_no_server_paths(server, services):
     sources = r.json()["refdesk"]["sources"]
     assert sources and all(s["link"].startswith(("/record?chunk=", "http")) for s in sources)
     assert all("/" not in s["source_file"] for s in sources)
-    from assistant.app import refcheck_html
+    from assistant.web.app import refcheck_html
 
     report = services.refcheck.check_text("Chabon, Michael. Summerland. New York: Talk Miramax, 2002.")
     assert report.results[0].record is not None  # held, with a link

@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
-from assistant.app import build_app
-from assistant.auth.guard import SESSION_COOKIE, Backoff, zone
+from assistant.web.app import build_app
+from assistant.web.auth.guard import SESSION_COOKIE, Backoff, zone
 from assistant.cli import main
 from assistant.services import Services
 
@@ -17,7 +17,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def services(fake_settings):
-    from assistant.llm import FakeChat
+    from assistant.backends.llm import FakeChat
 
     fake_settings.widget.allowed_origins = ["https://www.library.example"]
     svc = Services(fake_settings, llm=FakeChat())
@@ -220,7 +220,7 @@ def test_user_and_key_commands(fake_settings, capsys, monkeypatch):
 
 
 def test_audit_log_holds_no_patron_content(services, fake_services):
-    from assistant.types import Answer
+    from assistant.core.types import Answer
 
     h = services.handoffs.create(Answer(question="my private question", answer="x"), contact="me@example.org")
     assert main(["handoff", "close", str(h.id), "--note", "called back"], services=services) == 0

@@ -1,9 +1,9 @@
 """AnswerService logic: scripted fake LLM over real retrieved demo chunks (fake embedder, real Chroma)."""
 import pytest
 
-from assistant.llm import FakeChat, OpenAICompatibleChat
+from assistant.backends.llm import FakeChat, OpenAICompatibleChat
 from assistant.services import Services
-from assistant.settings import LLMSettings
+from assistant.core.settings import LLMSettings
 from tests.conftest import catalogue_and_finding_aid, free_port, ingest
 
 

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from assistant.llm import FakeChat
+from assistant.backends.llm import FakeChat
 from assistant.services import Services
-from assistant.settings import Settings
+from assistant.core.settings import Settings
 from tests.conftest import catalogue_and_finding_aid, ingest
 
 QUESTION = "Who wrote Summerland?"
@@ -105,7 +105,7 @@ def test_marker_whose_chunk_was_deleted_after_retrieval(services):
 
 def test_off_topic_citation_is_flagged_by_similarity(services):
     verifier = next(v for v in services.checker.verifiers if v.name == "semantic")
-    from assistant.verify.base import CitedSource, SentenceCheck
+    from assistant.answering.verify.base import CitedSource, SentenceCheck
 
     chunk = services.retriever.retrieve(QUESTION, 1)[0]
     off = SentenceCheck(text="The 1998 football World Cup final was played in Paris.",
@@ -145,8 +145,8 @@ def test_nothing_relevant_retrieved_refuses_without_asking_the_llm(services):
 
 def test_nli_verifier_with_a_local_model_stand_in():
     """The NLI verifier's logic, with a stand-in for a local cross-encoder (none ships on PyPI)."""
-    from assistant.verify.base import CitedSource, SentenceCheck
-    from assistant.verify.nli import NLIVerifier
+    from assistant.answering.verify.base import CitedSource, SentenceCheck
+    from assistant.answering.verify.nli import NLIVerifier
 
     class StandIn:
         config = type("C", (), {"id2label": {0: "contradiction", 1: "entailment", 2: "neutral"}})()

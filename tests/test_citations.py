@@ -1,4 +1,4 @@
-from assistant.citations import sentences_with_markers, with_markers
+from assistant.answering.citations import sentences_with_markers, with_markers
 
 
 def test_marker_forms():

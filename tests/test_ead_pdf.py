@@ -6,8 +6,8 @@ import pytest
 from lxml import etree
 
 from assistant.services import Services
-from assistant.settings import Settings
-from assistant.types import SkippedRecord, SourceRecord
+from assistant.core.settings import Settings
+from assistant.core.types import SkippedRecord, SourceRecord
 from ingest import ead, pdf
 from ingest.registry import ReaderError, detect_format
 from tests.conftest import ingest
@@ -142,7 +142,7 @@ def test_question_about_a_folder_finds_it_with_its_box_and_folder(archives):
 
 
 def test_evidence_answer_from_a_finding_aid(archives):
-    from assistant.llm import FakeChat
+    from assistant.backends.llm import FakeChat
 
     archives.answers.llm = FakeChat()
     answer = archives.answers.ask("Which box has the A-C photographs of the Stanford marching band?")
@@ -156,7 +156,7 @@ def test_pdf_page_evidence(archives):
 
 
 def test_evidence_answer_quotes_the_pdf_inventory_with_its_page(archives):
-    from assistant.llm import FakeChat
+    from assistant.backends.llm import FakeChat
 
     archives.answers.llm = FakeChat()
     answer = archives.answers.ask("Which box and folder hold the Rockefeller Foundation wheat, oat and barley program files?")

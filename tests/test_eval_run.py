@@ -5,7 +5,7 @@ import re
 import pytest
 
 from assistant.cli import main
-from assistant.llm import FakeChat
+from assistant.backends.llm import FakeChat
 from assistant.services import Services
 from eval.compare import compare
 from eval.halueval import convert

@@ -3,9 +3,9 @@ import re
 
 import pytest
 
-from assistant.llm import FakeChat
+from assistant.backends.llm import FakeChat
 from assistant.services import Services
-from assistant.settings import Settings
+from assistant.core.settings import Settings
 from tests.conftest import DEMO_CORPUS, ingest
 
 
@@ -94,7 +94,7 @@ def test_the_field_that_answers_is_quoted_even_without_a_named_intent(services, 
 
 def test_a_page_that_lacks_the_place_the_question_names_is_not_evidence(services):
     """The archived About page talks of "maps" of the Internet, not of Paris: refuse, do not quote it."""
-    from assistant.evidence import names
+    from assistant.answering.evidence import names
 
     assert names("Do you hold any maps of Paris?") == ["paris"]
     assert names("What did IANA's website say?") == ["iana"]

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant.types import SkippedRecord
+from assistant.core.types import SkippedRecord
 from ingest.registry import ReaderError, get_reader
 
 pytestmark = pytest.mark.reliability

@@ -2,7 +2,7 @@
 import pytest
 
 from assistant.services import Services
-from assistant.settings import Settings
+from assistant.core.settings import Settings
 from tests.conftest import ingest
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ def test_chroma_server_mode_ingests_retrieves_and_is_idempotent(chroma_server, c
 
 
 def test_unreachable_chroma_server_is_a_clear_error(clean_env, tmp_path):
-    from assistant.store import StoreError
+    from assistant.backends.store import StoreError
     from tests.conftest import free_port
 
     port = free_port()

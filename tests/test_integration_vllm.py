@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from assistant.llm import OpenAICompatibleChat
+from assistant.backends.llm import OpenAICompatibleChat
 from assistant.services import Services
-from assistant.settings import LLMSettings, Settings
+from assistant.core.settings import LLMSettings, Settings
 from tests.conftest import ROOT, ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]

@@ -33,8 +33,8 @@ def run_ingest(data_dir: Path, paths: list[str]) -> subprocess.Popen:
 
 def state(data_dir: Path) -> tuple[set[str], set[str], set[str]]:
     """(chunk ids in Chroma, chunk ids in the manifest, files in the manifest)."""
-    from assistant.settings import Settings
-    from assistant.store import ChunkStore
+    from assistant.core.settings import Settings
+    from assistant.backends.store import ChunkStore
 
     settings = Settings.load(data_dir=str(data_dir), embedding={"backend": "fake", "model": "hash"})
     store = ChunkStore.from_settings(settings, "fake:hash")

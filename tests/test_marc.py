@@ -6,10 +6,10 @@ import unicodedata
 import pymarc
 import pytest
 
-from assistant.filters import Filter
+from assistant.answering.filters import Filter
 from assistant.services import Services
-from assistant.settings import Settings
-from assistant.types import SkippedRecord, SourceRecord
+from assistant.core.settings import Settings
+from assistant.core.types import SkippedRecord, SourceRecord
 from ingest.marc import iter_records
 from ingest.registry import detect_format
 from tests.conftest import ingest

@@ -1,7 +1,7 @@
 """Ingest logic with a fake embedder over a real embedded Chroma in a temp dir."""
 import pytest
 
-from assistant.store import ChunkStore, StoreError
+from assistant.backends.store import ChunkStore, StoreError
 from tests.conftest import ingest
 
 

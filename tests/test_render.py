@@ -1,5 +1,5 @@
-from assistant.render import answer_html, sources_html
-from assistant.types import Answer, Sentence, Source, public_link
+from assistant.web.render import answer_html, sources_html
+from assistant.core.types import Answer, Sentence, Source, public_link
 
 
 def test_source_text_and_model_output_are_escaped():

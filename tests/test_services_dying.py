@@ -32,9 +32,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def test_chroma_server_restart_mid_session(tmp_path, clean_env, demo_copy):
-    from assistant.llm import FakeChat
+    from assistant.backends.llm import FakeChat
     from assistant.services import Services
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
     from tests.conftest import LiveServer, catalogue_and_finding_aid, ingest
 
     port = free_port()
@@ -69,7 +69,7 @@ def test_chroma_server_restart_mid_session(tmp_path, clean_env, demo_copy):
 @pytest.mark.vllm
 def test_vllm_killed_mid_answer_then_restarted(vllm_server, tmp_path, clean_env, demo_copy):
     from assistant.services import Services
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
     from tests.conftest import catalogue_and_finding_aid, ingest
 
     settings = Settings.load(data_dir=str(tmp_path / "data"), embedding={"backend": "fake", "model": "hash"},

@@ -1,7 +1,7 @@
 
 import pytest
 
-from assistant.settings import Settings, SettingsError
+from assistant.core.settings import Settings, SettingsError
 
 
 def test_defaults_are_the_embedded_setup(clean_env, tmp_path):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.types import SourceRecord
+from assistant.core.types import SourceRecord
 from ingest.registry import ReaderError, detect_format
 from ingest.text import iter_records
 from tests.conftest import ROOT

@@ -13,8 +13,8 @@ from warcio.warcwriter import WARCWriter
 
 from assistant.cli import main
 from assistant.services import Services
-from assistant.settings import Settings
-from assistant.types import Ignored, SkippedRecord, SourceRecord
+from assistant.core.settings import Settings
+from assistant.core.types import Ignored, SkippedRecord, SourceRecord
 from ingest import wacz
 from ingest.registry import ReaderError, detect_format
 

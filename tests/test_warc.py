@@ -6,8 +6,8 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from assistant.services import Services
-from assistant.settings import Settings
-from assistant.types import AlsoCaptured, Ignored, SkippedRecord, SourceRecord
+from assistant.core.settings import Settings
+from assistant.core.types import AlsoCaptured, Ignored, SkippedRecord, SourceRecord
 from ingest import warc
 from ingest.registry import ReaderError, detect_format
 from tests.conftest import ingest

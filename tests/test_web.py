@@ -4,11 +4,11 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.app import build_app, build_filters
-from assistant.ratelimit import RateLimiter
-from assistant.render import chat_html, highlight, sources_html
-from assistant.transcripts import TranscriptStore
-from assistant.types import Answer, Sentence, Source
+from assistant.web.app import build_app, build_filters
+from assistant.web.ratelimit import RateLimiter
+from assistant.web.render import chat_html, highlight, sources_html
+from assistant.web.transcripts import TranscriptStore
+from assistant.core.types import Answer, Sentence, Source
 from tests.conftest import catalogue_and_finding_aid, ingest
 
 

@@ -8,10 +8,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from assistant.evidence import LINE
-from assistant.verify.lexical import STOPWORDS, fold
+from assistant.answering.evidence import LINE
+from assistant.answering.verify.lexical import STOPWORDS, fold
 from assistant.refcheck.parse import YEAR_RE, normalise_isbn
-from assistant.types import public_link
+from assistant.core.types import public_link
 
 ARTICLES = {"the", "a", "an", "le", "la", "les", "l", "der", "die", "das", "el", "los", "las", "il", "lo", "de"}
 SUBTITLE_SEP = re.compile(r"\s*[:;]\s+|\s+[:;=]\s*|\s+[-–—]\s+|\s*[.]\s+(?=[a-z])")

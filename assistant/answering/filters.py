@@ -1,0 +1,48 @@
+"""Retrieval filters on chunk metadata: "year<1900", "format=book", "language=English"."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from assistant.core.errors import RefdeskError
+
+OPERATORS = ("<=", ">=", "!=", "<", ">", "=")
+PATTERN = re.compile(r"^\s*([A-Za-z_][\w]*)\s*(<=|>=|!=|<|>|=)\s*(.+?)\s*$")
+
+
+class FilterError(RefdeskError, ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Filter:
+    key: str
+    op: str
+    value: str | int | float | tuple  # a tuple with op "in": any of these values
+
+    @classmethod
+    def parse(cls, text: str) -> "Filter":
+        match = PATTERN.match(text)
+        if not match:
+            raise FilterError(f"bad filter {text!r}: use KEY=VALUE, KEY<N, KEY>=N … (e.g. year<1900, format=book)")
+        key, op, raw = match.groups()
+        value: str | int | float = raw
+        if re.fullmatch(r"-?\d+", raw):
+            value = int(raw)
+        elif re.fullmatch(r"-?\d+\.\d+", raw):
+            value = float(raw)
+        if op in ("<", ">", "<=", ">=") and isinstance(value, str):
+            raise FilterError(f"bad filter {text!r}: {op} needs a number")
+        return cls(key, op, value)
+
+
+def to_metadata_filters(filters: list[Filter]):
+    """llama-index MetadataFilters (all must hold), which ChromaVectorStore turns into a `where`."""
+    from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
+
+    ops = {"=": FilterOperator.EQ, "!=": FilterOperator.NE, "<": FilterOperator.LT, ">": FilterOperator.GT,
+           "<=": FilterOperator.LTE, ">=": FilterOperator.GTE, "in": FilterOperator.IN}
+    return MetadataFilters(
+        filters=[MetadataFilter(key=f.key, operator=ops[f.op], value=list(f.value) if f.op == "in" else f.value)
+                 for f in filters],
+        condition=FilterCondition.AND,
+    )

@@ -1,0 +1,49 @@
+"""Prompt templates live in files under the prompts dir; `{{name}}` placeholders are filled here."""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from assistant.core.types import Source
+from assistant.core.errors import RefdeskError
+
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+class PromptError(RefdeskError):
+    pass
+
+
+class Prompts:
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    @lru_cache(maxsize=None)
+    def template(self, name: str) -> str:
+        path = self.directory / f"{name}.md"
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise PromptError(f"{path}: prompt template missing ({exc.strerror or exc})") from exc
+
+    def render(self, name: str, **values: object) -> str:
+        # One pass, so text from a source can never fill in another placeholder.
+        return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), m.group(0))), self.template(name))
+
+    def sources_block(self, sources: list[Source]) -> str:
+        return "\n\n".join(
+            self.render(
+                "source", n=s.n, title=s.title or s.record_id, source_type=s.source_type,
+                locator=s.locator or s.record_id, date_part=f"; {s.date}" if s.date else "",
+                # Fencing: a source cannot close its own <source> element.
+                text=s.text.replace("</source>", "</ source>"),
+            )
+            for s in sources
+        )
+
+    def answer_messages(self, question: str, sources: list[Source]) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": self.template("system")},
+            {"role": "user", "content": self.render("answer", sources=self.sources_block(sources), question=question)},
+        ]

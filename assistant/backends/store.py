@@ -1,0 +1,203 @@
+"""The Chroma store of chunks: embedded PersistentClient or a Chroma server, chosen by settings."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from assistant.core.settings import Settings
+from assistant.core.types import Chunk
+from assistant.core.errors import RefdeskError
+
+PAGE = 1000  # ids per Chroma get/delete call
+
+
+class StoreError(RefdeskError):
+    pass
+
+
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What a Chroma server that went away (or restarts) raises through its HTTP client."""
+    import httpx
+    from chromadb.errors import ChromaError
+
+    return (httpx.HTTPError, ChromaError, ConnectionError)
+
+
+@dataclass
+class StoredChunk:
+    id: str
+    text: str
+    metadata: dict
+
+
+def make_client(settings: Settings):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.store.mode == "server":
+        try:
+            client = chromadb.HttpClient(host=settings.store.host, port=settings.store.port, settings=chroma_settings)
+            client.heartbeat()
+        except Exception as exc:  # chromadb raises several types for a refused connection
+            raise StoreError(
+                f"Chroma server at http://{settings.store.host}:{settings.store.port} is not reachable "
+                f"(start it with `chroma run --path DIR --port {settings.store.port}`): {exc}"
+            ) from exc
+        return client
+    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+
+
+class ChunkStore:
+    def __init__(self, client, collection_name: str, embedder_name: str, location: str = ""):
+        self.client = client
+        self.location = location
+        self.embedder_name = embedder_name
+        self.collection = client.get_or_create_collection(
+            collection_name, metadata={"hnsw:space": "cosine", "embedder": embedder_name}
+        )
+        stored_embedder = (self.collection.metadata or {}).get("embedder")
+        if stored_embedder and stored_embedder != embedder_name:
+            # Mixing vectors of two models silently ruins retrieval.
+            raise StoreError(
+                f"collection {collection_name!r} at {location} holds vectors from {stored_embedder}, "
+                f"not {embedder_name}: use another data dir or store.collection"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, embedder_name: str) -> "ChunkStore":
+        location = (
+            f"http://{settings.store.host}:{settings.store.port}"
+            if settings.store.mode == "server"
+            else str(settings.chroma_path)
+        )
+        return cls(make_client(settings), settings.store.collection, embedder_name, location)
+
+    def vector_store(self):
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        return ChromaVectorStore(chroma_collection=self.collection)
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), PAGE):
+            found.update(self.collection.get(ids=list(ids[start:start + PAGE]), include=[])["ids"])
+        return found
+
+    def add(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
+        """Adds chunks through llama-index's ChromaVectorStore (so retrieval rebuilds the same nodes)."""
+        from llama_index.core.schema import TextNode
+
+        nodes = []
+        for chunk, vector in zip(chunks, embeddings, strict=True):
+            meta = chunk.metadata()
+            nodes.append(
+                TextNode(
+                    id_=chunk.id,
+                    text=chunk.text,
+                    metadata=meta,
+                    embedding=list(vector),
+                    excluded_embed_metadata_keys=list(meta),
+                    excluded_llm_metadata_keys=list(meta),
+                )
+            )
+        if nodes:
+            self.vector_store().add(nodes)
+
+    def delete(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        for start in range(0, len(ids), PAGE):
+            self.collection.delete(ids=ids[start:start + PAGE])
+        return len(ids)
+
+    def add_captures(self, groups: Sequence[tuple[Sequence[str], Sequence[str]]]) -> int:
+        """Records more capture dates of archived content in its chunks' metadata ("captures").
+        groups: (chunk ids of one record, capture dates seen for it). Returns the dates added, counted
+        per record. One read and one write for all of them; chunks that already list the dates are left."""
+        import json
+
+        wanted: dict[str, set[str]] = {}
+        for ids, dates in groups:
+            for chunk_id in ids:
+                wanted.setdefault(chunk_id, set()).update(d for d in dates if d)
+        wanted = {c: d for c, d in wanted.items() if d}
+        if not wanted:
+            return 0
+        new_by_chunk: dict[str, int] = {}
+        ids_out, metas_out = [], []
+        chunk_ids = sorted(wanted)
+        for start in range(0, len(chunk_ids), PAGE):
+            res = self.collection.get(ids=chunk_ids[start:start + PAGE], include=["metadatas"])
+            for chunk_id, meta in zip(res["ids"], res["metadatas"]):
+                meta = dict(meta or {})
+                known = {d for d in str(meta.get("captures") or meta.get("date") or "").split(",") if d}
+                merged = known | wanted[chunk_id]
+                new_by_chunk[chunk_id] = len(merged) - len(known)
+                if len(merged) == len(known):
+                    continue
+                meta["captures"] = ",".join(sorted(merged))
+                # llama-index rebuilds nodes from _node_content: keep the two views in step.
+                if "_node_content" in meta:
+                    node = json.loads(meta["_node_content"])
+                    node.setdefault("metadata", {})["captures"] = meta["captures"]
+                    meta["_node_content"] = json.dumps(node)
+                ids_out.append(chunk_id)
+                metas_out.append(meta)
+        for start in range(0, len(ids_out), PAGE):
+            self.collection.update(ids=ids_out[start:start + PAGE], metadatas=metas_out[start:start + PAGE])
+        return sum(max((new_by_chunk.get(c, 0) for c in ids), default=0) for ids, _ in groups)
+
+    def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        out: dict[str, StoredChunk] = {}
+        for start in range(0, len(ids), PAGE):
+            res = self.collection.get(ids=list(ids[start:start + PAGE]), include=["documents", "metadatas"])
+            for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"]):
+                out[cid] = StoredChunk(cid, doc or "", dict(meta or {}))
+        return out
+
+    def iter_chunks(self, where: dict | None = None):
+        """Every stored chunk (matching `where`, a Chroma filter), page by page."""
+        offset = 0
+        while True:
+            res = self.collection.get(where=where, include=["documents", "metadatas"], limit=PAGE, offset=offset)
+            if not res["ids"]:
+                return
+            for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"]):
+                yield StoredChunk(cid, doc or "", dict(meta or {}))
+            offset += len(res["ids"])
+
+    def nearest(self, embedding: Sequence[float], n: int, where: dict | None = None) -> list[dict]:
+        """Metadata of the n chunks closest to `embedding` (for look-ups that need no llama-index node)."""
+        if self.count() == 0:
+            return []
+        res = self.collection.query(query_embeddings=[list(embedding)], n_results=n, where=where, include=["metadatas"])
+        return [dict(m or {}) for m in res["metadatas"][0]]
+
+    def iter_metadata(self):
+        total = self.count()
+        for offset in range(0, total, PAGE):
+            res = self.collection.get(include=["metadatas"], limit=PAGE, offset=offset)
+            yield from res["metadatas"]
+
+    def counts(self) -> dict:
+        chunks_by_type: Counter[str] = Counter()
+        records: dict[str, set[str]] = {}
+        files: set[str] = set()
+        for meta in self.iter_metadata():
+            files.add(str(meta.get("source_file", "")))
+            source_type = str(meta.get("source_type", "?"))
+            chunks_by_type[source_type] += 1
+            records.setdefault(source_type, set()).add(f"{meta.get('source_file')}\x1f{meta.get('record_id')}")
+        return {
+            "chunks": sum(chunks_by_type.values()),
+            "records": sum(len(v) for v in records.values()),
+            "files": len(files - {""}),
+            "by_type": {
+                t: {"chunks": chunks_by_type[t], "records": len(records[t])} for t in sorted(chunks_by_type)
+            },
+        }

@@ -1,0 +1,111 @@
+"""`refdesk` commands: running refdesk: store and LLM status, the vLLM server, the web app, model preparation."""
+from __future__ import annotations
+
+from assistant.cli.common import print_json
+
+
+def cmd_status(services, args) -> int:
+    from assistant.backends.vllm_launcher import VLLMLauncher
+
+    settings = services.settings
+    counts = services.store.counts()
+    launcher = VLLMLauncher(settings)
+    llm_url = settings.llm.base_url
+    reachable = _llm_reachable(llm_url) if settings.llm.backend == "openai" else True
+    manifest = services.manifest()
+    try:
+        runs = manifest.last_runs(1)
+    finally:
+        manifest.close()
+    status = {
+        "data_dir": str(settings.data_dir),
+        "config_file": settings.config_file,
+        "store": {"mode": settings.store.mode, "location": services.store.location, "collection": settings.store.collection},
+        "embedding": services.embedder_name,
+        "chunks": counts["chunks"],
+        "records": counts["records"],
+        "by_type": counts["by_type"],
+        "llm": {"backend": settings.llm.backend, "url": llm_url, "model": settings.llm.model, "reachable": reachable,
+                "launcher_pid": launcher.status().pid},
+        "last_ingest": runs[0] if runs else None,
+    }
+    if args.json:
+        print_json(status)
+    else:
+        print(f"data dir: {status['data_dir']}")
+        print(f"store:    {settings.store.mode} {services.store.location} (collection {settings.store.collection})")
+        print(f"chunks:   {counts['chunks']} in {counts['records']} records")
+        for t, c in counts["by_type"].items():
+            print(f"  {t:6} {c['records']} records, {c['chunks']} chunks")
+        print(f"LLM:      {settings.llm.model} at {llm_url} — {'reachable' if reachable else 'NOT reachable (refdesk llm start)'}")
+    return 0
+
+
+def _llm_reachable(base_url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(base_url.rstrip("/") + "/models", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def cmd_llm(services, args) -> int:
+    from assistant.backends.vllm_launcher import VLLMLauncher
+
+    launcher = VLLMLauncher(services.settings)
+    if args.action == "start":
+        status = launcher.start(wait=not args.no_wait)
+    elif args.action == "stop":
+        launcher.stop()
+        status = launcher.status()
+    else:
+        status = launcher.status()
+        if not args.json:
+            print(f"{status.url}: {'healthy' if status.healthy else 'not serving'}; pid {status.pid or '-'}"
+                  f"{' (alive)' if status.pid_alive else ''}; log {status.log}")
+    if args.json:
+        print_json(status.as_dict())
+    return 0 if (status.healthy or args.action == "stop" or args.no_wait) else 1
+
+
+def cmd_serve(services, args) -> int:
+    from assistant.web.app import serve
+
+    serve(services, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_models(services, args) -> int:
+    from assistant.backends.embeddings import resolve_model_path
+    from assistant.backends.models import prepare_chat_model
+
+    path = prepare_chat_model(services.settings, force=args.force)
+    emb = services.settings.embedding
+    if emb.backend == "huggingface":
+        print(f"embedding model ready: {resolve_model_path(emb.model)}")
+    print(f"chat model dir: {path}")
+    return 0
+
+
+
+def register(sub) -> None:
+    s = sub.add_parser("status", help="store counts and LLM reachability")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("llm", help="start/stop/status of the vLLM server")
+    s.add_argument("action", choices=["start", "stop", "status"])
+    s.add_argument("--no-wait", action="store_true", help="start: do not wait for health")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_llm)
+
+    s = sub.add_parser("serve", help="run the Gradio app")
+    s.add_argument("--port", type=int)
+    s.add_argument("--host")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("models", help="prepare the bundled models")
+    s.add_argument("action", choices=["prepare"])
+    s.add_argument("--force", action="store_true")
+    s.set_defaults(func=cmd_models)

