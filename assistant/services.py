@@ -1,4 +1,5 @@
 """Builds the services from Settings (constructor injection everywhere else)."""
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -58,9 +59,16 @@ class Services:
     def answers(self):
         from assistant.answering.answer import AnswerService
 
-        return AnswerService(self.store, self.retriever, self.llm, self.prompts, self.checker,
-                             top_k=self.settings.retrieval.top_k, min_score=self.settings.retrieval.min_score,
-                             evidence_first=self.settings.answer.evidence_first)
+        return AnswerService(
+            self.store,
+            self.retriever,
+            self.llm,
+            self.prompts,
+            self.checker,
+            top_k=self.settings.retrieval.top_k,
+            min_score=self.settings.retrieval.min_score,
+            evidence_first=self.settings.answer.evidence_first,
+        )
 
     @cached_property
     def checker(self):
@@ -137,6 +145,13 @@ class Services:
         from ingest.pipeline import Ingestor
 
         links = self.settings.links.model_dump()
-        return Ingestor(self.store, lambda texts: self.embedder.get_text_embedding_batch(texts), self.embedder_name,
-                        manifest, self.chunker(), links, progress,
-                        reader_options={"max_payload_bytes": self.settings.ingest.max_payload_bytes})
+        return Ingestor(
+            self.store,
+            lambda texts: self.embedder.get_text_embedding_batch(texts),
+            self.embedder_name,
+            manifest,
+            self.chunker(),
+            links,
+            progress,
+            reader_options={"max_payload_bytes": self.settings.ingest.max_payload_bytes},
+        )

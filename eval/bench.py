@@ -1,4 +1,5 @@
 """`refdesk bench answer`: per-stage latency and refdesk's own overhead, measured in one run."""
+
 from __future__ import annotations
 
 import re
@@ -25,7 +26,9 @@ def temp_services(settings, folder: str):
 
 def bench_answer(services, n: int = 10, k: int | None = None, questions_file: str | None = None) -> dict:
     path = Path(questions_file) if questions_file else DEFAULT_QUESTIONS
-    questions = [q.strip() for q in path.read_text(encoding="utf-8").splitlines() if q.strip() and not q.startswith("#")]
+    questions = [
+        q.strip() for q in path.read_text(encoding="utf-8").splitlines() if q.strip() and not q.startswith("#")
+    ]
     if not questions:
         raise ValueError(f"{path}: no questions")
     per_stage: dict[str, list[float]] = {s: [] for s in STAGES}
@@ -45,8 +48,11 @@ def bench_answer(services, n: int = 10, k: int | None = None, questions_file: st
         "errors": errors,
         "refused": refused,
         "stages": {
-            s: {"p50": round(percentile(v, 0.5), 4), "p95": round(percentile(v, 0.95), 4),
-                "mean": round(statistics.fmean(v), 4) if v else 0.0}
+            s: {
+                "p50": round(percentile(v, 0.5), 4),
+                "p95": round(percentile(v, 0.95), 4),
+                "mean": round(statistics.fmean(v), 4) if v else 0.0,
+            }
             for s, v in per_stage.items()
         },
         # refdesk's own share of the answer time: everything but the model's generation.
@@ -55,7 +61,9 @@ def bench_answer(services, n: int = 10, k: int | None = None, questions_file: st
 
 
 def format_answer_bench(result: dict) -> str:
-    lines = [f"{result['n']} questions, {result['wall_s']} s wall, {result['errors']} errors, {result['refused']} refused"]
+    lines = [
+        f"{result['n']} questions, {result['wall_s']} s wall, {result['errors']} errors, {result['refused']} refused"
+    ]
     lines.append(f"{'stage':12} {'p50 s':>9} {'p95 s':>9} {'mean s':>9}")
     for stage, v in result["stages"].items():
         lines.append(f"{stage:12} {v['p50']:9.4f} {v['p95']:9.4f} {v['mean']:9.4f}")
@@ -98,7 +106,9 @@ def bench_ingest(settings, paths: list[str], batch_size: int | None = None) -> d
     encode_rate = len(texts) / encode_s if encode_s else 0.0
     return {
         "paths": [str(p) for p in paths],
-        "model": resolve_model_path(settings.embedding.model) if settings.embedding.backend == "huggingface" else "fake",
+        "model": resolve_model_path(settings.embedding.model)
+        if settings.embedding.backend == "huggingface"
+        else "fake",
         "files": summary.files,
         "files_failed": summary.files_failed,
         "records": summary.records,
@@ -116,22 +126,25 @@ def bench_ingest(settings, paths: list[str], batch_size: int | None = None) -> d
 
 
 def format_ingest_bench(result: dict) -> str:
-    return "\n".join([
-        f"{result['files']} files ({result['files_failed']} failed), {result['records']} records, "
-        f"{result['chunks']} chunks, {result['skipped']} skipped",
-        f"ingest:      {result['ingest_s']:8.2f} s  {result['records_per_s']:8.2f} records/s  "
-        f"{result['chunks_per_s']:8.2f} chunks/s (embedding {result['embed_s_inside_ingest']} s of it)",
-        f"bare encode: {result['bare_encode_s']:8.2f} s  {result['bare_encode_chunks_per_s']:8.2f} chunks/s "
-        f"(SentenceTransformer.encode, same texts, same process)",
-        f"ratio ingest / bare encode = {result['ratio_ingest_to_bare_encode']:.3f}   peak RSS {result['peak_rss_mb']} MB",
-    ])
+    return "\n".join(
+        [
+            f"{result['files']} files ({result['files_failed']} failed), {result['records']} records, "
+            f"{result['chunks']} chunks, {result['skipped']} skipped",
+            f"ingest:      {result['ingest_s']:8.2f} s  {result['records_per_s']:8.2f} records/s  "
+            f"{result['chunks_per_s']:8.2f} chunks/s (embedding {result['embed_s_inside_ingest']} s of it)",
+            f"bare encode: {result['bare_encode_s']:8.2f} s  {result['bare_encode_chunks_per_s']:8.2f} chunks/s "
+            f"(SentenceTransformer.encode, same texts, same process)",
+            f"ratio ingest / bare encode = {result['ratio_ingest_to_bare_encode']:.3f}   peak RSS {result['peak_rss_mb']} MB",
+        ]
+    )
 
 
 def _rss_mb(field: str = "VmRSS") -> float:
     import re
 
     text = Path("/proc/self/status").read_text()
-    return int(re.search(rf"{field}:\s+(\d+)", text).group(1)) / 1024
+    match = re.search(rf"{field}:\s+(\d+)", text)
+    return int(match.group(1)) / 1024 if match else 0.0
 
 
 def build_big_warc(sources: list[Path], dest: Path, size_bytes: int) -> dict:
@@ -178,17 +191,25 @@ def bench_warc_memory(settings, sources: list[str], size_mb: int = 1024) -> dict
             manifest.close()
         peak = _rss_mb("VmHWM")
     return {
-        "warc_bytes": built["bytes"], "copies_of_the_sources": built["copies"], "warc_records": built["records"],
-        "build_s": round(build_s, 1), "ingest_s": round(summary.seconds, 1),
+        "warc_bytes": built["bytes"],
+        "copies_of_the_sources": built["copies"],
+        "warc_records": built["records"],
+        "build_s": round(build_s, 1),
+        "ingest_s": round(summary.seconds, 1),
         "mb_per_s": round(built["bytes"] / 1024 / 1024 / summary.seconds, 1) if summary.seconds else 0.0,
-        "pages_stored": summary.records, "chunks": summary.chunks_added, "captures_added": summary.captures_added,
+        "pages_stored": summary.records,
+        "chunks": summary.chunks_added,
+        "captures_added": summary.captures_added,
         "left_out": sum(summary.left_out.values()),
-        "rss_before_mb": round(before, 1), "peak_rss_mb": round(peak, 1), "peak_growth_mb": round(peak - before, 1),
+        "rss_before_mb": round(before, 1),
+        "peak_rss_mb": round(peak, 1),
+        "peak_growth_mb": round(peak - before, 1),
     }
 
 
-def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_file: str | None = None,
-                 duration_s: float = 0.0) -> dict:
+def bench_widget(
+    url: str, sessions: int = 20, per_session: int = 2, questions_file: str | None = None, duration_s: float = 0.0
+) -> dict:
     """`sessions` patrons at once, each in its own widget session (gradio_client), asking the demo questions
     in turn against a running `refdesk serve`: `per_session` questions each, or, with duration_s, for that
     long (a patron told "busy" waits as told, at most 60 s, then asks again). Outcomes: answered, busy
@@ -200,7 +221,9 @@ def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_f
     from gradio_client import Client
 
     path = Path(questions_file) if questions_file else DEFAULT_QUESTIONS
-    questions = [q.strip() for q in path.read_text(encoding="utf-8").splitlines() if q.strip() and not q.startswith("#")]
+    questions = [
+        q.strip() for q in path.read_text(encoding="utf-8").splitlines() if q.strip() and not q.startswith("#")
+    ]
     latencies: list[float] = []  # answered questions only
     counts = {"answered": 0, "busy": 0, "rate_limited": 0, "errors": 0}
     errors: list[str] = []
@@ -227,7 +250,7 @@ def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_f
             # httpx's default 5 s time-out is stricter than any browser: a patron's fetch waits for the
             # queue to take the question. 60 s still counts a server that stops answering as an error.
             client = Client(url.rstrip("/") + "/widget/", verbose=False, httpx_kwargs={"timeout": 60})
-        except Exception as exc:  # a connection that fails is one error of the run, not a crash
+        except Exception as exc:  # noqa: BLE001 - a connection that fails is one error of the run, not a crash
             with lock:
                 counts["errors"] += 1
                 errors.append(f"session {i}: connect: {exc}")
@@ -252,8 +275,10 @@ def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_f
             try:
                 reply = client.predict(question, api_name="/ask")
                 outcome, wait = classify(reply)
-                error = "" if outcome != "errors" else f"session {i}: unexpected reply to {question!r}: {str(reply)[:200]}"
-            except Exception as exc:  # time-outs and broken connections are what this counts
+                error = (
+                    "" if outcome != "errors" else f"session {i}: unexpected reply to {question!r}: {str(reply)[:200]}"
+                )
+            except Exception as exc:  # noqa: BLE001 - time-outs and broken connections are what this counts
                 outcome, wait, error = "errors", 0.0, f"session {i}: {type(exc).__name__}: {exc}"
             seconds = time.perf_counter() - t0
             with lock:
@@ -275,9 +300,17 @@ def bench_widget(url: str, sessions: int = 20, per_session: int = 2, questions_f
         t.join()
     wall = time.perf_counter() - t0
     requests = sum(counts.values())
-    return {"url": url, "sessions": sessions, "duration_s": duration_s,
-            "questions_per_session": per_session if not duration_s else None, "requests": requests, **counts,
-            "error_samples": errors[:5], "wall_s": round(wall, 2),
-            "latency_p50_s": round(percentile(latencies, 0.5), 2), "latency_p95_s": round(percentile(latencies, 0.95), 2),
-            "latency_max_s": round(max(latencies, default=0.0), 2),
-            "answers_per_s": round(len(latencies) / wall, 2) if wall else 0.0}
+    return {
+        "url": url,
+        "sessions": sessions,
+        "duration_s": duration_s,
+        "questions_per_session": per_session if not duration_s else None,
+        "requests": requests,
+        **counts,
+        "error_samples": errors[:5],
+        "wall_s": round(wall, 2),
+        "latency_p50_s": round(percentile(latencies, 0.5), 2),
+        "latency_p95_s": round(percentile(latencies, 0.95), 2),
+        "latency_max_s": round(max(latencies, default=0.0), 2),
+        "answers_per_s": round(len(latencies) / wall, 2) if wall else 0.0,
+    }

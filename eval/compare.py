@@ -1,8 +1,10 @@
 """`refdesk eval compare RUN_A RUN_B`: per-metric deltas (B − A) with paired bootstrap CIs, and the
 questions whose outcome changed. Only questions present in both runs are compared."""
+
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from eval import metrics as m
 from eval.runner import RESULTS_FILE, read_results
@@ -26,30 +28,44 @@ def compare(run_a: Path, run_b: Path, samples: int = 1000) -> dict:
         va, vb = m.ratio(pa), m.ratio(pb)
         if va is None and vb is None:
             continue
-        entry = {"a": None if va is None else round(va, 4), "b": None if vb is None else round(vb, 4)}
+        entry: dict[str, Any] = {"a": None if va is None else round(va, 4), "b": None if vb is None else round(vb, 4)}
         if va is not None and vb is not None:
             ci = m.paired_delta_ci(pa, pb, samples=samples)
             entry["delta"] = round(vb - va, 4)
             entry["ci95"] = None if ci is None else [round(ci[0], 4), round(ci[1], 4)]
-            entry["significant"] = bool(ci) and (ci[0] > 0 or ci[1] < 0)
+            entry["significant"] = ci is not None and (ci[0] > 0 or ci[1] < 0)
         out_metrics[name] = entry
     changed = []
     for i in common:
         oa, ob = a[i]["outcome"], b[i]["outcome"]
         if oa != ob:
-            change = "better" if ob in GOOD_OUTCOMES and oa not in GOOD_OUTCOMES else (
-                "worse" if oa in GOOD_OUTCOMES and ob not in GOOD_OUTCOMES else "other")
+            change = (
+                "better"
+                if ob in GOOD_OUTCOMES and oa not in GOOD_OUTCOMES
+                else ("worse" if oa in GOOD_OUTCOMES and ob not in GOOD_OUTCOMES else "other")
+            )
             changed.append({"id": i, "question": a[i]["question"], "a": oa, "b": ob, "change": change})
-    return {"a": str(run_a), "b": str(run_b), "common": len(common),
-            "only_a": sorted(set(a) - set(b)), "only_b": sorted(set(b) - set(a)),
-            "metrics": out_metrics, "changed": changed}
+    return {
+        "a": str(run_a),
+        "b": str(run_b),
+        "common": len(common),
+        "only_a": sorted(set(a) - set(b)),
+        "only_b": sorted(set(b) - set(a)),
+        "metrics": out_metrics,
+        "changed": changed,
+    }
 
 
 def format_compare(result: dict) -> str:
-    lines = [f"A = {result['a']}", f"B = {result['b']}", f"{result['common']} questions in both runs"
-             + (f"; only in A: {len(result['only_a'])}" if result["only_a"] else "")
-             + (f"; only in B: {len(result['only_b'])}" if result["only_b"] else ""), "",
-             f"{'metric':28} {'A':>7} {'B':>7} {'B−A':>8}  95 % CI of B−A"]
+    lines = [
+        f"A = {result['a']}",
+        f"B = {result['b']}",
+        f"{result['common']} questions in both runs"
+        + (f"; only in A: {len(result['only_a'])}" if result["only_a"] else "")
+        + (f"; only in B: {len(result['only_b'])}" if result["only_b"] else ""),
+        "",
+        f"{'metric':28} {'A':>7} {'B':>7} {'B−A':>8}  95 % CI of B−A",
+    ]
     for name, e in result["metrics"].items():
         fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
         ci = e.get("ci95")

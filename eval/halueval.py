@@ -6,11 +6,12 @@ hallucinated_answer. Each becomes an answerable question with its knowledge as t
 refusals too, a share of the questions is repeated with another question's knowledge as context:
 the context does not answer them, so refdesk must refuse (tag "mismatched context").
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 REQUIRED = ("knowledge", "question", "right_answer")
 
@@ -44,21 +45,37 @@ def convert(path: Path, out: Path, limit: int | None = None, mismatched: float =
         if error:
             errors.append(f"{path}:{number}: {error}")
             continue
-        good.append((number, rec))
+        if rec is not None:
+            good.append((number, rec))
         if limit and len(good) >= limit:
             break
     items = []
     for number, rec in good:
-        items.append({"id": f"halueval-qa-{number}", "question": rec["question"].strip(), "answerable": True,
-                      "reference_answer": rec["right_answer"].strip(), "contexts": [rec["knowledge"].strip()],
-                      "tags": ["halueval"], "hallucinated_answer": rec.get("hallucinated_answer", "")})
+        items.append(
+            {
+                "id": f"halueval-qa-{number}",
+                "question": rec["question"].strip(),
+                "answerable": True,
+                "reference_answer": rec["right_answer"].strip(),
+                "contexts": [rec["knowledge"].strip()],
+                "tags": ["halueval"],
+                "hallucinated_answer": rec.get("hallucinated_answer", ""),
+            }
+        )
     n_mismatched = int(len(good) * mismatched) if len(good) > 1 else 0
     for i in range(n_mismatched):
         number, rec = good[i]
         _, other = good[(i + 1) % len(good)]
-        items.append({"id": f"halueval-qa-{number}-mismatched", "question": rec["question"].strip(),
-                      "answerable": False, "reference_answer": "", "contexts": [other["knowledge"].strip()],
-                      "tags": ["halueval", "mismatched context"]})
+        items.append(
+            {
+                "id": f"halueval-qa-{number}-mismatched",
+                "question": rec["question"].strip(),
+                "answerable": False,
+                "reference_answer": "",
+                "contexts": [other["knowledge"].strip()],
+                "tags": ["halueval", "mismatched context"],
+            }
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as handle:
         for item in items:

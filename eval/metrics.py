@@ -5,6 +5,7 @@ so rates over citations or sentences weigh each citation or sentence equally, an
 resamples questions gives the confidence interval of exactly that ratio. A pair with den 0 means
 "does not apply to this question" (e.g. correct refusal on an answerable question).
 """
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,7 @@ import random
 import re
 import unicodedata
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 Pair = tuple[float, float]
 
@@ -38,6 +39,7 @@ RETRIEVAL_METRICS = ("hit@k", "recall@k", "mrr", "ndcg@10")
 
 
 # ---------------------------------------------------------------- retrieval (ranked record keys)
+
 
 def _dedupe(keys: Sequence) -> list:
     seen, out = set(), []
@@ -76,6 +78,7 @@ def ndcg_at_k(ranked: Sequence, relevant: set, k: int = 10) -> float:
 
 # ---------------------------------------------------------------- answer text
 
+
 def normalise(text: str) -> str:
     """SQuAD-style: lower case, no accents, punctuation or articles, single spaces."""
     text = unicodedata.normalize("NFKD", text.lower())
@@ -105,6 +108,7 @@ def token_f1(prediction: str, reference: str) -> float:
 
 # ---------------------------------------------------------------- aggregation
 
+
 def ratio(pairs: Iterable[Pair]) -> float | None:
     num = den = 0.0
     for n, d in pairs:
@@ -113,7 +117,9 @@ def ratio(pairs: Iterable[Pair]) -> float | None:
     return num / den if den else None
 
 
-def bootstrap_ci(pairs: Sequence[Pair], samples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
+def bootstrap_ci(
+    pairs: Sequence[Pair], samples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float] | None:
     """Percentile bootstrap over questions of sum(num)/sum(den)."""
     pairs = [p for p in pairs if p[1]]
     if not pairs:
@@ -134,8 +140,9 @@ def bootstrap_ci(pairs: Sequence[Pair], samples: int = 1000, seed: int = 0, leve
     return lo, hi
 
 
-def paired_delta_ci(a: Sequence[Pair], b: Sequence[Pair], samples: int = 1000, seed: int = 0,
-                    level: float = 0.95) -> tuple[float, float] | None:
+def paired_delta_ci(
+    a: Sequence[Pair], b: Sequence[Pair], samples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float] | None:
     """CI of ratio(b) - ratio(a) over the same questions (a[i] and b[i] are one question), resampled together."""
     idx = [i for i in range(len(a)) if a[i][1] or b[i][1]]  # the questions either run scored
     if not idx:
@@ -171,5 +178,7 @@ def latency_summary(timings: Iterable[dict[str, float]]) -> dict[str, dict[str, 
     for t in timings:
         for stage, seconds in t.items():
             by_stage.setdefault(stage, []).append(seconds)
-    return {stage: {"n": len(v), "p50": percentile(v, 0.5), "p95": percentile(v, 0.95), "p99": percentile(v, 0.99)}
-            for stage, v in by_stage.items()}
+    return {
+        stage: {"n": len(v), "p50": percentile(v, 0.5), "p95": percentile(v, 0.95), "p99": percentile(v, 0.99)}
+        for stage, v in by_stage.items()
+    }

@@ -6,6 +6,7 @@ refdesk's MARC reader: each eligible record rendered as a reference in APA, MLA,
 another record's author, or one word of the title changed (expected: similar, naming that field); and
 invented references mixing real authors with made-up titles (expected: not found).
 """
+
 from __future__ import annotations
 
 import random
@@ -28,8 +29,23 @@ INVENTED = [
     "{n1} and {n2} in {p}, 1850-1950",
 ]
 ADJ = ["Invisible", "Quiet", "Restless", "Fractured", "Luminous", "Unwritten", "Borrowed", "Wandering"]
-NOUNS = ["Archive", "Lantern", "Harbour", "Ledger", "Orchard", "Compass", "Threshold", "Atlas", "Chorus", "Mirror",
-         "Frontier", "Tapestry", "Meridian", "Cartographer", "Almanac"]
+NOUNS = [
+    "Archive",
+    "Lantern",
+    "Harbour",
+    "Ledger",
+    "Orchard",
+    "Compass",
+    "Threshold",
+    "Atlas",
+    "Chorus",
+    "Mirror",
+    "Frontier",
+    "Tapestry",
+    "Meridian",
+    "Cartographer",
+    "Almanac",
+]
 PLACES = ["Lower Saxony", "Patagonia", "the Baltic", "Upper Canada", "Moravia", "the Deccan"]
 
 
@@ -37,10 +53,10 @@ def _clean(value: str | None) -> str:
     return re.sub(r"\s+", " ", (value or "")).strip(" /:;,.=[]")
 
 
-def marc_books(paths: list[Path]) -> list[dict]:
+def marc_books(paths: list[Path]) -> tuple[list[dict], list[dict]]:
     """Records with a title, a personal author and a year, read with pymarc: one per title and author,
     and every one (other editions included: a changed year must not land on a real edition)."""
-    from ingest.marc import decode_record, iter_raw
+    from ingest.marc import MARC_RECORD_ERRORS, decode_record, iter_raw
 
     out, seen, every = [], set(), []
     for path in paths:
@@ -52,7 +68,7 @@ def marc_books(paths: list[Path]) -> list[dict]:
                 for _offset, _n, raw in iter_raw(fh, file):
                     try:
                         record, _ = decode_record(raw)
-                    except Exception:
+                    except MARC_RECORD_ERRORS:
                         continue
                     book = _book(record)
                     if book:
@@ -78,13 +94,25 @@ def _book(record) -> dict | None:
     year = re.search(r"(?<!\d)(1[5-9]\d\d|20[0-2]\d)(?!\d)", (imprint.get("c") or "") if imprint else "")
     if not year or len(title) < 4 or not given or not re.match(r"^[^\W\d_]", surname):
         return None
-    return {"title": title, "surname": surname, "given": given.split(",")[0].strip(), "year": int(year.group(1)),
-            "publisher": _clean(imprint.get("b")) or "n.p.", "place": _clean(imprint.get("a")) or "n.p."}
+    return {
+        "title": title,
+        "surname": surname,
+        "given": given.split(",")[0].strip(),
+        "year": int(year.group(1)),
+        "publisher": _clean(imprint.get("b")) or "n.p.",
+        "place": _clean(imprint.get("a")) or "n.p.",
+    }
 
 
 def render(book: dict, style: str) -> str:
-    t, s, g, y, pub, place = (book["title"], book["surname"], book["given"], book["year"], book["publisher"],
-                              book["place"])
+    t, s, g, y, pub, place = (
+        book["title"],
+        book["surname"],
+        book["given"],
+        book["year"],
+        book["publisher"],
+        book["place"],
+    )
     initials = " ".join(f"{w[0]}." for w in g.replace(".", " ").split() if w[:1].isalpha())
     if style == "apa":
         return f"{s}, {initials} ({y}). {t}. {pub}."
@@ -101,8 +129,14 @@ def _title_case(title: str) -> str:
     return " ".join(w if (i and w.lower() in small) else w[:1].upper() + w[1:] for i, w in enumerate(words))
 
 
-def build_cases(books: list[dict], every: list[dict] | None = None, seed: int = 7, held: int = 60,
-                per_change: int = 30, invented: int = 40) -> list[dict]:
+def build_cases(
+    books: list[dict],
+    every: list[dict] | None = None,
+    seed: int = 7,
+    held: int = 60,
+    per_change: int = 30,
+    invented: int = 40,
+) -> list[dict]:
     rng = random.Random(seed)
     books = books[:]
     rng.shuffle(books)
@@ -111,8 +145,15 @@ def build_cases(books: list[dict], every: list[dict] | None = None, seed: int = 
         by_title.setdefault(norm_title(split_title(b["title"])[0]), []).append(b)
     cases: list[dict] = []
     for i, book in enumerate(books[:held]):
-        cases.append({"kind": "held", "style": STYLES[i % 4], "text": render(book, STYLES[i % 4]),
-                      "expect": "held", "field": None})
+        cases.append(
+            {
+                "kind": "held",
+                "style": STYLES[i % 4],
+                "text": render(book, STYLES[i % 4]),
+                "expect": "held",
+                "field": None,
+            }
+        )
     pool = books[held:] + books[:held]
     year_cases = author_cases = title_cases = 0
     for i, book in enumerate(pool):
@@ -121,16 +162,31 @@ def build_cases(books: list[dict], every: list[dict] | None = None, seed: int = 
         if year_cases < per_change:
             new_year = book["year"] + rng.choice([-1, 1]) * rng.randint(6, 25)
             if all(abs(b["year"] - new_year) > 1 for b in same):
-                cases.append({"kind": "changed year", "style": style, "expect": "similar", "field": "year",
-                              "text": render(dict(book, year=new_year), style)})
+                cases.append(
+                    {
+                        "kind": "changed year",
+                        "style": style,
+                        "expect": "similar",
+                        "field": "year",
+                        "text": render(dict(book, year=new_year), style),
+                    }
+                )
                 year_cases += 1
                 continue
         if author_cases < per_change:
             other = rng.choice(books)
             if other["surname"].lower() != book["surname"].lower() and all(
-                    b["surname"].lower() != other["surname"].lower() for b in same):
-                cases.append({"kind": "swapped author", "style": style, "expect": "similar", "field": "author",
-                              "text": render(dict(book, surname=other["surname"], given=other["given"]), style)})
+                b["surname"].lower() != other["surname"].lower() for b in same
+            ):
+                cases.append(
+                    {
+                        "kind": "swapped author",
+                        "style": style,
+                        "expect": "similar",
+                        "field": "author",
+                        "text": render(dict(book, surname=other["surname"], given=other["given"]), style),
+                    }
+                )
                 author_cases += 1
                 continue
         if title_cases < per_change:
@@ -142,8 +198,15 @@ def build_cases(books: list[dict], every: list[dict] | None = None, seed: int = 
                 words[j] = rng.choice([w for w in NEW_WORDS if w.lower() != words[j].lower()])
                 new_main = " ".join(words)
                 if all(fuzz.ratio(norm_title(new_main), norm_title(split_title(b["title"])[0])) < 92 for b in books):
-                    cases.append({"kind": "changed title", "style": style, "expect": "similar", "field": "title",
-                                  "text": render(dict(book, title=f"{new_main}: {sub}" if sub else new_main), style)})
+                    cases.append(
+                        {
+                            "kind": "changed title",
+                            "style": style,
+                            "expect": "similar",
+                            "field": "title",
+                            "text": render(dict(book, title=f"{new_main}: {sub}" if sub else new_main), style),
+                        }
+                    )
                     title_cases += 1
         if min(year_cases, author_cases, title_cases) >= per_change:
             break
@@ -151,11 +214,19 @@ def build_cases(books: list[dict], every: list[dict] | None = None, seed: int = 
         author = rng.choice(books)
         pattern = rng.choice(INVENTED)
         nouns = rng.sample(NOUNS, 4)
-        title = pattern.format(a=rng.choice(ADJ), n1=nouns[0], n2=nouns[1], n3=nouns[2], n4=nouns[3],
-                               p=rng.choice(PLACES))
+        title = pattern.format(
+            a=rng.choice(ADJ), n1=nouns[0], n2=nouns[1], n3=nouns[2], n4=nouns[3], p=rng.choice(PLACES)
+        )
         fake = dict(author, title=title, year=rng.randint(1950, 2020), publisher=rng.choice(books)["publisher"])
-        cases.append({"kind": "invented", "style": STYLES[i % 4], "expect": "not found", "field": None,
-                      "text": render(fake, STYLES[i % 4])})
+        cases.append(
+            {
+                "kind": "invented",
+                "style": STYLES[i % 4],
+                "expect": "not found",
+                "field": None,
+                "text": render(fake, STYLES[i % 4]),
+            }
+        )
     return cases
 
 
@@ -184,9 +255,13 @@ def bench_refcheck(settings, paths: list[str], seed: int = 7) -> dict:
             outcomes.append(report.results[0] if report.results else None)
         check_s = time.perf_counter() - t0
     return score_cases(cases, outcomes) | {
-        "paths": [str(p) for p in paths_], "seed": seed, "records_ingested": summary.records,
-        "catalogue_records": len(catalogue.records), "eligible_books": len(books),
-        "catalogue_build_s": round(build_s, 2), "check_s": round(check_s, 2),
+        "paths": [str(p) for p in paths_],
+        "seed": seed,
+        "records_ingested": summary.records,
+        "catalogue_records": len(catalogue.records),
+        "eligible_books": len(books),
+        "catalogue_build_s": round(build_s, 2),
+        "check_s": round(check_s, 2),
         "references_per_s": round(len(cases) / check_s, 1) if check_s else 0.0,
     }
 
@@ -195,7 +270,7 @@ def score_cases(cases: list[dict], outcomes: list) -> dict:
     confusion: dict[str, Counter] = {}
     failures = []
     field_ok = field_total = 0
-    for case, result in zip(cases, outcomes):
+    for case, result in zip(cases, outcomes, strict=True):
         got = result.verdict if result else "nothing"
         confusion.setdefault(case["kind"], Counter())[got] += 1
         if case["field"]:
@@ -206,7 +281,9 @@ def score_cases(cases: list[dict], outcomes: list) -> dict:
             else:
                 failures.append({"case": case, "got": got, "fields": fields})
         elif got != case["expect"]:
-            failures.append({"case": case, "got": got, "fields": [d.field for d in result.differences] if result else []})
+            failures.append(
+                {"case": case, "got": got, "fields": [d.field for d in result.differences] if result else []}
+            )
     held_cases = confusion.get("held", Counter())
     invented = confusion.get("invented", Counter())
     predicted_not_found = sum(c["not found"] for c in confusion.values())
@@ -225,16 +302,23 @@ def score_cases(cases: list[dict], outcomes: list) -> dict:
 
 def format_refcheck_bench(r: dict) -> str:
     verdicts = ["held", "similar", "not found", "not a reference"]
-    lines = [f"{r['cases']} references built from {r['eligible_books']} real MARC records "
-             f"({r['catalogue_records']} catalogue records in the store)",
-             "", f"{'expected':16}" + "".join(f"{v:>17}" for v in verdicts)]
+    lines = [
+        f"{r['cases']} references built from {r['eligible_books']} real MARC records "
+        f"({r['catalogue_records']} catalogue records in the store)",
+        "",
+        f"{'expected':16}" + "".join(f"{v:>17}" for v in verdicts),
+    ]
     for kind, row in r["confusion"].items():
         lines.append(f"{kind:16}" + "".join(f"{row.get(v, 0):>17}" for v in verdicts))
-    lines += ["",
-              f"held recall                 {r['held_recall']}",
-              f"not-found precision         {r['not_found_precision']}  (invented never reported as held: {r['invented_never_held']})",
-              f"field-difference accuracy   {r['field_difference_accuracy']}",
-              f"speed                       {r['references_per_s']} references/s (catalogue built once in {r['catalogue_build_s']} s)"]
+    lines += [
+        "",
+        f"held recall                 {r['held_recall']}",
+        f"not-found precision         {r['not_found_precision']}  (invented never reported as held: {r['invented_never_held']})",
+        f"field-difference accuracy   {r['field_difference_accuracy']}",
+        f"speed                       {r['references_per_s']} references/s (catalogue built once in {r['catalogue_build_s']} s)",
+    ]
     for f in r["failures"][:15]:
-        lines.append(f"  miss: {f['case']['kind']} ({f['case']['style']}) -> {f['got']} {f['fields']}: {f['case']['text']}")
+        lines.append(
+            f"  miss: {f['case']['kind']} ({f['case']['style']}) -> {f['got']} {f['fields']}: {f['case']['text']}"
+        )
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 Results are appended one line per question as soon as it is answered, so an interrupted run resumes
 where it stopped (ids already in results.jsonl are skipped) as long as the run's settings are the same.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -11,15 +12,21 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from assistant.core.errors import RefdeskError
 from eval import metrics as m
-from ingest.manifest import file_sha256
 from eval.scoring import GOOD_OUTCOMES, score_question
 from eval.testset import EvalItem, SetError, load_set
-from assistant.core.errors import RefdeskError
+from ingest.manifest import file_sha256
 
 RUN_FILE, RESULTS_FILE, SUMMARY_FILE, REPORT_FILE = "run.json", "results.jsonl", "summary.json", "report.html"
-BREAKDOWN_METRICS = ("hit@k", "answer_correct", "false_refusal", "correct_refusal", "citation_precision_gold",
-                     "citation_recall_checker")
+BREAKDOWN_METRICS = (
+    "hit@k",
+    "answer_correct",
+    "false_refusal",
+    "correct_refusal",
+    "citation_precision_gold",
+    "citation_recall_checker",
+)
 
 
 class RunMismatch(RefdeskError):
@@ -45,8 +52,16 @@ def read_results(path: Path) -> list[dict]:
 
 
 class EvalRunner:
-    def __init__(self, services, out_dir: Path, k: int | None = None, retrieve_only: bool = False,
-                 mode: str = "evidence", progress: bool = True, bootstrap_samples: int = 1000):
+    def __init__(
+        self,
+        services,
+        out_dir: Path,
+        k: int | None = None,
+        retrieve_only: bool = False,
+        mode: str = "evidence",
+        progress: bool = True,
+        bootstrap_samples: int = 1000,
+    ):
         self.services = services
         self.out_dir = Path(out_dir)
         self.k = k or services.settings.retrieval.top_k
@@ -57,9 +72,17 @@ class EvalRunner:
 
     def config(self, set_path: Path) -> dict:
         s = self.services.settings
-        return {"set": str(set_path), "set_sha256": file_sha256(set_path), "mode": self.mode, "k": self.k,
-                "retrieve_only": self.retrieve_only, "llm_model": s.llm.model, "llm_backend": s.llm.backend,
-                "embedder": self.services.embedder_name, "verifiers": list(s.verify.verifiers)}
+        return {
+            "set": str(set_path),
+            "set_sha256": file_sha256(set_path),
+            "mode": self.mode,
+            "k": self.k,
+            "retrieve_only": self.retrieve_only,
+            "llm_model": s.llm.model,
+            "llm_backend": s.llm.backend,
+            "embedder": self.services.embedder_name,
+            "verifiers": list(s.verify.verifiers),
+        }
 
     def _start(self, config: dict) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -68,11 +91,13 @@ class EvalRunner:
             old = json.loads(run_file.read_text(encoding="utf-8"))
             differs = [key for key in config if old.get("config", {}).get(key) != config[key]]
             if differs:
-                raise RunMismatch(f"{self.out_dir} holds a run with other settings ({', '.join(differs)}); "
-                                  "use another --out folder")
+                raise RunMismatch(
+                    f"{self.out_dir} holds a run with other settings ({', '.join(differs)}); use another --out folder"
+                )
             return
-        run_file.write_text(json.dumps({"config": config, "started": dt.datetime.now(dt.timezone.utc).isoformat()},
-                                       indent=2), encoding="utf-8")
+        run_file.write_text(
+            json.dumps({"config": config, "started": dt.datetime.now(dt.UTC).isoformat()}, indent=2), encoding="utf-8"
+        )
 
     def run(self, set_path: Path) -> dict:
         set_path = Path(set_path)
@@ -102,9 +127,10 @@ class EvalRunner:
 
     def _one(self, answers, item: EvalItem) -> dict:
         try:
-            answer = answers.ask(item.question, k=self.k, retrieve_only=self.retrieve_only,
-                                 contexts=item.contexts or None)
-        except Exception as exc:  # one question must not end the run; its record says why
+            answer = answers.ask(
+                item.question, k=self.k, retrieve_only=self.retrieve_only, contexts=item.contexts or None
+            )
+        except Exception as exc:  # noqa: BLE001 - one question must not end the run; its record says why
             from assistant.core.types import Answer
 
             answer = Answer(question=item.question, error=f"{type(exc).__name__}: {exc}")
@@ -118,8 +144,9 @@ class EvalRunner:
         return tqdm(todo, total=total, initial=done, desc="questions", unit="q")
 
 
-def summarize(records: list[dict], config: dict | None = None, set_errors: list[SetError] | None = None,
-              samples: int = 1000) -> dict:
+def summarize(
+    records: list[dict], config: dict | None = None, set_errors: list[SetError] | None = None, samples: int = 1000
+) -> dict:
     metrics = {}
     for name in m.METRICS:
         pairs = [tuple(r["metrics"][name]) for r in records if name in r["metrics"]]
@@ -127,8 +154,12 @@ def summarize(records: list[dict], config: dict | None = None, set_errors: list[
         if value is None:
             continue
         ci = m.bootstrap_ci(pairs, samples=samples)
-        metrics[name] = {"value": round(value, 4), "ci95": [round(ci[0], 4), round(ci[1], 4)],
-                         "n": sum(d for _, d in pairs), "questions": sum(1 for _, d in pairs if d)}
+        metrics[name] = {
+            "value": round(value, 4),
+            "ci95": None if ci is None else [round(ci[0], 4), round(ci[1], 4)],
+            "n": sum(d for _, d in pairs),
+            "questions": sum(1 for _, d in pairs if d),
+        }
     return {
         "config": config or {},
         "questions": len(records),
@@ -136,8 +167,10 @@ def summarize(records: list[dict], config: dict | None = None, set_errors: list[
         "outcomes": dict(Counter(r["outcome"] for r in records)),
         "ok_rate": round(sum(r["outcome"] in GOOD_OUTCOMES for r in records) / len(records), 4) if records else None,
         "metrics": metrics,
-        "latency_s": {stage: {k: round(v, 4) if isinstance(v, float) else v for k, v in p.items()}
-                      for stage, p in m.latency_summary(r["timings"] for r in records).items()},
+        "latency_s": {
+            stage: {k: round(v, 4) if isinstance(v, float) else v for k, v in p.items()}
+            for stage, p in m.latency_summary(r["timings"] for r in records).items()
+        },
         "by_tag": _breakdown(records, lambda r: r["tags"] or ["(no tag)"]),
         "by_source_type": _breakdown(records, lambda r: [r["source_type"]]),
     }
@@ -155,7 +188,9 @@ def _breakdown(records: list[dict], keys) -> dict:
             value = m.ratio(tuple(r["metrics"][name]) for r in group if name in r["metrics"])
             if value is not None:
                 values[name] = round(value, 4)
-        out[key] = {"questions": len(group),
-                    "ok_rate": round(sum(r["outcome"] in GOOD_OUTCOMES for r in group) / len(group), 4),
-                    "metrics": values}
+        out[key] = {
+            "questions": len(group),
+            "ok_rate": round(sum(r["outcome"] in GOOD_OUTCOMES for r in group) / len(group), 4),
+            "metrics": values,
+        }
     return out

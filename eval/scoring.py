@@ -1,4 +1,5 @@
 """Scores one answered question of a test set: metric pairs, outcome and failure reasons."""
+
 from __future__ import annotations
 
 from assistant.core.types import Answer
@@ -24,8 +25,18 @@ def score_question(item: EvalItem, answer: Answer, k: int, retrieve_only: bool =
     ranked = []
     for rank, s in enumerate(answer.sources, 1):
         g = _gold_index(item, s.source_type, s.record_id, s.source_file)
-        retrieved.append({"rank": rank, "n": s.n, "source_type": s.source_type, "record_id": s.record_id,
-                          "title": s.title, "source_file": s.source_file, "score": round(s.score, 4), "gold": g is not None})
+        retrieved.append(
+            {
+                "rank": rank,
+                "n": s.n,
+                "source_type": s.source_type,
+                "record_id": s.record_id,
+                "title": s.title,
+                "source_file": s.source_file,
+                "score": round(s.score, 4),
+                "gold": g is not None,
+            }
+        )
         ranked.append(("gold", g) if g is not None else ("other", s.source_type, s.record_id))
     relevant = {("gold", i) for i in range(len(item.gold))}
     judged_retrieval = item.answerable and bool(item.gold) and not item.contexts
@@ -38,10 +49,15 @@ def score_question(item: EvalItem, answer: Answer, k: int, retrieve_only: bool =
             failures.append(f"retrieval: no gold record in the top {k}")
 
     record = {
-        "id": item.id, "question": item.question, "answerable": item.answerable, "tags": item.tags,
-        "source_type": item.source_type, "reference_answer": item.reference_answer,
+        "id": item.id,
+        "question": item.question,
+        "answerable": item.answerable,
+        "tags": item.tags,
+        "source_type": item.source_type,
+        "reference_answer": item.reference_answer,
         "gold": [g.model_dump(exclude_none=True) for g in item.gold],
-        "retrieved": retrieved, "timings": {k_: round(v, 4) for k_, v in answer.timings.items()},
+        "retrieved": retrieved,
+        "timings": {k_: round(v, 4) for k_, v in answer.timings.items()},
     }
     if retrieve_only:
         record["outcome"] = ("hit" if pairs["hit@k"][0] else "miss") if judged_retrieval else "not judged"
@@ -98,17 +114,41 @@ def score_question(item: EvalItem, answer: Answer, k: int, retrieve_only: bool =
             failures.append("answered a question the collections cannot answer")
     if answer.error:
         failures.append(f"error: {answer.error}")
-    for s in shown:
-        if s.status != "supported":
-            failures.append(f"shown unsupported sentence: {s.text!r}")
+    for sentence in shown:
+        if sentence.status != "supported":
+            failures.append(f"shown unsupported sentence: {sentence.text!r}")
 
     record.update(
-        outcome=outcome, failures=failures, metrics=pairs,
-        answer=answer.answer, refused=answer.refused, error=answer.error, handoff_offered=answer.handoff_offered,
-        sentences=[{"text": s.text, "kind": s.kind, "status": s.status, "shown": s.shown, "citations": s.citations,
-                    "dropped_markers": s.dropped_markers, "reasons": s.reasons} for s in answer.sentences],
-        cited=[{"n": c.n, "source_type": c.source_type, "record_id": c.record_id, "title": c.title,
-                "locator": c.locator, "link": c.link, "text": c.text[:SNIPPET]}
-               for c in {c.n: c for c in shown_citations}.values()],
+        outcome=outcome,
+        failures=failures,
+        metrics=pairs,
+        answer=answer.answer,
+        refused=answer.refused,
+        error=answer.error,
+        handoff_offered=answer.handoff_offered,
+        sentences=[
+            {
+                "text": s.text,
+                "kind": s.kind,
+                "status": s.status,
+                "shown": s.shown,
+                "citations": s.citations,
+                "dropped_markers": s.dropped_markers,
+                "reasons": s.reasons,
+            }
+            for s in answer.sentences
+        ],
+        cited=[
+            {
+                "n": c.n,
+                "source_type": c.source_type,
+                "record_id": c.record_id,
+                "title": c.title,
+                "locator": c.locator,
+                "link": c.link,
+                "text": c.text[:SNIPPET],
+            }
+            for c in {c.n: c for c in shown_citations}.values()
+        ],
     )
     return record

@@ -1,4 +1,5 @@
 """The evaluation test-set format: JSONL, one question per line (see README "Evaluating")."""
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,9 @@ def load_set(path: Path | str) -> tuple[list[EvalItem], list[SetError]]:
                 raw["id"] = str(raw["id"])
                 item = EvalItem.model_validate(raw)
             except json.JSONDecodeError as exc:
-                errors.append(SetError(path=str(path), line=number, message=f"not JSON: {exc.msg} (column {exc.colno})"))
+                errors.append(
+                    SetError(path=str(path), line=number, message=f"not JSON: {exc.msg} (column {exc.colno})")
+                )
                 continue
             except ValidationError as exc:
                 problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors())

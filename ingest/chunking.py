@@ -1,7 +1,8 @@
 """Records -> chunks sized for the embedding model, each carrying its record's provenance."""
+
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from llama_index.core.node_parser import SentenceSplitter
 
@@ -42,8 +43,9 @@ def hard_cut(text: str, max_chars: int) -> Iterator[str]:
 
 
 class Chunker:
-    def __init__(self, chunk_tokens: int = 200, overlap: int = 20, tokenizer: Tokenizer | None = None,
-                 max_chars: int = 4000):
+    def __init__(
+        self, chunk_tokens: int = 200, overlap: int = 20, tokenizer: Tokenizer | None = None, max_chars: int = 4000
+    ):
         # Passing a tokenizer keeps llama-index from its default tiktoken one (and any download).
         self.splitter = SentenceSplitter(
             chunk_size=chunk_tokens, chunk_overlap=overlap, tokenizer=tokenizer or whitespace_tokenizer

@@ -5,27 +5,43 @@ and one per component (c, c01..c12) carrying its container locator ("Box 3, Fold
 series path ("Series I: Correspondence › 1950-1955"), the collection title, scope note and
 digital-object links. DTDs and external entities are never fetched.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from lxml import etree
 
-from assistant.core.types import Provenance, SkippedRecord, SourceRecord
+from assistant.core.types import Filters, Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError
 
 COMPONENT = re.compile(r"^c(0[1-9]|1[0-2])?$")
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 COLLECTION_NOTES = [
-    ("abstract", "Abstract"), ("bioghist", "Biographical / historical note"), ("scopecontent", "Scope and content"),
-    ("arrangement", "Arrangement"), ("accessrestrict", "Access restrictions"), ("userestrict", "Use restrictions"),
-    ("prefercite", "Preferred citation"), ("acqinfo", "Acquisition"), ("processinfo", "Processing information"),
+    ("abstract", "Abstract"),
+    ("bioghist", "Biographical / historical note"),
+    ("scopecontent", "Scope and content"),
+    ("arrangement", "Arrangement"),
+    ("accessrestrict", "Access restrictions"),
+    ("userestrict", "Use restrictions"),
+    ("prefercite", "Preferred citation"),
+    ("acqinfo", "Acquisition"),
+    ("processinfo", "Processing information"),
 ]
-CONTROLLED = {"subject": "Subject", "persname": "Name", "corpname": "Name", "famname": "Name", "geogname": "Place",
-              "genreform": "Genre", "occupation": "Occupation", "function": "Function", "title": "Title"}
+CONTROLLED = {
+    "subject": "Subject",
+    "persname": "Name",
+    "corpname": "Name",
+    "famname": "Name",
+    "geogname": "Place",
+    "genreform": "Genre",
+    "occupation": "Occupation",
+    "function": "Function",
+    "title": "Title",
+}
 
 
 def _local(el) -> str:
@@ -83,7 +99,7 @@ def _daos(el) -> list[str]:
 
 @dataclass
 class Frame:
-    element: object
+    element: etree._Element
     path_id: str
     title: str = ""
     date: str = ""
@@ -105,8 +121,6 @@ class _Collection:
         self.emitted = False
 
 
-
-
 def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRecord | SkippedRecord]:
     path = Path(path)
     coll = _Collection(path)
@@ -114,8 +128,15 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
     top_count = 0
     in_dsc = False
     try:
-        parser = etree.iterparse(str(path), events=("start", "end"), resolve_entities=False, no_network=True,
-                                 load_dtd=False, huge_tree=True, remove_comments=True)
+        parser = etree.iterparse(
+            str(path),
+            events=("start", "end"),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=True,
+            remove_comments=True,
+        )
         for event, el in parser:
             name = _local(el)
             if event == "start":
@@ -160,8 +181,11 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
                 frame.date = _did_date(el)
                 frame.unitid = _text(_child(el, "unitid"))
                 frame.containers = _containers(el)
-            elif stack and parent is stack[-1].element and name in ("scopecontent", "bioghist", "odd", "note",
-                                                                  "physdesc", "accessrestrict"):
+            elif (
+                stack
+                and parent is stack[-1].element
+                and name in ("scopecontent", "bioghist", "odd", "note", "physdesc", "accessrestrict")
+            ):
                 text = _note_text(el)
                 if text:
                     label = "Scope" if name == "scopecontent" else name
@@ -178,8 +202,11 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
             elif name == "archdesc" and not coll.emitted:
                 yield _collection_record(coll, link_template)
     except etree.XMLSyntaxError as exc:
-        raise ReaderError(path, f"not well-formed XML at line {exc.lineno}: {exc.msg}",
-                          record=f"after {top_count} top-level components") from exc
+        raise ReaderError(
+            path,
+            f"not well-formed XML at line {exc.lineno}: {exc.msg}",
+            record=f"after {top_count} top-level components",
+        ) from exc
     except OSError as exc:
         raise ReaderError(path, f"cannot read: {exc}") from exc
     if not coll.emitted and not coll.title:
@@ -226,14 +253,22 @@ def _link(template: str, coll: _Collection, component_id: str, daos: list[str]) 
 def _collection_record(coll: _Collection, template: str) -> SourceRecord:
     coll.emitted = True
     record_id = coll.eadid or coll.unitid or coll.path.stem
-    filters: dict[str, str | int] = {"format": "collection", "collection": coll.title}
-    if _year(coll.date):
-        filters["year"] = _year(coll.date)
+    filters: Filters = {"format": "collection", "collection": coll.title}
+    if (year := _year(coll.date)) is not None:
+        filters["year"] = year
     return SourceRecord(
-        provenance=Provenance(source_type="ead", record_id=record_id, title=coll.title or coll.path.stem,
-                              locator=f"finding aid {coll.unitid or record_id}", link=_link(template, coll, "", []),
-                              date=coll.date, source_file=str(coll.path.resolve())),
-        text="\n".join(coll.lines) or coll.title, filters=filters)
+        provenance=Provenance(
+            source_type="ead",
+            record_id=record_id,
+            title=coll.title or coll.path.stem,
+            locator=f"finding aid {coll.unitid or record_id}",
+            link=_link(template, coll, "", []),
+            date=coll.date,
+            source_file=str(coll.path.resolve()),
+        ),
+        text="\n".join(coll.lines) or coll.title,
+        filters=filters,
+    )
 
 
 def _component_record(coll, frame: Frame, ancestors: list[Frame], el, daos, template: str) -> SourceRecord:
@@ -253,11 +288,20 @@ def _component_record(coll, frame: Frame, ancestors: list[Frame], el, daos, temp
         lines.append(f"Identifier: {frame.unitid}")
     lines.extend(frame.notes)
     lines.extend(f"Digital object: {d}" for d in daos)
-    filters: dict[str, str | int] = {"format": "archival component", "collection": coll.title}
-    if _year(frame.date):
-        filters["year"] = _year(frame.date)
+    filters: Filters = {"format": "archival component", "collection": coll.title}
+    if (year := _year(frame.date)) is not None:
+        filters["year"] = year
     return SourceRecord(
-        provenance=Provenance(source_type="ead", record_id=component_id, title=title, locator=locator,
-                              link=_link(template, coll, component_id, daos), date=frame.date,
-                              source_file=str(coll.path.resolve())),
-        text="\n".join(lines), filters=filters)
+        provenance=Provenance(
+            source_type="ead",
+            record_id=component_id,
+            title=title,
+            locator=locator,
+            container=frame.containers,
+            link=_link(template, coll, component_id, daos),
+            date=frame.date,
+            source_file=str(coll.path.resolve()),
+        ),
+        text="\n".join(lines),
+        filters=filters,
+    )

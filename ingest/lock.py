@@ -1,18 +1,22 @@
 """One ingest per data dir at a time. Content ids keep two concurrent runs consistent, but both would
 embed everything: the second is told who holds the lock instead."""
+
 from __future__ import annotations
 
 import fcntl
 import os
 from pathlib import Path
+
 from assistant.core.errors import RefdeskError
 
 
 class IngestLocked(RefdeskError):
     def __init__(self, path: Path, pid: str):
         self.path, self.pid = path, pid
-        super().__init__(f"another ingest is running on this data dir (pid {pid or 'unknown'}); "
-                         f"wait for it to finish (lock: {path.name})")
+        super().__init__(
+            f"another ingest is running on this data dir (pid {pid or 'unknown'}); "
+            f"wait for it to finish (lock: {path.name})"
+        )
 
 
 class IngestLock:
@@ -23,7 +27,7 @@ class IngestLock:
         self.path = path
         self.fd: int | None = None
 
-    def __enter__(self) -> "IngestLock":
+    def __enter__(self) -> IngestLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -1,4 +1,5 @@
 """What was ingested from which file: for incremental re-ingest and deletion sync (SQLite)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -73,8 +74,18 @@ class Manifest:
         return [r[0] for r in rows]
 
     def record_file(
-        self, path: str, sha256: str, size: int, fmt: str, embedder: str, records: int, chunks: dict[str, str],
-        replace: bool, withdrawn: int = 0, payloads: dict[str, str] | None = None, holders: set[str] | None = None,
+        self,
+        path: str,
+        sha256: str,
+        size: int,
+        fmt: str,
+        embedder: str,
+        records: int,
+        chunks: dict[str, str],
+        replace: bool,
+        withdrawn: int = 0,
+        payloads: dict[str, str] | None = None,
+        holders: set[str] | None = None,
     ) -> None:
         """chunks: chunk id -> record id now stored for the file. replace=False keeps the ones listed
         before as well (a partly unreadable file loses nothing). payloads: payload key -> record id held
@@ -88,10 +99,14 @@ class Manifest:
                 "INSERT OR REPLACE INTO chunks(chunk_id, path, record_id) VALUES (?, ?, ?)",
                 ((c, path, r) for c, r in chunks.items()),
             )
-            self.db.executemany("INSERT OR REPLACE INTO payloads(key, path, record_id) VALUES (?, ?, ?)",
-                                ((k, path, r) for k, r in (payloads or {}).items()))
-            self.db.executemany("INSERT OR IGNORE INTO payload_refs(path, holder) VALUES (?, ?)",
-                                ((path, h) for h in sorted(holders or ())))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO payloads(key, path, record_id) VALUES (?, ?, ?)",
+                ((k, path, r) for k, r in (payloads or {}).items()),
+            )
+            self.db.executemany(
+                "INSERT OR IGNORE INTO payload_refs(path, holder) VALUES (?, ?)",
+                ((path, h) for h in sorted(holders or ())),
+            )
             total = self.db.execute("SELECT count(*) FROM chunks WHERE path = ?", (path,)).fetchone()[0]
             self.db.execute(
                 "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -109,8 +124,11 @@ class Manifest:
         """payload key -> Holder(path, record_id), leaving out the files about to be read again."""
         from ingest.payloads import Holder
 
-        return {k: Holder(p, r) for k, p, r in self.db.execute("SELECT key, path, record_id FROM payloads")
-                if p not in exclude}
+        return {
+            k: Holder(p, r)
+            for k, p, r in self.db.execute("SELECT key, path, record_id FROM payloads")
+            if p not in exclude
+        }
 
     def dependents(self, paths: set[str]) -> set[str]:
         """Files whose records point to content held by any of paths, and the files pointing to those."""
@@ -119,9 +137,13 @@ class Manifest:
         while frontier:
             batch, rows = sorted(frontier), set()
             for start in range(0, len(batch), 500):  # SQLite's limit on bound variables
-                part = batch[start:start + 500]
-                rows |= {r[0] for r in self.db.execute(
-                    f"SELECT DISTINCT path FROM payload_refs WHERE holder IN ({','.join('?' * len(part))})", part)}
+                part = batch[start : start + 500]
+                rows |= {
+                    r[0]
+                    for r in self.db.execute(
+                        f"SELECT DISTINCT path FROM payload_refs WHERE holder IN ({','.join('?' * len(part))})", part
+                    )
+                }
             frontier = rows - found - set(paths)
             found |= frontier
         return found

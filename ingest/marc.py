@@ -6,41 +6,84 @@ encoding is decided from its bytes, not only from leader/09: UTF-8 bytes under a
 Windows-1251 Cyrillic under a MARC-8 leader, and non-UTF-8 bytes under a UTF-8 leader are all
 seen in real catalogues (see ../shared/data/marc).
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import pymarc
 
-from assistant.core.types import Provenance, SkippedRecord, SourceRecord
-from ingest.registry import ReaderError, open_binary
 from assistant.core.errors import RefdeskError
+from assistant.core.types import Filters, Provenance, SkippedRecord, SourceRecord
+from ingest.registry import ReaderError, open_binary
+
+# What a malformed record raises inside pymarc and our field readers (fuzz-tested in tests/test_fuzz_readers.py):
+# one such record is reported and skipped; anything else is a bug and surfaces.
+MARC_RECORD_ERRORS: tuple[type[Exception], ...] = (
+    pymarc.exceptions.PymarcException,
+    ValueError,
+    IndexError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    UnicodeError,
+    RefdeskError,
+)
 
 RECORD_END = b"\x1d"
 logging.getLogger("pymarc").setLevel(logging.ERROR)  # it logs every odd indicator; we report per record
 MARCXML_NS = "http://www.loc.gov/MARC21/slim"
 
 FORMATS = {  # leader/06 -> format; leader/07 refines "a"
-    "a": "book", "c": "score", "d": "score", "e": "map", "f": "map", "g": "video", "i": "sound",
-    "j": "music recording", "k": "image", "m": "computer file", "o": "kit", "p": "mixed materials",
-    "r": "object", "t": "manuscript",
+    "a": "book",
+    "c": "score",
+    "d": "score",
+    "e": "map",
+    "f": "map",
+    "g": "video",
+    "i": "sound",
+    "j": "music recording",
+    "k": "image",
+    "m": "computer file",
+    "o": "kit",
+    "p": "mixed materials",
+    "r": "object",
+    "t": "manuscript",
 }
 
 # (tag, label, subfield codes or None for all but control subfields)
 TEXT_FIELDS = [
-    ("245", "Title", "abnpfgks"), ("130", "Uniform title", None), ("240", "Uniform title", None),
-    ("246", "Variant title", "abnp"), ("100", "Author", None), ("110", "Corporate author", None),
-    ("111", "Meeting", None), ("700", "Other contributor", None), ("710", "Other contributor", None),
-    ("711", "Meeting", None), ("250", "Edition", None), ("260", "Published", "abcefg"),
-    ("264", "Published", "abc"), ("300", "Physical description", None), ("310", "Frequency", None),
-    ("362", "Dates of publication", None), ("490", "Series", "av"), ("830", "Series", "av"),
-    ("800", "Series", None), ("500", "Note", "a"), ("505", "Contents", None), ("511", "Performers", None),
-    ("518", "Date/place of event", None), ("520", "Summary", "ab"), ("545", "Biographical note", "a"),
+    ("245", "Title", "abnpfgks"),
+    ("130", "Uniform title", None),
+    ("240", "Uniform title", None),
+    ("246", "Variant title", "abnp"),
+    ("100", "Author", None),
+    ("110", "Corporate author", None),
+    ("111", "Meeting", None),
+    ("700", "Other contributor", None),
+    ("710", "Other contributor", None),
+    ("711", "Meeting", None),
+    ("250", "Edition", None),
+    ("260", "Published", "abcefg"),
+    ("264", "Published", "abc"),
+    ("300", "Physical description", None),
+    ("310", "Frequency", None),
+    ("362", "Dates of publication", None),
+    ("490", "Series", "av"),
+    ("830", "Series", "av"),
+    ("800", "Series", None),
+    ("500", "Note", "a"),
+    ("505", "Contents", None),
+    ("511", "Performers", None),
+    ("518", "Date/place of event", None),
+    ("520", "Summary", "ab"),
+    ("545", "Biographical note", "a"),
 ]
 SUBJECT_TAGS = ("600", "610", "611", "630", "648", "650", "651", "653", "655")
 SKIP_CODES = {"0", "1", "2", "3", "4", "5", "6", "8", "9"}
@@ -53,9 +96,15 @@ class MarcEncodingError(RefdeskError):
 # ---- reading raw records ------------------------------------------------------------------------
 
 MAX_RECORD_BYTES = 99_999  # the leader's five-digit record length
-SIGNATURES = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"),
-              (b"%PDF", "a PDF"), (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip file"),
-              (b"WARC/", "a WARC file"))
+SIGNATURES = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"WARC/", "a WARC file"),
+)
 
 
 def not_marc_reason(head: bytes) -> str | None:
@@ -65,8 +114,9 @@ def not_marc_reason(head: bytes) -> str | None:
     if len(start) == 5 and start.isdigit():
         return None
     kind = next((name for magic, name in SIGNATURES if head.startswith(magic)), "")
-    return "not a MARC file: " + (f"it is {kind}" if kind else "it does not start with a MARC leader "
-                                   "(a five-digit record length)")
+    return "not a MARC file: " + (
+        f"it is {kind}" if kind else "it does not start with a MARC leader (a five-digit record length)"
+    )
 
 
 def iter_raw(fh: IO[bytes], path: Path) -> Iterator[tuple[int, int, bytes]]:
@@ -83,15 +133,18 @@ def iter_raw(fh: IO[bytes], path: Path) -> Iterator[tuple[int, int, bytes]]:
             end = buffer.find(RECORD_END)
             if end < 0:
                 break
-            raw, buffer = buffer[: end + 1], buffer[end + 1:]
+            raw, buffer = buffer[: end + 1], buffer[end + 1 :]
             position += 1
             yield position, offset, raw
             offset += len(raw)
         if len(buffer) > 2 * MAX_RECORD_BYTES:
             # What is left holds no terminator, and no MARC record is this long: what follows is not MARC
             # (and would otherwise be held whole, and copied again with every block).
-            raise ReaderError(path, f"no record terminator in the {len(buffer):,} bytes after byte {offset}: "
-                                    "not MARC from here on", record=f"record {position + 1} at byte {offset}")
+            raise ReaderError(
+                path,
+                f"no record terminator in the {len(buffer):,} bytes after byte {offset}: not MARC from here on",
+                record=f"record {position + 1} at byte {offset}",
+            )
     rest = buffer.strip(b"\r\n \x00")
     if rest:
         position += 1
@@ -124,10 +177,13 @@ def decode_record(raw: bytes) -> tuple[pymarc.Record, str]:
         return pymarc.Record(data=raw, to_unicode=True, file_encoding="cp1251"), "cp1251"
     if leader_utf8:
         # Declared UTF-8 but broken bytes: keep what decodes, mark the rest.
-        return (pymarc.Record(data=raw, to_unicode=True, force_utf8=True, hide_utf8_warnings=True,
-                              utf8_handling="replace"), "utf-8 (invalid bytes replaced)")
-    return pymarc.Record(data=raw, to_unicode=True, force_utf8=False, hide_utf8_warnings=True,
-                         utf8_handling="replace"), "marc-8"
+        return (
+            pymarc.Record(data=raw, to_unicode=True, force_utf8=True, hide_utf8_warnings=True, utf8_handling="replace"),
+            "utf-8 (invalid bytes replaced)",
+        )
+    return pymarc.Record(
+        data=raw, to_unicode=True, force_utf8=False, hide_utf8_warnings=True, utf8_handling="replace"
+    ), "marc-8"
 
 
 def iter_xml_records(path: Path) -> Iterator[tuple[int, pymarc.Record | Exception]]:
@@ -136,22 +192,30 @@ def iter_xml_records(path: Path) -> Iterator[tuple[int, pymarc.Record | Exceptio
 
     position = 0
     try:
-        context = etree.iterparse(str(path), events=("end",), resolve_entities=False, no_network=True,
-                                  load_dtd=False, huge_tree=True, recover=False)
+        context = etree.iterparse(
+            str(path),
+            events=("end",),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=True,
+            recover=False,
+        )
         for _, el in context:
             if etree.QName(el).localname != "record" or not _is_marc_record(el):
                 continue
             position += 1
             try:
                 yield position, _xml_to_record(el)
-            except Exception as exc:  # one bad record does not stop the file
+            except MARC_RECORD_ERRORS as exc:  # one bad record does not stop the file
                 yield position, exc
             el.clear()
             while el.getprevious() is not None:
                 del el.getparent()[0]
     except etree.XMLSyntaxError as exc:
-        raise ReaderError(path, f"not well-formed XML at line {exc.lineno}: {exc.msg}",
-                          record=f"after record {position}") from exc
+        raise ReaderError(
+            path, f"not well-formed XML at line {exc.lineno}: {exc.msg}", record=f"after record {position}"
+        ) from exc
 
 
 def _is_marc_record(el) -> bool:
@@ -160,8 +224,9 @@ def _is_marc_record(el) -> bool:
     ns = etree.QName(el).namespace
     if ns == MARCXML_NS:
         return True
-    return ns is None and any(isinstance(c.tag, str) and etree.QName(c).localname in ("leader", "datafield", "controlfield")
-                              for c in el)
+    return ns is None and any(
+        isinstance(c.tag, str) and etree.QName(c).localname in ("leader", "datafield", "controlfield") for c in el
+    )
 
 
 def _xml_to_record(el) -> pymarc.Record:
@@ -180,15 +245,23 @@ def _xml_to_record(el) -> pymarc.Record:
             tag = child.get("tag", "")
             if not re.fullmatch(r"[0-9A-Za-z]{3}", tag):
                 raise ValueError(f"bad tag {tag!r}")
-            subfields = [pymarc.Subfield(code=s.get("code", " "), value=s.text or "")
-                         for s in child if isinstance(s.tag, str) and etree.QName(s).localname == "subfield"]
-            record.add_field(pymarc.Field(tag=tag, indicators=pymarc.Indicators(child.get("ind1", " ")[:1] or " ",
-                                                                                  child.get("ind2", " ")[:1] or " "),
-                                          subfields=subfields))
+            subfields = [
+                pymarc.Subfield(code=s.get("code", " "), value=s.text or "")
+                for s in child
+                if isinstance(s.tag, str) and etree.QName(s).localname == "subfield"
+            ]
+            record.add_field(
+                pymarc.Field(
+                    tag=tag,
+                    indicators=pymarc.Indicators(child.get("ind1", " ")[:1] or " ", child.get("ind2", " ")[:1] or " "),
+                    subfields=subfields,
+                )
+            )
     return record
 
 
 # ---- record -> text + provenance ----------------------------------------------------------------
+
 
 def _clean(value: str) -> str:
     return re.sub(r"\s+", " ", value).strip().rstrip(" /:;,=").strip()
@@ -205,7 +278,7 @@ def control_number(record: pymarc.Record, raw_hash: str) -> str:
         return f001.data.strip()
     for f in record.get_fields("035"):
         if f.get("a"):
-            return _clean(f.get("a"))
+            return _clean(f.get("a") or "")
     return "h" + raw_hash[:16]  # stable: the same record bytes give the same id
 
 
@@ -239,7 +312,7 @@ def language_names(record: pymarc.Record) -> list[str]:
         codes.append(f008.data[35:38])
     for f in record.get_fields("041"):
         for value in f.get_subfields("a", "d"):
-            codes.extend(value[i:i + 3] for i in range(0, len(value) - 2, 3))  # "engfre" packs codes
+            codes.extend(value[i : i + 3] for i in range(0, len(value) - 2, 3))  # "engfre" packs codes
     names: list[str] = []
     for code in codes:
         code = code.strip().lower()
@@ -275,7 +348,7 @@ def record_text(record: pymarc.Record, fmt: str, year: int | None, languages: li
     for f in record.get_fields("880"):  # original-script versions of the fields above
         value = _field_text(f, None)
         linked = (f.get("6") or "")[:3]
-        label = dict((t, l) for t, l, _ in TEXT_FIELDS).get(linked, "Original script")
+        label = {tag: label for tag, label, _ in TEXT_FIELDS}.get(linked, "Original script")
         if value:
             lines.append(f"{label} (original script): {value}")
     for tag in SUBJECT_TAGS:
@@ -319,17 +392,23 @@ def to_source_record(record: pymarc.Record, raw: bytes, path: Path, link_templat
         link = urls[0]
     else:
         link = f"{path.resolve().as_uri()}#{record_id}"
-    filters: dict[str, str | int] = {"format": fmt, "language": languages[0] if languages else ""}
+    filters: Filters = {"format": fmt, "language": languages[0] if languages else ""}
     if year:
         filters["year"] = year
     return SourceRecord(
-        provenance=Provenance(source_type="marc", record_id=record_id, title=title or "Untitled", locator=locator,
-                              link=link, date=str(year or ""), source_file=str(path.resolve())),
+        provenance=Provenance(
+            source_type="marc",
+            record_id=record_id,
+            title=title or "Untitled",
+            locator=locator,
+            call_number=numbers[0] if numbers else "",
+            link=link,
+            date=str(year or ""),
+            source_file=str(path.resolve()),
+        ),
         text=text or title,
         filters=filters,
     )
-
-
 
 
 def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRecord | SkippedRecord]:
@@ -340,7 +419,9 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
         if head.lstrip().startswith(b"<"):
             for position, item in iter_xml_records(path):
                 if isinstance(item, Exception):
-                    yield SkippedRecord(path=str(path), record=f"record {position}", reason=f"bad MARCXML record: {item}")
+                    yield SkippedRecord(
+                        path=str(path), record=f"record {position}", reason=f"bad MARCXML record: {item}"
+                    )
                     continue
                 yield to_source_record(item, pymarc.record_to_xml(item), path, link_template)
             return
@@ -358,9 +439,15 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
                     raise MarcEncodingError("no leader")
                 yield to_source_record(record, raw, path, link_template)
             except UnicodeDecodeError:
-                yield SkippedRecord(path=str(path), record=f"record {position} at byte {offset}",
-                                    reason="unreadable MARC record: corrupt leader or directory (non-ASCII bytes)")
-            except Exception as exc:  # pymarc raises many kinds; every bad record is reported, never fatal
+                yield SkippedRecord(
+                    path=str(path),
+                    record=f"record {position} at byte {offset}",
+                    reason="unreadable MARC record: corrupt leader or directory (non-ASCII bytes)",
+                )
+            except MARC_RECORD_ERRORS as exc:  # every bad record is reported, never fatal
                 reason = str(exc) or type(exc).__name__
-                yield SkippedRecord(path=str(path), record=f"record {position} at byte {offset}",
-                                    reason=f"unreadable MARC record: {reason}")
+                yield SkippedRecord(
+                    path=str(path),
+                    record=f"record {position} at byte {offset}",
+                    reason=f"unreadable MARC record: {reason}",
+                )

@@ -3,23 +3,35 @@
 Catalogues often expose records this way instead of MARCXML (../shared/data holds one such
 harvest filed with the MARC samples).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from assistant.core.types import Provenance, SkippedRecord, SourceRecord
+from assistant.core.types import Filters, Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
 DC = "{http://purl.org/dc/elements/1.1/}"
-LABELS = [("title", "Title"), ("creator", "Creator"), ("contributor", "Contributor"), ("date", "Date"),
-          ("publisher", "Publisher"), ("type", "Type"), ("format", "Format"), ("subject", "Subject"),
-          ("coverage", "Coverage"), ("description", "Description"), ("language", "Language"),
-          ("relation", "Relation"), ("rights", "Rights"), ("identifier", "Identifier"), ("source", "Source")]
-
-
+LABELS = [
+    ("title", "Title"),
+    ("creator", "Creator"),
+    ("contributor", "Contributor"),
+    ("date", "Date"),
+    ("publisher", "Publisher"),
+    ("type", "Type"),
+    ("format", "Format"),
+    ("subject", "Subject"),
+    ("coverage", "Coverage"),
+    ("description", "Description"),
+    ("language", "Language"),
+    ("relation", "Relation"),
+    ("rights", "Rights"),
+    ("identifier", "Identifier"),
+    ("source", "Source"),
+]
 
 
 def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRecord | SkippedRecord]:
@@ -28,8 +40,15 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
     path = Path(path)
     position = 0
     try:
-        for _, el in etree.iterparse(str(path), events=("end",), tag=f"{OAI}record", resolve_entities=False,
-                                     no_network=True, load_dtd=False, huge_tree=True):
+        for _, el in etree.iterparse(
+            str(path),
+            events=("end",),
+            tag=f"{OAI}record",
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=True,
+        ):
             position += 1
             identifier = (el.findtext(f"{OAI}header/{OAI}identifier") or "").strip()
             if el.find(f"{OAI}header[@status='deleted']") is not None:
@@ -42,22 +61,39 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
                     values.setdefault(etree.QName(child).localname, []).append(text)
             el.clear()
             if not identifier or not values:
-                yield SkippedRecord(path=str(path), record=f"record {position}", reason="OAI record without identifier or Dublin Core")
+                yield SkippedRecord(
+                    path=str(path), record=f"record {position}", reason="OAI record without identifier or Dublin Core"
+                )
                 continue
             title = values.get("title", ["Untitled"])[0]
             urls = [v for v in values.get("identifier", []) if v.startswith(("http://", "https://"))]
-            link = (link_template.format(id=identifier, record_id=identifier) if link_template
-                    else urls[0] if urls else f"{path.resolve().as_uri()}#{identifier}")
+            link = (
+                link_template.format(id=identifier, record_id=identifier)
+                if link_template
+                else urls[0]
+                if urls
+                else f"{path.resolve().as_uri()}#{identifier}"
+            )
             date = values.get("date", [""])[0]
             year = re.search(r"\b(1[0-9]{3}|20[0-9]{2})\b", date)
             lines = [f"{label}: {v}" for key, label in LABELS for v in values.get(key, [])]
-            filters: dict[str, str | int] = {"format": values.get("type", [""])[0].lower()}
+            filters: Filters = {"format": values.get("type", [""])[0].lower()}
             if year:
                 filters["year"] = int(year.group(1))
             yield SourceRecord(
-                provenance=Provenance(source_type="dc", record_id=identifier, title=title, locator=f"{title} — {identifier}",
-                                      link=link, date=date, source_file=str(path.resolve())),
-                text="\n".join(lines), filters=filters)
+                provenance=Provenance(
+                    source_type="dc",
+                    record_id=identifier,
+                    title=title,
+                    locator=f"{title} — {identifier}",
+                    link=link,
+                    date=date,
+                    source_file=str(path.resolve()),
+                ),
+                text="\n".join(lines),
+                filters=filters,
+            )
     except etree.XMLSyntaxError as exc:
-        raise ReaderError(path, f"not well-formed XML at line {exc.lineno}: {exc.msg}",
-                          record=f"after record {position}") from exc
+        raise ReaderError(
+            path, f"not well-formed XML at line {exc.lineno}: {exc.msg}", record=f"after record {position}"
+        ) from exc

@@ -6,10 +6,12 @@ every further sighting only adds a capture date to the record first stored. Keys
 digest (what revisit records name) and refdesk's own SHA-1 of the decoded payload (ARC files have no
 digest header, and producers write digests in different encodings).
 """
+
 from __future__ import annotations
 
 import threading
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 
 class Holder(NamedTuple):

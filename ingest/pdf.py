@@ -4,12 +4,13 @@ In an inventory laid out as Box | Folder | Title | Date columns, the box number 
 where it changes; rows are rewritten as "Box 4, Folder 11: <title> (<date>)" with the current box
 carried down the page and across pages (best effort, from pypdf's layout-preserving extraction).
 """
+
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from assistant.core.types import Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError
@@ -39,7 +40,9 @@ def _inventory(lines: list[str], box: str) -> tuple[list[str], str, bool]:
             folder = line[f:t].strip()
             title = (line[t:d] if d else line[t:]).strip()
             date = line[d:].strip() if d else ""
-            if re.fullmatch(r"\d{1,4}[A-Za-z]?", folder) and (not cell_box or re.fullmatch(r"\d{1,4}[A-Za-z]?", cell_box)):
+            if re.fullmatch(r"\d{1,4}[A-Za-z]?", folder) and (
+                not cell_box or re.fullmatch(r"\d{1,4}[A-Za-z]?", cell_box)
+            ):
                 box = cell_box or box
                 out.append(f"Box {box}, Folder {folder}: {title}" + (f" ({date})" if date else ""))
                 continue
@@ -48,7 +51,7 @@ def _inventory(lines: list[str], box: str) -> tuple[list[str], str, bool]:
                 out[-1] = f"{head} {title}" + (f" ({tail}" if sep else "")  # wrapped title line
                 continue
         out.append(line.strip())
-    return [l for l in out if l], box, seen_table
+    return [line for line in out if line], box, seen_table
 
 
 def pdf_errors() -> tuple[type[BaseException], ...]:
@@ -58,8 +61,22 @@ def pdf_errors() -> tuple[type[BaseException], ...]:
 
     from pypdf.errors import PyPdfError
 
-    return (PyPdfError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError,
-            zlib.error, AssertionError, NotImplementedError, ZeroDivisionError, OverflowError, UnicodeError)
+    return (
+        PyPdfError,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+        zlib.error,
+        AssertionError,
+        NotImplementedError,
+        ZeroDivisionError,
+        OverflowError,
+        UnicodeError,
+    )
 
 
 def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRecord | SkippedRecord]:
@@ -77,13 +94,10 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
             try:
                 if not reader.decrypt(""):
                     raise ReaderError(path, "encrypted PDF (needs a password)")
-            except Exception as exc:
-                if isinstance(exc, ReaderError):
-                    raise
+            except broken as exc:
                 raise ReaderError(path, f"encrypted PDF: {exc}") from exc
         page_count = len(reader.pages)  # walks the page tree: a broken one fails here, for the whole file
-        meta = reader.metadata or {}
-        title = str(meta.get("/Title") or "").strip()
+        title = str(reader.metadata.get("/Title") or "").strip() if reader.metadata else ""
     except broken as exc:
         raise ReaderError(path, f"unreadable PDF: {type(exc).__name__}: {exc}") from exc
     empty: list[int] = []
@@ -95,19 +109,31 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
         except broken as exc:  # a broken page must not lose the rest of the document
             yield SkippedRecord(path=str(path), record=f"p. {number}", reason=f"unreadable page: {exc}")
             continue
-        lines = [l for l in raw.splitlines() if not PAGE_FOOTER.match(l)]
+        lines = [line for line in raw.splitlines() if not PAGE_FOOTER.match(line)]
         lines, box, table = _inventory(lines, box)
         text = "\n".join(lines).strip()
         if not text:
             empty.append(number)
             continue
         page_title = title or lines[0][:120]
-        link = (link_template.format(path=path.as_posix(), page=number, id=f"{path.stem}#page={number}")
-                if link_template else f"{base}#page={number}")
+        link = (
+            link_template.format(path=path.as_posix(), page=number, id=f"{path.stem}#page={number}")
+            if link_template
+            else f"{base}#page={number}"
+        )
         yield SourceRecord(
-            provenance=Provenance(source_type="pdf", record_id=f"{path.name}#page={number}", title=page_title,
-                                  locator=f"p. {number}", link=link, date="", source_file=str(path.resolve())),
-            text=text, filters={"format": "inventory page" if table else "pdf page", "page": number})
+            provenance=Provenance(
+                source_type="pdf",
+                record_id=f"{path.name}#page={number}",
+                title=page_title,
+                locator=f"p. {number}",
+                link=link,
+                date="",
+                source_file=str(path.resolve()),
+            ),
+            text=text,
+            filters={"format": "inventory page" if table else "pdf page", "page": number},
+        )
     if empty:
         pages_text = ", ".join(str(n) for n in empty[:20]) + (" …" if len(empty) > 20 else "")
         yield SkippedRecord(path=str(path), record=f"pages {pages_text}", reason="no text layer: OCR not done")

@@ -4,16 +4,17 @@ Chunk ids hash the source file, record id and text, so re-ingesting unchanged in
 embeds nothing; a changed record's old chunks are removed once its file was read in
 full. Nothing is removed for a file that failed part-way: what was stored stays.
 """
+
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 from tqdm import tqdm
-
-from collections import Counter
 
 from assistant.core.types import AlsoCaptured, Chunk, Ignored, SkippedRecord, SourceRecord
 from ingest.chunking import Chunker
@@ -76,8 +77,10 @@ class IngestSummary:
             reasons = ", ".join(f"{reason} {n}" for reason, n in self.left_out.most_common())
             lines.append(f"left out {sum(self.left_out.values())} (not errors): {reasons}")
         if self.stored_elsewhere:
-            lines.append(f"{self.stored_elsewhere} archived records hold content already stored from another file: "
-                         "kept once, with their capture dates")
+            lines.append(
+                f"{self.stored_elsewhere} archived records hold content already stored from another file: "
+                "kept once, with their capture dates"
+            )
         if self.captures_added:
             lines.append(f"{self.captures_added} more capture dates recorded for content already stored")
         if self.skipped:
@@ -119,7 +122,7 @@ class Prefetcher:
                     return
                 self.q.put(item)
             self.q.put(_DONE)
-        except BaseException as exc:  # handed to the consumer, raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             self.q.put(exc)
 
     def __iter__(self) -> Iterator:
@@ -177,7 +180,7 @@ class _CallerThreadExecutor:
                 continue
             try:
                 future.set_result(fn(*args))
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - the future carries it to whoever waits on it
                 future.set_exception(exc)
 
     def shutdown(self) -> None:
@@ -218,9 +221,17 @@ def _by_record(chunk_records: dict[str, str]) -> dict[str, list[str]]:
 
 
 class Ingestor:
-    def __init__(self, store, embed: Callable[[list[str]], list[list[float]]], embedder_name: str, manifest: Manifest, chunker: Chunker,
-                 link_templates: dict[str, str] | None = None, progress: bool = True,
-                 reader_options: dict | None = None):
+    def __init__(
+        self,
+        store,
+        embed: Callable[[list[str]], list[list[float]]],
+        embedder_name: str,
+        manifest: Manifest,
+        chunker: Chunker,
+        link_templates: dict[str, str] | None = None,
+        progress: bool = True,
+        reader_options: dict | None = None,
+    ):
         self.store = store
         # Bounds a reader may take (e.g. max_payload_bytes): passed to the readers whose signature names them.
         self.reader_options = reader_options or {}
@@ -236,12 +247,12 @@ class Ingestor:
         self._waiting: list[Callable[[], None]] = []
         self._after_embed: list[Callable[[], None]] = []
         self._embedding = None  # the batch the model is on: a future of (chunks, vectors, seconds)
-        self._embedder = None
+        self._embedder: _CallerThreadExecutor | None = None
         self._after_write: list[Callable[[], None]] = []  # those finished when the write in flight is done
         self.payloads = PayloadIndex()  # archived payloads held by a stored record (filled per run)
         self._bar: tqdm | None = None
         # Store writes run beside the next batch's embedding (one at a time, in order).
-        self._writer = None
+        self._writer: ThreadPoolExecutor | None = None
         self._write = None
 
     # -- public -------------------------------------------------------------------------------
@@ -267,21 +278,21 @@ class Ingestor:
         started = time.perf_counter()
         # The model runs here, on the calling thread (where it was loaded and warmed: run from a new thread
         # its buffers come on top, ~150 MB more peak memory); reading and bookkeeping run beside it.
-        self._embedder = _CallerThreadExecutor()
+        embedder = self._embedder = _CallerThreadExecutor()
         failure: list[BaseException] = []
 
         def consume() -> None:
             try:
                 self._consume(paths, sync, summary)
-            except BaseException as exc:  # raised again on the calling thread
+            except BaseException as exc:  # noqa: BLE001 - raised again on the calling thread
                 failure.append(exc)
             finally:
-                self._embedder.shutdown()
+                embedder.shutdown()
 
         worker = threading.Thread(target=consume, name="refdesk-ingest", daemon=True)
         try:
             worker.start()
-            self._embedder.run()
+            embedder.run()
             worker.join()
         finally:
             sys.setswitchinterval(switch_interval)
@@ -309,11 +320,11 @@ class Ingestor:
             if sync:  # files deleted from the given folders: their chunks go first
                 listed = {str(p) for p in files}
                 for folder in (Path(p).expanduser().resolve() for p in paths if Path(p).is_dir()):
-                    for path in self.manifest.paths_under(str(folder)):
-                        if path not in listed and not Path(path).exists():
-                            gone.append(path)
-                            summary.chunks_removed += self.store.delete(sorted(self.manifest.chunk_ids(path)))
-                            self.manifest.forget_file(path)
+                    for known in self.manifest.paths_under(str(folder)):
+                        if known not in listed and not Path(known).exists():
+                            gone.append(known)
+                            summary.chunks_removed += self.store.delete(sorted(self.manifest.chunk_ids(known)))
+                            self.manifest.forget_file(known)
             jobs += self._dependents(jobs, gone, unchanged, summary, sync)
             self.payloads = PayloadIndex(self.manifest.payload_holders({str(job.path) for job in jobs}))
             # One reader thread goes through all the files in order, so it never waits for the embedding
@@ -335,8 +346,14 @@ class Ingestor:
             self._bar.close()
 
     # -- one file -----------------------------------------------------------------------------
-    def _dependents(self, jobs: list[FileJob], gone: list[str], unchanged: dict[str, tuple[int, int]],
-                    summary: IngestSummary, sync: bool) -> list[FileJob]:
+    def _dependents(
+        self,
+        jobs: list[FileJob],
+        gone: list[str],
+        unchanged: dict[str, tuple[int, int]],
+        summary: IngestSummary,
+        sync: bool,
+    ) -> list[FileJob]:
         """Files whose archived pages point to content held by a file read again or removed now: they are
         read again as well, so that content is stored once more (under them, if nobody else holds it)."""
         reading = {str(job.path) for job in jobs}
@@ -350,20 +367,29 @@ class Ingestor:
                 summary.files_unchanged -= 1
                 summary.records -= records
                 summary.chunks_unchanged -= chunks
-                self._bar.update(-1)
+                if self._bar is not None:
+                    self._bar.update(-1)
             job = self._prepare(Path(path), summary, sync, force=True)
             if job is not None:
                 more.append(job)
         return more
 
-    def _prepare(self, path: Path, summary: IngestSummary, sync: bool = False,
-                 unchanged: dict[str, tuple[int, int]] | None = None, force: bool = False) -> FileJob | None:
+    def _prepare(
+        self,
+        path: Path,
+        summary: IngestSummary,
+        sync: bool = False,
+        unchanged: dict[str, tuple[int, int]] | None = None,
+        force: bool = False,
+    ) -> FileJob | None:
         """Format, hash and the unchanged check; None when the file needs no reading (or cannot be read)."""
         key = str(path)
         summary.files += 1
         fmt = detect_format(path)
         if fmt is None:
-            summary.skipped.append(SkippedRecord(path=key, record="", reason=f"unknown format ({path.suffix or 'no extension'})"))
+            summary.skipped.append(
+                SkippedRecord(path=key, record="", reason=f"unknown format ({path.suffix or 'no extension'})")
+            )
             summary.files_failed += 1
             return None
         try:
@@ -374,8 +400,13 @@ class Ingestor:
             summary.files_failed += 1
             return None
         previous = self.manifest.entry(key)
-        if (previous and previous.sha256 == sha and previous.embedder == self.embedder_name
-                and not (sync and previous.withdrawn) and not force):
+        if (
+            previous
+            and previous.sha256 == sha
+            and previous.embedder == self.embedder_name
+            and not (sync and previous.withdrawn)
+            and not force
+        ):
             known = self.manifest.chunk_ids(key)
             if len(self.store.existing_ids(sorted(known))) == len(known):
                 summary.files_unchanged += 1
@@ -405,14 +436,14 @@ class Ingestor:
                 for item in reader(job.path, link_template=template, **options):
                     # Chunking (tokenising) happens in the reader thread too; the caller only embeds and stores.
                     yield item, (list(self.chunker.chunks(item)) if isinstance(item, SourceRecord) else None)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - handed to _read_file, which reports it for this file
                 yield _FileEnd(exc)
                 continue
             yield _FileEnd(None)
 
     def _read_file(self, job: FileJob, stream: Iterator, summary: IngestSummary, sync: bool = False) -> None:
         """Consumes one file's items from the shared stream, up to and including its _FileEnd."""
-        path, fmt, sha, size = job.path, job.fmt, job.sha, job.size
+        path = job.path
         key = str(path)
         chunk_ids: dict[str, str] = {}  # chunk id -> record id
         captures: dict[str, list[str]] = {}  # record id -> further capture dates
@@ -460,8 +491,10 @@ class Ingestor:
             summary.skipped.append(SkippedRecord(path=exc.path, record=exc.record, reason=exc.reason))
             summary.files_failed += 1
             complete = False
-        except Exception as exc:  # a reader bug must not stop the batch; say where it happened
-            summary.skipped.append(SkippedRecord(path=key, record=f"after record {records}", reason=f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - a reader bug fails its file, named with the type; the batch goes on
+            summary.skipped.append(
+                SkippedRecord(path=key, record=f"after record {records}", reason=f"{type(exc).__name__}: {exc}")
+            )
             summary.files_failed += 1
             complete = False
         if not ended:  # stopped by an error here, not the reader's: the rest of this file is not the next file's
@@ -472,12 +505,22 @@ class Ingestor:
                     break
         # The file's last chunks go with the next batch (often the next file's): its bookkeeping waits until
         # they are stored, so the model is not handed a small batch at every file boundary.
-        self._when_stored(lambda: self._finish_file(job, summary, sync, records, complete, chunk_ids, captures,
-                                                    elsewhere, pointing))
+        self._when_stored(
+            lambda: self._finish_file(job, summary, sync, records, complete, chunk_ids, captures, elsewhere, pointing)
+        )
 
-    def _finish_file(self, job: FileJob, summary: IngestSummary, sync: bool, records: int, complete: bool,
-                     chunk_ids: dict[str, str], captures: dict[str, list[str]],
-                     elsewhere: dict[tuple[str, str], list[str]], pointing: set[str]) -> None:
+    def _finish_file(
+        self,
+        job: FileJob,
+        summary: IngestSummary,
+        sync: bool,
+        records: int,
+        complete: bool,
+        chunk_ids: dict[str, str],
+        captures: dict[str, list[str]],
+        elsewhere: dict[tuple[str, str], list[str]],
+        pointing: set[str],
+    ) -> None:
         """Once the file's chunks are stored: capture dates, stale chunks, the manifest entry."""
         key, fmt, sha, size = str(job.path), job.fmt, job.sha, job.size
         summary.records += records
@@ -500,9 +543,19 @@ class Ingestor:
             chunk_ids.update(kept)
         else:
             kept = {}
-        self.manifest.record_file(key, sha if complete else "", size, fmt, self.embedder_name, records, chunk_ids,
-                                  replace=complete, withdrawn=len(kept), payloads=self.payloads.claimed_by(key),
-                                  holders=set(holders))
+        self.manifest.record_file(
+            key,
+            sha if complete else "",
+            size,
+            fmt,
+            self.embedder_name,
+            records,
+            chunk_ids,
+            replace=complete,
+            withdrawn=len(kept),
+            payloads=self.payloads.claimed_by(key),
+            holders=set(holders),
+        )
 
     def _on_idle(self, summary: IngestSummary) -> None:
         """The reader is behind: a free model takes what is ready rather than idle."""
@@ -578,6 +631,7 @@ class Ingestor:
 
                 # Store writes run in their own thread, one at a time, in order.
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refdesk-store")
+            assert self._embedder is not None, "started by ingest()"
             self._embedding = self._embedder.submit(self._embed_batch, new)
             self._after_embed = waiting
             summary.chunks_added += len(new)

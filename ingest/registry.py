@@ -1,31 +1,43 @@
 """Readers by format, imported lazily; the format of each file is picked here (extension, then content)."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
+from assistant.core.errors import RefdeskError
 from assistant.core.registry import Registry
 from assistant.core.types import SkippedRecord, SourceRecord
-from assistant.core.errors import RefdeskError
 
 ReaderFn = Callable[..., Iterator[SourceRecord | SkippedRecord]]
 
-READERS = Registry("reader", {
-    "text": "ingest.text:iter_records",
-    "marc": "ingest.marc:iter_records",
-    "oai_dc": "ingest.oai_dc:iter_records",
-    "ead": "ingest.ead:iter_records",
-    "pdf": "ingest.pdf:iter_records",
-    "warc": "ingest.warc:iter_records",
-    "wacz": "ingest.wacz:iter_records",
-})
+READERS = Registry(
+    "reader",
+    {
+        "text": "ingest.text:iter_records",
+        "marc": "ingest.marc:iter_records",
+        "oai_dc": "ingest.oai_dc:iter_records",
+        "ead": "ingest.ead:iter_records",
+        "pdf": "ingest.pdf:iter_records",
+        "warc": "ingest.warc:iter_records",
+        "wacz": "ingest.wacz:iter_records",
+    },
+)
 
 EXTENSIONS = {
-    ".txt": "text", ".md": "text", ".markdown": "text",
-    ".mrc": "marc", ".marc": "marc", ".dat": "marc", ".iso2709": "marc",
-    ".pdf": "pdf", ".ead": "ead",
-    ".warc": "warc", ".arc": "warc", ".wacz": "wacz",
+    ".txt": "text",
+    ".md": "text",
+    ".markdown": "text",
+    ".mrc": "marc",
+    ".marc": "marc",
+    ".dat": "marc",
+    ".iso2709": "marc",
+    ".pdf": "pdf",
+    ".ead": "ead",
+    ".warc": "warc",
+    ".arc": "warc",
+    ".wacz": "wacz",
 }
 SNIFFED = {".xml"}  # shared by MARCXML and EAD: decided by content
 SNIFF_BYTES = 4096
@@ -57,8 +69,11 @@ def _sniff_xml(head: bytes) -> str | None:
         return "oai_dc"
     if re.search(r"<(\w+:)?ead[\s>]", text) or "urn:isbn:1-931666-22-9" in text or "ead3.archivists.org" in text:
         return "ead"
-    if "http://www.loc.gov/MARC21/slim" in text or re.search(r"<(\w+:)?(collection|record)[\s>]", text) and \
-            re.search(r"<(\w+:)?(leader|controlfield|datafield)[\s>]", text):
+    if (
+        "http://www.loc.gov/MARC21/slim" in text
+        or re.search(r"<(\w+:)?(collection|record)[\s>]", text)
+        and re.search(r"<(\w+:)?(leader|controlfield|datafield)[\s>]", text)
+    ):
         return "marc"
     return None
 
@@ -68,7 +83,12 @@ def _sniff_binary(head: bytes) -> str | None:
         return "pdf"
     if head.startswith(b"WARC/"):
         return "warc"
-    if head.startswith(b"PK\x03\x04") and b"datapackage.json" in head or head.startswith(b"PK\x03\x04") and b"archive/" in head:
+    if (
+        head.startswith(b"PK\x03\x04")
+        and b"datapackage.json" in head
+        or head.startswith(b"PK\x03\x04")
+        and b"archive/" in head
+    ):
         return "wacz"
     if len(head) >= 24 and head[:5].isdigit() and head[10:12] == b"22":
         return "marc"

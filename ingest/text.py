@@ -4,12 +4,13 @@ An optional front-matter block (`---` / `key: value` lines / `---`) gives the fi
 title, record_id, date, link and attribution; headings split the file into records.
 The file is read line by line, so memory holds one section at a time.
 """
+
 from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from assistant.core.types import Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError
@@ -42,7 +43,7 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
     first = next(lines, None)
     pending: list[tuple[int, str]] = []
     if first is not None and first[1].strip() == "---":
-        for number, line in lines:
+        for _number, line in lines:
             if line.strip() == "---":
                 break
             key, sep, value = line.partition(":")

@@ -9,6 +9,7 @@
   urn:textFinal record, else urn:text, else the page list's text, else the HTML (trafilatura).
   Which one was used is kept with every chunk (text_source) and shown in the locator.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -16,13 +17,22 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from assistant.core.types import Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError
-from ingest.warc import (BROWSER_TEXT_PREFIXES, DEFAULT_REPLAY, MIN_WORDS, ArchiveContext, _human_date,
-                         DEFAULT_MAX_PAYLOAD_BYTES, _timestamp14, iter_archive)
+from ingest.warc import (
+    BROWSER_TEXT_PREFIXES,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_REPLAY,
+    MIN_WORDS,
+    ArchiveContext,
+    _human_date,
+    _timestamp14,
+    archive_errors,
+    iter_archive,
+)
 
 PAGE_FILES = ("pages/pages.jsonl", "pages/extraPages.jsonl")
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
@@ -31,7 +41,7 @@ WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
 def _page_url(uri: str) -> str:
     for prefix in BROWSER_TEXT_PREFIXES:
         if uri.startswith(prefix):
-            return uri[len(prefix):]
+            return uri[len(prefix) :]
     return uri
 
 
@@ -67,8 +77,9 @@ class BrowserText:
         return (self.pages.get(uri) or {}).get("title") or ""
 
 
-def iter_records(path: str | Path, link_template: str = "", payloads=None,
-                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Iterator:
+def iter_records(
+    path: str | Path, link_template: str = "", payloads=None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> Iterator:
     path = Path(path)
     template = link_template or DEFAULT_REPLAY
     try:
@@ -84,7 +95,9 @@ def iter_records(path: str | Path, link_template: str = "", payloads=None,
             yield SkippedRecord(path=str(path), record="datapackage.json", reason=problem)
         expected = {r.get("path"): r.get("hash", "") for r in package.get("resources", []) if r.get("path")}
         for member in sorted(m for m in expected if m not in names):
-            yield SkippedRecord(path=str(path), record=member, reason="listed in datapackage.json but missing from the WACZ")
+            yield SkippedRecord(
+                path=str(path), record=member, reason="listed in datapackage.json but missing from the WACZ"
+            )
         collection = str(package.get("title") or package.get("name") or "")
         pages = {}
         for name in PAGE_FILES:
@@ -103,9 +116,18 @@ def iter_records(path: str | Path, link_template: str = "", payloads=None,
         seen: dict[str, str] = {}
         for member in warcs:
             label = f"{path}!{member}"
-            ctx = ArchiveContext(path=path, label=label, warc_name=Path(member).name, template=template,
-                                 extra_filters=extra, locator_suffix=suffix, browser=browser, seen=seen,
-                                 payloads=payloads, max_payload_bytes=max_payload_bytes)
+            ctx = ArchiveContext(
+                path=path,
+                label=label,
+                warc_name=Path(member).name,
+                template=template,
+                extra_filters=extra,
+                locator_suffix=suffix,
+                browser=browser,
+                seen=seen,
+                payloads=payloads,
+                max_payload_bytes=max_payload_bytes,
+            )
             digest = _Hasher(expected.get(member, ""))
             try:
                 with archive.open(member) as raw:
@@ -138,14 +160,27 @@ def _page_only(path: Path, url: str, page: dict, template: str, collection: str,
         return None
     link = template.format(timestamp=_timestamp14(date), uri=url, id=page.get("id", ""))
     return SourceRecord(
-        provenance=Provenance(source_type="warc", record_id=f"{path.name}#page={page.get('id') or url}",
-                              title=page.get("title") or url,
-                              locator=f"captured {_human_date(date)} — {url}{suffix} · text from the WACZ page list",
-                              link=link, date=date, source_file=str(path.resolve())),
+        provenance=Provenance(
+            source_type="warc",
+            record_id=f"{path.name}#page={page.get('id') or url}",
+            title=page.get("title") or url,
+            locator=f"captured {_human_date(date)} — {url}{suffix} · text from the WACZ page list",
+            captured=_human_date(date),
+            link=link,
+            date=date,
+            source_file=str(path.resolve()),
+        ),
         text=f"Archived page {url}, captured {_human_date(date)}.\n{page['text']}",
-        filters={"uri": url, "capture": date[:10], "format": "web page", "wacz_file": path.name,
-                 "text_source": "pages.jsonl", **({"collection": collection} if collection else {}),
-                 **({"year": int(date[:4])} if date[:4].isdigit() else {})})
+        filters={
+            "uri": url,
+            "capture": date[:10],
+            "format": "web page",
+            "wacz_file": path.name,
+            "text_source": "pages.jsonl",
+            **({"collection": collection} if collection else {}),
+            **({"year": int(date[:4])} if date[:4].isdigit() else {}),
+        },
+    )
 
 
 def _datapackage(archive: zipfile.ZipFile, names: set[str]) -> tuple[dict, list[str]]:
@@ -184,7 +219,9 @@ def _read_pages(archive: zipfile.ZipFile, name: str, expected_hash: str) -> Iter
 def _browser_text_records(archive: zipfile.ZipFile, names: set[str], warcs: list[str]) -> dict[str, set[str]]:
     """Page URL -> which urn:text records exist, from the WACZ's CDX(J) index (or the WARC headers)."""
     found: dict[str, set[str]] = {}
-    index_names = sorted(n for n in names if n.startswith("indexes/") and n.endswith((".cdx", ".cdxj", ".cdx.gz", ".cdxj.gz")))
+    index_names = sorted(
+        n for n in names if n.startswith("indexes/") and n.endswith((".cdx", ".cdxj", ".cdx.gz", ".cdxj.gz"))
+    )
     try:
         for name in index_names:
             with archive.open(name) as raw:
@@ -213,7 +250,7 @@ def _browser_text_records(archive: zipfile.ZipFile, names: set[str], warcs: list
                     uri = record.rec_headers.get_header("WARC-Target-URI") or ""
                     if record.rec_type == "resource" and uri.startswith(BROWSER_TEXT_PREFIXES):
                         found.setdefault(_page_url(uri), set()).add(uri[: len(uri) - len(_page_url(uri)) - 1])
-        except Exception:  # a broken WARC is reported when it is read for real
+        except archive_errors():  # a broken WARC is reported when it is read for real
             continue
     return found
 

@@ -9,6 +9,7 @@
 - A truncated or corrupt file: every complete record before the break is kept; the break is
   reported with file and byte offset.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,13 +17,37 @@ import io
 import logging
 import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from assistant.core.types import AlsoCaptured, Ignored, Provenance, SkippedRecord, SourceRecord
 from ingest.registry import ReaderError, open_binary
+
+
+def archive_errors() -> tuple[type[BaseException], ...]:
+    """What a broken or cut-off WARC/ARC raises while it is streamed: warcio's own errors, gzip/zlib errors
+    (under OSError, EOFError and zlib.error), bad header values (ValueError), and AttributeError/KeyError/
+    IndexError from warcio's record loader on a mangled record head (found by tests/test_fuzz_readers.py)."""
+    import zlib
+
+    from warcio.exceptions import ArchiveLoadFailed
+    from warcio.statusandheaders import StatusAndHeadersParserException
+
+    return (
+        ArchiveLoadFailed,
+        StatusAndHeadersParserException,
+        EOFError,
+        OSError,
+        ValueError,
+        zlib.error,
+        AttributeError,
+        KeyError,
+        IndexError,
+    )
+
 
 logging.getLogger("trafilatura").setLevel(logging.ERROR)  # it warns per discarded page; we count those
 
@@ -36,8 +61,15 @@ BROWSER_TEXT_PREFIXES = ("urn:text:", "urn:textFinal:")
 TEXT_SOURCE_LABELS = {"urn": "text rendered by the crawler's browser", "pages.jsonl": "text from the WACZ page list"}
 
 
-SKIP_REASONS = (("image/", "image files"), ("text/css", "style sheets"), ("javascript", "scripts"), ("font/", "fonts"),
-                ("video/", "video files"), ("audio/", "audio files"), ("octet-stream", "binary files"))
+SKIP_REASONS = (
+    ("image/", "image files"),
+    ("text/css", "style sheets"),
+    ("javascript", "scripts"),
+    ("font/", "fonts"),
+    ("video/", "video files"),
+    ("audio/", "audio files"),
+    ("octet-stream", "binary files"),
+)
 
 
 def skip_reason(content_type: str) -> str:
@@ -82,6 +114,7 @@ def _human_date(warc_date: str) -> str:
 def _extract(html: str, uri: str) -> tuple[str, str, str]:
     """(title, main text, language)."""
     import trafilatura
+    from lxml import etree
     from lxml import html as lxml_html
 
     title, lang = "", ""
@@ -89,7 +122,7 @@ def _extract(html: str, uri: str) -> tuple[str, str, str]:
         doc = lxml_html.fromstring(html)
         title = re.sub(r"\s+", " ", doc.findtext(".//title") or "").strip()
         lang = (doc.get("lang") or doc.get("xml:lang") or "").split("-")[0].lower()
-    except Exception:
+    except (etree.LxmlError, ValueError):  # an empty or undecodable page: no title, no language
         pass
     # Balanced mode without tables: old table-layout sites put their navigation in tables, and
     # favor_recall keeps forum navigation (ten times the chunks). Tables come back only if nothing else does.
@@ -133,8 +166,10 @@ class _Pending:
             except BrokenProcessPool:
                 _inline_only = True
                 title, text, lang = _extract(*self.args)
-        except Exception as exc:  # a page the extractor chokes on is one skipped page
-            return SkippedRecord(path=self.path, record=self.record_id, reason=f"text extraction failed: {exc}")
+        except Exception as exc:  # noqa: BLE001 - trafilatura on arbitrary archived HTML: its failure skips one page, named with its type
+            return SkippedRecord(
+                path=self.path, record=self.record_id, reason=f"text extraction failed: {type(exc).__name__}: {exc}"
+            )
         return self.finish(title, text, lang)
 
 
@@ -169,8 +204,9 @@ class ArchiveContext:
         return self.payloads.holder(keys, self.source_file)
 
 
-def iter_records(path: str | Path, link_template: str = "", payloads=None,
-                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Iterator:
+def iter_records(
+    path: str | Path, link_template: str = "", payloads=None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> Iterator:
     """payloads: an ingest.payloads.PayloadIndex shared across files, so content already stored from
     another file adds a capture date instead of a second copy. max_payload_bytes: a record whose payload
     decompresses to more is left out (counted, with the reason), never read whole into memory."""
@@ -179,16 +215,22 @@ def iter_records(path: str | Path, link_template: str = "", payloads=None,
         if not fh.read(1):
             raise ReaderError(path, "empty file")
         fh.seek(0)
-        ctx = ArchiveContext(path=path, label=str(path), warc_name=path.name, template=link_template or DEFAULT_REPLAY,
-                             payloads=payloads, max_payload_bytes=max_payload_bytes)
+        ctx = ArchiveContext(
+            path=path,
+            label=str(path),
+            warc_name=path.name,
+            template=link_template or DEFAULT_REPLAY,
+            payloads=payloads,
+            max_payload_bytes=max_payload_bytes,
+        )
         yield from iter_archive(fh, ctx, size=path.stat().st_size)
 
 
 def iter_archive(fh: IO[bytes], ctx: ArchiveContext, size: int | None = None) -> Iterator:
     """Streams one WARC/ARC from an open binary file (a file on disk, or a member of a zip)."""
     from warcio.archiveiterator import ArchiveIterator
-    from warcio.exceptions import ArchiveLoadFailed
 
+    broken = archive_errors()
     offset = 0
     iterator = ArchiveIterator(fh, arc2warc=True)
     pending: deque[_Pending] = deque()
@@ -207,18 +249,21 @@ def iter_archive(fh: IO[bytes], ctx: ArchiveContext, size: int | None = None) ->
             yield pending.popleft().resolve()
         if size is not None and iterator.offset < size and ctx.warc_name.lower().endswith(".gz"):
             # warcio stops quietly at a cut-off gzip member: say where the archive breaks.
-            yield SkippedRecord(path=ctx.label, record=f"byte {iterator.offset} of {size}",
-                                reason="archive ends early (truncated or corrupt): records after this point are lost")
-    except (ArchiveLoadFailed, EOFError, OSError, ValueError, Exception) as exc:
-        # zlib/gzip errors surface under several types; all mean the file breaks here.
+            yield SkippedRecord(
+                path=ctx.label,
+                record=f"byte {iterator.offset} of {size}",
+                reason="archive ends early (truncated or corrupt): records after this point are lost",
+            )
+    except broken as exc:
         while pending:  # pages read before the break still count
             yield pending.popleft().resolve()
-        raise ReaderError(ctx.label, f"archive breaks at byte {offset}: {type(exc).__name__}: {exc}",
-                          record=f"after byte {offset}") from exc
+        raise ReaderError(
+            ctx.label, f"archive breaks at byte {offset}: {type(exc).__name__}: {exc}", record=f"after byte {offset}"
+        ) from exc
 
 
 def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
-    path, seen = ctx.path, ctx.seen
+    seen = ctx.seen
     rtype = record.rec_type
     headers = record.rec_headers
     uri = headers.get_header("WARC-Target-URI") or ""
@@ -281,22 +326,29 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
         return
     holder = ctx.elsewhere(keys)
     if holder:  # no second extraction or embedding: one more capture of the stored record
-        yield AlsoCaptured(record_id=holder.record_id, date=date, via="duplicate", source_file=holder.path,
-                           record_here=record_id)
+        yield AlsoCaptured(
+            record_id=holder.record_id, date=date, via="duplicate", source_file=holder.path, record_here=record_id
+        )
         return
     timestamp = _timestamp14(date)
     link = ctx.template.format(timestamp=timestamp, uri=uri, id=record_id)
     locator = f"captured {_human_date(date)} — {uri}"
     source_file = ctx.source_file
-    base_filters = {"uri": uri, "warc_file": ctx.warc_name, "warc_offset": offset, "capture": date[:10],
-                    **ctx.extra_filters}
+    base_filters = {
+        "uri": uri,
+        "warc_file": ctx.warc_name,
+        "warc_offset": offset,
+        "capture": date[:10],
+        **ctx.extra_filters,
+    }
     year = re.match(r"(\d{4})", date)
     if year:
         base_filters["year"] = int(year.group(1))
     if "pdf" in content_type or payload[:5] == b"%PDF-":
         ctx.register(keys, record_id)
-        yield from _pdf_pages(ctx.label, payload, uri, record_id, date, locator + ctx.locator_suffix, link,
-                              source_file, base_filters)
+        yield from _pdf_pages(
+            ctx.label, payload, uri, record_id, date, locator + ctx.locator_suffix, link, source_file, base_filters
+        )
         return
     plain_resource = rtype == "resource" and "text/plain" in content_type  # e.g. text a crawler extracted
     if "html" not in content_type and not plain_resource and content_type:
@@ -311,11 +363,19 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
             return Ignored(reason="no main text")
         shown_source = "" if source == "html" else f" · {TEXT_SOURCE_LABELS.get(source.split(':')[0], source)}"
         return SourceRecord(
-            provenance=Provenance(source_type="warc", record_id=record_id, title=title or uri,
-                                  locator=locator + ctx.locator_suffix + shown_source,
-                                  link=link, date=date, source_file=source_file),
+            provenance=Provenance(
+                source_type="warc",
+                record_id=record_id,
+                title=title or uri,
+                locator=locator + ctx.locator_suffix + shown_source,
+                captured=_human_date(date),
+                link=link,
+                date=date,
+                source_file=source_file,
+            ),
             text=f"Archived page {uri}, captured {_human_date(date)}.\n{text}",
-            filters=dict(filters, language=lang, text_source=source))
+            filters=dict(filters, language=lang, text_source=source),
+        )
 
     is_html = "html" in content_type or "<html" in text_content[:2000].lower()
     if is_html and ctx.browser is not None:
@@ -343,22 +403,33 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
 def _pdf_pages(label: str, payload, uri, record_id, date, locator, link, source_file, filters) -> Iterator:
     from pypdf import PdfReader
 
+    from ingest.pdf import pdf_errors
+
+    broken = pdf_errors()
     try:
         reader = PdfReader(io.BytesIO(payload))
         pages = list(reader.pages)
-    except Exception as exc:
+    except broken as exc:
         yield SkippedRecord(path=label, record=record_id, reason=f"PDF inside the archive unreadable: {exc}")
         return
     for number, page in enumerate(pages, 1):
         try:
             text = (page.extract_text() or "").strip()
-        except Exception:
+        except broken:
             text = ""
         if len(text.split()) < MIN_WORDS:
             continue
         yield SourceRecord(
-            provenance=Provenance(source_type="warc", record_id=f"{record_id}#page={number}",
-                                  title=f"{uri.rsplit('/', 1)[-1] or uri} (PDF)", locator=f"{locator}, p. {number}",
-                                  link=f"{link}#page={number}", date=date, source_file=source_file),
+            provenance=Provenance(
+                source_type="warc",
+                record_id=f"{record_id}#page={number}",
+                title=f"{uri.rsplit('/', 1)[-1] or uri} (PDF)",
+                locator=f"{locator}, p. {number}",
+                captured=_human_date(date),
+                link=f"{link}#page={number}",
+                date=date,
+                source_file=source_file,
+            ),
             text=f"Archived PDF {uri}, captured {_human_date(date)}, page {number}.\n{text}",
-            filters=dict(filters, format="pdf page", page=number))
+            filters=dict(filters, format="pdf page", page=number),
+        )

@@ -1,4 +1,5 @@
 """Shared fixtures: real shared data, fake backends for unit tests, real services for integration."""
+
 from __future__ import annotations
 
 import os
@@ -105,6 +106,7 @@ def ingest(services, paths, sync=False):
 
 # ---- real services ------------------------------------------------------------------------------
 
+
 class LiveServer:
     """The whole app under uvicorn in a thread of this process, so tests can reach its services."""
 
@@ -116,8 +118,9 @@ class LiveServer:
         self.services = services
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(build_app(services), host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False)
+        config = uvicorn.Config(
+            build_app(services), host="127.0.0.1", port=self.port, log_level="warning", access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -133,7 +136,6 @@ class LiveServer:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(10)
-
 
 
 @pytest.fixture(scope="session")
@@ -153,8 +155,12 @@ def chroma_server(tmp_path_factory):
     port = free_port()
     path = tmp_path_factory.mktemp("chroma-server")
     log = (path / "server.log").open("wb")
-    proc = subprocess.Popen([str(exe), "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(exe), "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     wait_for_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", proc, path / "server.log", 60, "chroma run")
     yield {"host": "127.0.0.1", "port": port}
     proc.terminate()
@@ -171,8 +177,8 @@ def vllm_server():
     Uses the project's data dir (where `make models` prepared the model). A server that was
     already healthy is reused and left running; one started here is stopped at the end.
     """
-    from assistant.core.settings import Settings
     from assistant.backends.vllm_launcher import VLLMLauncher
+    from assistant.core.settings import Settings
 
     settings = Settings.load(data_dir=str(ROOT / "data"))
     launcher = VLLMLauncher(settings)

@@ -1,5 +1,6 @@
 """Abuse tests, one or more per finding of the hardening review: what an anonymous attacker or a careless
 user sends, over real HTTP to a real uvicorn server (chunked bodies included), with fake models."""
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,16 @@ class Patron:
     def run(self, api_name: str, data: list, session_hash: str | None = None) -> tuple[int, str]:
         """(HTTP status of the join, the function's output as JSON text, or the error body)."""
         session = session_hash or self.session_hash
-        r = self.c.post("/widget/gradio_api/queue/join",
-                        json={"data": data, "fn_index": self.fns[api_name], "session_hash": session,
-                              "trigger_id": None, "event_data": None})
+        r = self.c.post(
+            "/widget/gradio_api/queue/join",
+            json={
+                "data": data,
+                "fn_index": self.fns[api_name],
+                "session_hash": session,
+                "trigger_id": None,
+                "event_data": None,
+            },
+        )
         if r.status_code != 200:
             return r.status_code, r.text
         event_id = r.json()["event_id"]
@@ -71,7 +79,7 @@ def rest_call(c: httpx.Client, api_name: str, data: list, **kw) -> tuple[int, st
 
 def chunked(data: bytes, piece: int = 16_384):
     for i in range(0, len(data), piece):
-        yield data[i:i + piece]
+        yield data[i : i + piece]
 
 
 @pytest.fixture
@@ -93,12 +101,18 @@ def server(services):
 
 # ---- 1. bytes counted as received; no uploads on the public side ------------------------------------
 
+
 def test_chunked_upload_to_the_widget_is_refused_and_nothing_is_stored(server, tmp_path, monkeypatch):
-    body = b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x.png\"\r\n" \
-           b"Content-Type: image/png\r\n\r\n" + b"\x89PNG" + os.urandom(2_000_000) + b"\r\n--b--\r\n"
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="files"; filename="x.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + b"\x89PNG" + os.urandom(2_000_000) + b"\r\n--b--\r\n"
+    )
     with httpx.Client(base_url=server.url, timeout=60) as c:
-        r = c.post("/widget/gradio_api/upload", content=chunked(body),
-                   headers={"content-type": "multipart/form-data; boundary=b"})
+        r = c.post(
+            "/widget/gradio_api/upload",
+            content=chunked(body),
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
         assert r.status_code in (403, 413) and "error" in r.json()
         assert "content-length" not in r.request.headers  # it really went chunked
         # Small uploads are refused too: the widget has no file inputs.
@@ -111,8 +125,11 @@ def test_chunked_upload_to_the_widget_is_refused_and_nothing_is_stored(server, t
 def test_chunked_bodies_over_the_limit_are_refused_on_every_public_route(server, services, path):
     _key, secret = services.accounts.create_key("abuse")
     with httpx.Client(base_url=server.url, timeout=60) as c:
-        r = c.post(path, content=chunked(b"x" * 200_000),
-                   headers={"content-type": "application/json", "authorization": f"Bearer {secret}"})
+        r = c.post(
+            path,
+            content=chunked(b"x" * 200_000),
+            headers={"content-type": "application/json", "authorization": f"Bearer {secret}"},
+        )
         assert r.status_code == 413, (path, r.status_code, r.text[:200])
 
 
@@ -123,10 +140,12 @@ def test_a_200k_contact_never_reaches_the_queue(server, services):
     patron = Patron(server)
     patron.ask(UNANSWERABLE)
     # Sent chunked, to slip past a Content-Length check.
-    payload = json.dumps({"data": [None, "x" * 200_000], "fn_index": patron.fns["hand_off"],
-                          "session_hash": patron.session_hash}).encode()
-    r = patron.c.post("/widget/gradio_api/queue/join", content=chunked(payload),
-                      headers={"content-type": "application/json"})
+    payload = json.dumps(
+        {"data": [None, "x" * 200_000], "fn_index": patron.fns["hand_off"], "session_hash": patron.session_hash}
+    ).encode()
+    r = patron.c.post(
+        "/widget/gradio_api/queue/join", content=chunked(payload), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413
     # Under the byte limit but over the contact limit: refused with a message, nothing stored.
     assert "under 200 characters" in patron.hand_off("y" * 5_000)
@@ -134,6 +153,7 @@ def test_a_200k_contact_never_reaches_the_queue(server, services):
 
 
 # ---- 2. rate limits nobody can walk around; bounded answers at once ------------------------------
+
 
 def test_session_limit_holds_whatever_session_hash_is_sent(fake_settings, demo_copy):
     from assistant.backends.llm import FakeChat
@@ -200,8 +220,8 @@ def test_past_capacity_patrons_are_told_busy_not_left_waiting(fake_settings, dem
 
 def test_the_api_says_busy_with_retry_after(fake_settings, demo_copy):
     from assistant.backends.llm import FakeChat
-    from assistant.web.ratelimit import Busy
     from assistant.services import Services
+    from assistant.web.ratelimit import Busy
 
     svc = Services(fake_settings, llm=FakeChat())
     _key, secret = svc.accounts.create_key("bot")
@@ -212,12 +232,19 @@ def test_the_api_says_busy_with_retry_after(fake_settings, demo_copy):
 
     svc.patron_limits.answers = Full()
     with LiveServer(svc) as live:
-        r = httpx.post(f"{live.url}/v1/chat/completions", headers={"authorization": f"Bearer {secret}"},
-                       json={"messages": [{"role": "user", "content": "hi"}]}, timeout=30)
-    assert r.status_code == 503 and r.headers["retry-after"] == "7" and "try again in 7 s" in r.json()["error"]["message"]
+        r = httpx.post(
+            f"{live.url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {secret}"},
+            json={"messages": [{"role": "user", "content": "hi"}]},
+            timeout=30,
+        )
+    assert (
+        r.status_code == 503 and r.headers["retry-after"] == "7" and "try again in 7 s" in r.json()["error"]["message"]
+    )
 
 
 # ---- 3. hand-off flooding ---------------------------------------------------------------------
+
 
 def test_one_hand_off_per_offered_answer(server, services):
     patron = Patron(server)
@@ -262,13 +289,29 @@ def test_hand_offs_are_limited_per_session_and_the_queue_is_bounded(fake_setting
 
 # ---- 4. nothing unchecked in front of librarians -------------------------------------------------
 
+
 def test_the_queue_draft_holds_only_checked_sentences(services):
-    answer = Answer(question="Who founded the library?", handoff_offered=True, sentences=[
-        Sentence(text="The library was founded by Jonas Invented in 1802 [1].", citations=[1],
-                 status="unsupported", reasons=["1802 not in [1]"], kind="generated"),
-        Sentence(text="Summerland — Author: Chabon, Michael [1]", citations=[1], status="supported", shown=True,
-                 kind="evidence")],
-        sources=[Source(n=1, chunk_id="c1", source_type="marc", record_id="1", title="Summerland")])
+    answer = Answer(
+        question="Who founded the library?",
+        handoff_offered=True,
+        sentences=[
+            Sentence(
+                text="The library was founded by Jonas Invented in 1802 [1].",
+                citations=[1],
+                status="unsupported",
+                reasons=["1802 not in [1]"],
+                kind="generated",
+            ),
+            Sentence(
+                text="Summerland — Author: Chabon, Michael [1]",
+                citations=[1],
+                status="supported",
+                shown=True,
+                kind="evidence",
+            ),
+        ],
+        sources=[Source(n=1, chunk_id="c1", source_type="marc", record_id="1", title="Summerland")],
+    )
     handoff = services.handoffs.create(answer)
     assert "Invented" not in handoff.draft and "1802" not in handoff.draft
     assert "Chabon" in handoff.draft
@@ -276,12 +319,16 @@ def test_the_queue_draft_holds_only_checked_sentences(services):
 
 # ---- 5. errors are 4xx JSON, no server paths ------------------------------------------------------
 
+
 def test_malformed_requests_get_4xx_json(server, services):
     _key, secret = services.accounts.create_key("abuse")
     auth = {"authorization": f"Bearer {secret}"}
     with httpx.Client(base_url=server.url, timeout=60) as c:
-        r = c.post("/v1/chat/completions", headers=auth,
-                   json={"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]})
+        r = c.post(
+            "/v1/chat/completions",
+            headers=auth,
+            json={"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+        )
         assert r.status_code == 400 and "content" in r.json()["error"]["message"]
         r = c.post("/v1/chat/completions", headers=auth, json={"messages": [{"role": "user", "content": {"a": 1}}]})
         assert r.status_code == 400
@@ -303,8 +350,12 @@ def test_closing_a_missing_hand_off_names_no_server_path(services):
 
 def test_api_sources_and_refcheck_links_show_no_server_paths(server, services):
     _key, secret = services.accounts.create_key("abuse")
-    r = httpx.post(f"{server.url}/v1/chat/completions", headers={"authorization": f"Bearer {secret}"},
-                   json={"messages": [{"role": "user", "content": "Who wrote Summerland?"}]}, timeout=60)
+    r = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {secret}"},
+        json={"messages": [{"role": "user", "content": "Who wrote Summerland?"}]},
+        timeout=60,
+    )
     assert r.status_code == 200
     body = r.text
     assert "file://" not in body and str(services.settings.data_dir.parent) not in body
@@ -315,8 +366,9 @@ def test_api_sources_and_refcheck_links_show_no_server_paths(server, services):
 
     report = services.refcheck.check_text("Chabon, Michael. Summerland. New York: Talk Miramax, 2002.")
     assert report.results[0].record is not None  # held, with a link
-    assert "file://" not in report.text() and all("file://" not in (r.record.link if r.record else "")
-                                                   for r in report.results)
+    assert "file://" not in report.text() and all(
+        "file://" not in (r.record.link if r.record else "") for r in report.results
+    )
     page = refcheck_html(report)  # the console's reference-check tab
     assert "file://" not in page and 'href="/record?chunk=' in page
 
@@ -333,17 +385,22 @@ def test_origin_check_compares_the_scheme(server):
 
 def test_made_up_names_behind_a_shared_proxy_lock_no_librarian_out(server):
     with httpx.Client(base_url=server.url, timeout=30, follow_redirects=False) as c:
+
         def sign_in(user, password):
             page = c.get("/login")
             csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-            return c.post("/login", data={"username": user, "password": password, "csrf": csrf, "next": "/"},
-                          headers={"origin": server.url}).status_code
+            return c.post(
+                "/login",
+                data={"username": user, "password": password, "csrf": csrf, "next": "/"},
+                headers={"origin": server.url},
+            ).status_code
 
         assert [sign_in(f"nobody{i}", "guess") for i in range(6)] == [401] * 6
         assert sign_in("ana", PASSWORD) == 303  # same address, a real librarian: not locked out
 
 
 # ---- 6. no stale or missing pages -------------------------------------------------------------------
+
 
 def test_widget_without_the_trailing_slash(server):
     r = httpx.get(f"{server.url}/widget", follow_redirects=False)
@@ -352,6 +409,7 @@ def test_widget_without_the_trailing_slash(server):
 
 
 # ---- 7-10. ingest bounds ----------------------------------------------------------------------------
+
 
 def test_a_text_with_no_spaces_becomes_bounded_chunks(fake_services, tmp_path):
     import random
@@ -381,10 +439,12 @@ def _bomb_warc(path: Path, html_bytes: int) -> None:
             gz.write(block)
     with path.open("wb") as fh:
         writer = WARCWriter(fh, gzip=True)
-        headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html"), ("Content-Encoding", "gzip")],
-                                   protocol="HTTP/1.1")
-        record = writer.create_warc_record("http://bomb.example/", "response", payload=io.BytesIO(raw.getvalue()),
-                                           http_headers=headers)
+        headers = StatusAndHeaders(
+            "200 OK", [("Content-Type", "text/html"), ("Content-Encoding", "gzip")], protocol="HTTP/1.1"
+        )
+        record = writer.create_warc_record(
+            "http://bomb.example/", "response", payload=io.BytesIO(raw.getvalue()), http_headers=headers
+        )
         writer.write_record(record)
 
 

@@ -1,4 +1,5 @@
 """Access control over real HTTP (FastAPI TestClient through the whole ASGI stack, Gradio included)."""
+
 import json
 import re
 import sqlite3
@@ -7,10 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
-from assistant.web.app import build_app
-from assistant.web.auth.guard import SESSION_COOKIE, Backoff, zone
 from assistant.cli import main
 from assistant.services import Services
+from assistant.web.app import build_app
+from assistant.web.auth.guard import SESSION_COOKIE, Backoff, zone
 
 PASSWORD = "correct horse battery"
 
@@ -46,6 +47,7 @@ def all_paths(app):
                 path = re.sub(r"\{[^}]+\}", "x", prefix + route.path) or "/"
                 methods = sorted(getattr(route, "methods", None) or {"GET"})
                 out.append((path, methods))
+
     walk(app.routes, "")
     return out
 
@@ -68,14 +70,23 @@ def test_every_console_route_refuses_anonymous_requests(app):
             assert r.status_code in (401, 303), (method, path, r.status_code)
     # The other zones are exactly the patron-facing ones.
     others = {p for p, _ in paths if zone(p) != "console"}
-    assert {p for p in others if not p.startswith(("/widget", "/v1"))} <= {"/healthz", "/login", "/logout", "/embed.js", "/record"}
+    assert {p for p in others if not p.startswith(("/widget", "/v1"))} <= {
+        "/healthz",
+        "/login",
+        "/logout",
+        "/embed.js",
+        "/record",
+    }
 
 
 def sign_in(c, username="ana", password=PASSWORD, origin="http://testserver"):
     page = c.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    return c.post("/login", data={"username": username, "password": password, "csrf": csrf, "next": "/"},
-                  headers={"origin": origin})
+    return c.post(
+        "/login",
+        data={"username": username, "password": password, "csrf": csrf, "next": "/"},
+        headers={"origin": origin},
+    )
 
 
 def test_sign_in_gives_a_strict_http_only_cookie_and_the_console(app, services):
@@ -118,8 +129,11 @@ def test_backoff_doubles_and_forgets_on_success():
 def test_sign_in_form_needs_its_csrf_token_and_same_origin(app):
     c = client(app)
     c.get("/login")
-    r = c.post("/login", data={"username": "ana", "password": PASSWORD, "csrf": "forged", "next": "/"},
-               headers={"origin": "http://testserver"})
+    r = c.post(
+        "/login",
+        data={"username": "ana", "password": PASSWORD, "csrf": "forged", "next": "/"},
+        headers={"origin": "http://testserver"},
+    )
     assert r.status_code == 403
     assert sign_in(c, origin="https://evil.example").status_code == 403
     assert sign_in(c).status_code == 303
@@ -170,8 +184,10 @@ def test_per_address_rate_limit_on_widget_questions(fake_settings):
     fake_settings.widget.rate_limit_per_address_per_minute = 2
     app = build_app(Services(fake_settings))
     c = client(app)
-    codes = [c.post("/widget/gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": str(i)}).status_code
-             for i in range(3)]
+    codes = [
+        c.post("/widget/gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": str(i)}).status_code
+        for i in range(3)
+    ]
     assert codes[2] == 429 and 429 not in codes[:2]
 
 

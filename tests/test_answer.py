@@ -1,9 +1,10 @@
 """AnswerService logic: scripted fake LLM over real retrieved demo chunks (fake embedder, real Chroma)."""
+
 import pytest
 
 from assistant.backends.llm import FakeChat, OpenAICompatibleChat
-from assistant.services import Services
 from assistant.core.settings import LLMSettings
+from assistant.services import Services
 from tests.conftest import catalogue_and_finding_aid, free_port, ingest
 
 
@@ -11,10 +12,13 @@ from tests.conftest import catalogue_and_finding_aid, free_port, ingest
 def loaded(fake_settings, demo_copy):
     def make(script=None, llm=None):
         # These tests are about checking the LLM's own sentences: the plain RAG path.
-        settings = fake_settings.model_copy(update={"answer": fake_settings.answer.model_copy(update={"evidence_first": False})})
+        settings = fake_settings.model_copy(
+            update={"answer": fake_settings.answer.model_copy(update={"evidence_first": False})}
+        )
         services = Services(settings, llm=llm or FakeChat(script=script))
         ingest(services, catalogue_and_finding_aid(demo_copy))
         return services
+
     return make
 
 

@@ -1,4 +1,5 @@
 """A real browser (Debian's headless chromium via Playwright) uses the console and the patron widget."""
+
 import os
 import shutil
 import sqlite3
@@ -13,8 +14,15 @@ from tests.webpages import XSS_QUESTION, xss_warc
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.vllm]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 PASSWORD = "desk-password-123"
@@ -36,8 +44,9 @@ def library_site(folder, app_url):
     import threading
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "index.html").write_text(f"<!doctype html><html><body><h1>Library home</h1>"
-                                       f"<script src='{app_url}/embed.js'></script></body></html>")
+    (folder / "index.html").write_text(
+        f"<!doctype html><html><body><h1>Library home</h1><script src='{app_url}/embed.js'></script></body></html>"
+    )
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     handler.log_message = lambda *a, **k: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -56,14 +65,32 @@ def served_app(vllm_server, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     site_server, site = library_site(extra / "site", url)
     other_server, other_site = library_site(extra / "other-site", url)
-    env = dict(os.environ, REFDESK_DATA_DIR=str(data), REFDESK_LLM__BASE_URL=vllm_server["base_url"],
-               HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", REFDESK_SERVE__LIBRARY_NAME="Demo Library",
-               REFDESK_WIDGET__ALLOWED_ORIGINS=f'["{site}"]')
+    env = dict(
+        os.environ,
+        REFDESK_DATA_DIR=str(data),
+        REFDESK_LLM__BASE_URL=vllm_server["base_url"],
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        REFDESK_SERVE__LIBRARY_NAME="Demo Library",
+        REFDESK_WIDGET__ALLOWED_ORIGINS=f'["{site}"]',
+    )
     cli = [sys.executable, "-m", "assistant.cli"]
-    subprocess.run([*cli, "ingest", str(ROOT / "demo" / "corpus"), str(xss_warc(extra / "xss.warc.gz"))], env=env,
-                   check=True, capture_output=True, timeout=600)
-    subprocess.run([*cli, "user", "add", "librarian", "--password-stdin"], input=PASSWORD + "\n", text=True, env=env,
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*cli, "ingest", str(ROOT / "demo" / "corpus"), str(xss_warc(extra / "xss.warc.gz"))],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    subprocess.run(
+        [*cli, "user", "add", "librarian", "--password-stdin"],
+        input=PASSWORD + "\n",
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     log = (logs / "serve.log").open("wb")
     proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     wait_for_http(f"{url}/healthz", proc, logs / "serve.log", 180, "refdesk serve")
@@ -145,7 +172,11 @@ def test_console_answers_with_numbered_sources_and_working_links(served_app, bro
     page.locator("#feedback-up").click()
     page.locator("#feedback-status .feedback-done").wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
-    rows = sqlite3.connect(served_app.data / "feedback.sqlite").execute("SELECT question, rating, comment FROM feedback").fetchall()
+    rows = (
+        sqlite3.connect(served_app.data / "feedback.sqlite")
+        .execute("SELECT question, rating, comment FROM feedback")
+        .fetchall()
+    )
     assert rows == [("Who wrote Summerland?", 1, "right author")]
     assert dialogs == []
 
@@ -188,8 +219,13 @@ def test_refusal_hand_off_reaches_the_queue_and_is_closed_there(served_app, brow
     page.locator("#close-handoff").click()
     page.locator("#queue-status .closed").wait_for(timeout=30_000)
     assert page.locator(f"#handoff-queue tr[data-handoff-id='{request_id}']").count() == 0
-    closed = subprocess.run([sys.executable, "-m", "assistant.cli", "handoff", "show", str(request_id), "--json"],
-                            env=served_app.env, capture_output=True, text=True, timeout=120)
+    closed = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "handoff", "show", str(request_id), "--json"],
+        env=served_app.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     item = __import__("json").loads(closed.stdout)
     assert item["status"] == "closed" and item["note"] == "Pointed the patron to an atlas."
 
@@ -199,7 +235,8 @@ def test_console_reference_check_and_collection_status_tabs(served_app, browser)
     sign_in(page, served_app)
     page.get_by_role("tab", name="Reference check").click()
     page.locator("#refcheck-input textarea").fill(
-        "Chabon, M. (2002). Summerland. Miramax.\nSmith, J. (2019). The hidden architecture of memory. Imaginary Press.")
+        "Chabon, M. (2002). Summerland. Miramax.\nSmith, J. (2019). The hidden architecture of memory. Imaginary Press."
+    )
     page.locator("#refcheck-run").click()
     page.locator("#refcheck-report .summary").wait_for(timeout=60_000)
     assert page.locator("#refcheck-report .summary").inner_text() == "2 references: 1 held, 0 similar, 1 not found"
@@ -304,8 +341,10 @@ def test_widget_embeds_on_the_librarys_site_and_nowhere_else(served_app, browser
     # Nor can another site frame the console.
     sneaky = browser.new_page()
     sneaky.goto(served_app.other_site, wait_until="load")
-    sneaky.evaluate("(src) => { const f = document.createElement('iframe'); f.src = src; "
-                    "document.body.appendChild(f); }", f"{served_app}/login")
+    sneaky.evaluate(
+        "(src) => { const f = document.createElement('iframe'); f.src = src; document.body.appendChild(f); }",
+        f"{served_app}/login",
+    )
     sneaky.wait_for_timeout(3000)
     children = [f for f in sneaky.frames if f != sneaky.main_frame]
     assert children and all(f.url.startswith("chrome-error://") for f in children), [f.url for f in children]

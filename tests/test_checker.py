@@ -2,13 +2,14 @@
 
 Each bad sentence must be caught with the right reason; correct ones must pass untouched.
 """
+
 import re
 
 import pytest
 
 from assistant.backends.llm import FakeChat
-from assistant.services import Services
 from assistant.core.settings import Settings
+from assistant.services import Services
 from tests.conftest import catalogue_and_finding_aid, ingest
 
 QUESTION = "Who wrote Summerland?"
@@ -72,8 +73,11 @@ def test_instruction_inside_an_archived_page_cannot_support_an_answer(services):
     question = "Has the library closed forever? The Live Music Archive FAQ page said something about it."
 
     def obey_the_page(messages):  # the worst case: the model follows the instruction planted in a source
-        n = next(int(m) for m in re.findall(r'<source n="(\d+)">', messages[-1]["content"])
-                 if INJECTED.split(" and ")[0] in messages[-1]["content"].split(f'<source n="{m}">')[1].split("</source>")[0])
+        n = next(
+            int(m)
+            for m in re.findall(r'<source n="(\d+)">', messages[-1]["content"])
+            if INJECTED.split(" and ")[0] in messages[-1]["content"].split(f'<source n="{m}">')[1].split("</source>")[0]
+        )
         return f"The library has closed forever [{n}]."
 
     services.answers.llm = FakeChat(script=obey_the_page)
@@ -108,16 +112,22 @@ def test_off_topic_citation_is_flagged_by_similarity(services):
     from assistant.answering.verify.base import CitedSource, SentenceCheck
 
     chunk = services.retriever.retrieve(QUESTION, 1)[0]
-    off = SentenceCheck(text="The 1998 football World Cup final was played in Paris.",
-                        cited=[CitedSource(1, chunk.chunk_id, chunk.text)])
-    on = SentenceCheck(text="Summerland is a novel by Michael Chabon about baseball and fairies.",
-                       cited=[CitedSource(1, chunk.chunk_id, chunk.text)])
+    off = SentenceCheck(
+        text="The 1998 football World Cup final was played in Paris.",
+        cited=[CitedSource(1, chunk.chunk_id, chunk.text)],
+    )
+    on = SentenceCheck(
+        text="Summerland is a novel by Michael Chabon about baseball and fairies.",
+        cited=[CitedSource(1, chunk.chunk_id, chunk.text)],
+    )
     assert verifier.reasons(off) and "off-topic" in verifier.reasons(off)[0]
     assert verifier.reasons(on) == []
 
 
 def test_mixed_answer_keeps_only_the_supported_sentence(services):
-    answer = answer_with(services, "Summerland was written by Michael Chabon [1]. It won the Pulitzer Prize in 2001 [1].")
+    answer = answer_with(
+        services, "Summerland was written by Michael Chabon [1]. It won the Pulitzer Prize in 2001 [1]."
+    )
     assert [s.status for s in answer.sentences] == ["supported", "unsupported"]
     assert answer.answer == "Summerland was written by Michael Chabon [1]."
     assert not answer.refused
@@ -126,11 +136,14 @@ def test_mixed_answer_keeps_only_the_supported_sentence(services):
 def test_flag_policy_shows_unsupported_sentences_marked(services):
     services.checker.unsupported = "flag"
     try:
-        answer = answer_with(services, "Summerland was written by Michael Chabon [1]. It won the Pulitzer Prize in 2001 [1].")
+        answer = answer_with(
+            services, "Summerland was written by Michael Chabon [1]. It won the Pulitzer Prize in 2001 [1]."
+        )
     finally:
         services.checker.unsupported = "drop"
-    assert answer.answer == ("Summerland was written by Michael Chabon [1].\n"
-                             "It won the Pulitzer Prize in 2001 [1]. [unverified]")
+    assert answer.answer == (
+        "Summerland was written by Michael Chabon [1].\nIt won the Pulitzer Prize in 2001 [1]. [unverified]"
+    )
     assert [s.shown for s in answer.sentences] == [True, True]
 
 
@@ -152,8 +165,10 @@ def test_nli_verifier_with_a_local_model_stand_in():
         config = type("C", (), {"id2label": {0: "contradiction", 1: "entailment", 2: "neutral"}})()
 
         def predict(self, pairs, apply_softmax=True):
-            return [[0.1, 0.8, 0.1] if "Chabon" in premise and "Chabon" in hyp else [0.7, 0.1, 0.2]
-                    for premise, hyp in pairs]
+            return [
+                [0.1, 0.8, 0.1] if "Chabon" in premise and "Chabon" in hyp else [0.7, 0.1, 0.2]
+                for premise, hyp in pairs
+            ]
 
     v = NLIVerifier("", model=StandIn())
     cited = [CitedSource(1, "c", "Summerland / Michael Chabon.")]

@@ -2,9 +2,15 @@ from assistant.answering.citations import sentences_with_markers, with_markers
 
 
 def test_marker_forms():
-    got = sentences_with_markers("Chabon wrote it [1]. It was published in 2002 [1, 2]. See [Source 3]. No marker here.")
-    assert got == [("Chabon wrote it.", [1]), ("It was published in 2002.", [1, 2]), ("See.", [3]),
-                   ("No marker here.", [])]
+    got = sentences_with_markers(
+        "Chabon wrote it [1]. It was published in 2002 [1, 2]. See [Source 3]. No marker here."
+    )
+    assert got == [
+        ("Chabon wrote it.", [1]),
+        ("It was published in 2002.", [1, 2]),
+        ("See.", [3]),
+        ("No marker here.", []),
+    ]
 
 
 def test_marker_after_full_stop_belongs_to_the_sentence_before():

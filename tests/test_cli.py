@@ -1,4 +1,5 @@
 """The CLI contract (in-process, fake embedder and fake LLM chosen through REFDESK_* settings)."""
+
 import json
 
 import pytest
@@ -20,6 +21,7 @@ def cli(clean_env, tmp_path, capsys):
         code = main(list(argv))
         out, err = capsys.readouterr()
         return code, out, err
+
     return run
 
 
@@ -33,10 +35,26 @@ def test_ingest_json_then_ask_json(cli, demo_copy):
     answer = json.loads(out)
     assert set(answer) >= {"answer", "refused", "sentences", "sources", "timings"}
     assert len(answer["sources"]) == 3 and {s["source_type"] for s in answer["sources"]} == {"marc"}
-    assert set(answer["sources"][0]) >= {"n", "chunk_id", "source_type", "record_id", "title", "locator", "link",
-                                          "date", "score", "text"}
+    assert set(answer["sources"][0]) >= {
+        "n",
+        "chunk_id",
+        "source_type",
+        "record_id",
+        "title",
+        "locator",
+        "link",
+        "date",
+        "score",
+        "text",
+    }
     first = next(s for s in answer["sentences"] if s["kind"] != "template")
-    assert first == {"text": first["text"], "citations": [1], "status": "supported", "reasons": [], "kind": first["kind"]}
+    assert first == {
+        "text": first["text"],
+        "citations": [1],
+        "status": "supported",
+        "reasons": [],
+        "kind": first["kind"],
+    }
 
 
 def test_retrieve_only_and_plain_text(cli, demo_copy):
@@ -70,8 +88,10 @@ def test_missing_data_dir_is_one_clear_line(cli, tmp_path):
     missing = tmp_path / "nowhere"
     code, out, err = cli("--data-dir", str(missing), "ask", "anything")
     assert code == 2
-    assert err.strip() == (f"refdesk: error: data dir {missing} does not exist: ingest something first "
-                           f"(refdesk --data-dir {missing} ingest PATH)")
+    assert err.strip() == (
+        f"refdesk: error: data dir {missing} does not exist: ingest something first "
+        f"(refdesk --data-dir {missing} ingest PATH)"
+    )
 
 
 def test_llm_status_when_nothing_runs(cli, clean_env):
@@ -89,8 +109,9 @@ def test_verify_checks_an_answer_written_elsewhere(cli, demo_copy):
     top = json.loads(out)["sources"][0]
     assert top["record_id"] == "12883376"
     draft = "Summerland was written by Michael Chabon [1]. It was published in 1987 [1]. See also [4]."
-    code, out, _ = cli("verify", "--question", "Who wrote Summerland?", "--answer", draft,
-                       "--sources", top["chunk_id"], "--json")
+    code, out, _ = cli(
+        "verify", "--question", "Who wrote Summerland?", "--answer", draft, "--sources", top["chunk_id"], "--json"
+    )
     assert code == 0
     result = json.loads(out)
     assert [s["status"] for s in result["sentences"]] == ["supported", "unsupported", "unsupported"]
@@ -104,8 +125,9 @@ def test_verify_checks_an_answer_written_elsewhere(cli, demo_copy):
 
 def test_handoff_queue_from_the_cli(cli, demo_copy):
     cli("ingest", str(demo_copy))
-    code, out, _ = cli("ask", "Do you hold the papers of Ada Lovelace?", "--handoff", "--contact", "ada@example.org",
-                       "--json")
+    code, out, _ = cli(
+        "ask", "Do you hold the papers of Ada Lovelace?", "--handoff", "--contact", "ada@example.org", "--json"
+    )
     answer = json.loads(out)
     hid = answer["handoff_id"]
     code, out, _ = cli("handoff", "list")

@@ -1,13 +1,14 @@
 """Finding aids: EAD 2002 / EAD3 and PDF inventories, on the real shared files."""
+
 import subprocess
 import sys
 
 import pytest
 from lxml import etree
 
-from assistant.services import Services
 from assistant.core.settings import Settings
 from assistant.core.types import SkippedRecord, SourceRecord
+from assistant.services import Services
 from ingest import ead, pdf
 from ingest.registry import ReaderError, detect_format
 from tests.conftest import ingest
@@ -23,8 +24,13 @@ def records(reader, path):
 def lxml_component_count(path) -> int:
     """Independent count: every c / c01..c12 element inside <dsc>."""
     tree = etree.parse(str(path))
-    return sum(1 for el in tree.iter() if isinstance(el.tag, str) and etree.QName(el).localname in COMPONENT_TAGS
-               and any(etree.QName(a).localname == "dsc" for a in el.iterancestors()))
+    return sum(
+        1
+        for el in tree.iter()
+        if isinstance(el.tag, str)
+        and etree.QName(el).localname in COMPONENT_TAGS
+        and any(etree.QName(a).localname == "dsc" for a in el.iterancestors())
+    )
 
 
 def test_component_counts_match_an_independent_lxml_count(shared_data):
@@ -58,17 +64,25 @@ def test_ead3_component(shared_data):
 
 
 def test_link_template(shared_data):
-    items = list(ead.iter_records(shared_data / "ead/arclight/pc0170.xml",
-                                  link_template="https://archives.example.edu/catalog/{eadid}_{component_id}"))
+    items = list(
+        ead.iter_records(
+            shared_data / "ead/arclight/pc0170.xml",
+            link_template="https://archives.example.edu/catalog/{eadid}_{component_id}",
+        )
+    )
     comp = next(i for i in items if i.provenance.title == "A-C")
-    assert comp.provenance.link == \
-        "https://archives.example.edu/catalog/pc0170.xml_aspace_f5907634fce75222081b9028db18b2fd"
+    assert (
+        comp.provenance.link
+        == "https://archives.example.edu/catalog/pc0170.xml_aspace_f5907634fce75222081b9028db18b2fd"
+    )
 
 
 def test_dtd_declaring_file_parses_without_network(shared_data, tmp_path):
     source = (shared_data / "ead/arclight/pc0170.xml").read_text(encoding="utf-8")
-    doctype = ('<!DOCTYPE ead PUBLIC "+//ISBN 1-931666-00-8//DTD ead.dtd (Encoded Archival Description (EAD) '
-               'Version 2002)//EN" "http://www.loc.gov/ead/ead.dtd">\n')
+    doctype = (
+        '<!DOCTYPE ead PUBLIC "+//ISBN 1-931666-00-8//DTD ead.dtd (Encoded Archival Description (EAD) '
+        'Version 2002)//EN" "http://www.loc.gov/ead/ead.dtd">\n'
+    )
     with_dtd = tmp_path / "pc0170-dtd.xml"
     with_dtd.write_text(source.replace("?>\n", "?>\n" + doctype, 1), encoding="utf-8")
     recs, _ = records(ead, with_dtd)  # the sandbox has no route to loc.gov: a fetch would fail
@@ -86,12 +100,19 @@ def test_malformed_xml_reports_its_line_and_keeps_what_came_before(shared_data):
 
 def test_large_finding_aid_streams_in_bounded_memory(shared_data):
     # VmHWM, not ru_maxrss: the latter carries the (large) pytest parent's high-water mark across exec.
-    code = ("import re, sys; from ingest.ead import iter_records; "
-            "n = sum(1 for _ in iter_records(sys.argv[1])); "
-            "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
-            "print(n, int(hwm) // 1024)")
-    out = subprocess.run([sys.executable, "-c", code, str(shared_data / "ead/ncsu/mc00246.xml")],
-                         capture_output=True, text=True, timeout=300, check=True).stdout.split()
+    code = (
+        "import re, sys; from ingest.ead import iter_records; "
+        "n = sum(1 for _ in iter_records(sys.argv[1])); "
+        "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
+        "print(n, int(hwm) // 1024)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(shared_data / "ead/ncsu/mc00246.xml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout.split()
     count, peak_mb = int(out[0]), int(out[1])
     assert count == 11965 + 1
     assert peak_mb < 250, f"peak RSS {peak_mb} MB while streaming a 3.3 MB, 12k-component EAD"
@@ -129,14 +150,22 @@ def test_bad_pdfs(shared_data):
 def archives(real_embedder, tmp_path_factory, shared_data):
     settings = Settings.load(data_dir=str(tmp_path_factory.mktemp("archives")), llm={"backend": "fake"})
     services = Services(settings, embedder=real_embedder)
-    summary = ingest(services, [shared_data / "ead/ncsu/mc00185.xml", shared_data / "ead/arclight/pc0170.xml",
-                                shared_data / "pdf/findingaid_uarc01180.pdf"])
+    summary = ingest(
+        services,
+        [
+            shared_data / "ead/ncsu/mc00185.xml",
+            shared_data / "ead/arclight/pc0170.xml",
+            shared_data / "pdf/findingaid_uarc01180.pdf",
+        ],
+    )
     assert summary.files_failed == 0
     return services
 
 
 def test_question_about_a_folder_finds_it_with_its_box_and_folder(archives):
-    hits = archives.retriever.retrieve("thesis on the bibliographic organization of agricultural economics literature", 3)
+    hits = archives.retriever.retrieve(
+        "thesis on the bibliographic organization of agricultural economics literature", 3
+    )
     assert hits[0].source_type == "ead" and hits[0].title.startswith("Thesis:")
     assert hits[0].locator.startswith("Box 1, Folder ")  # one of the thesis's four folders
 
@@ -159,7 +188,9 @@ def test_evidence_answer_quotes_the_pdf_inventory_with_its_page(archives):
     from assistant.backends.llm import FakeChat
 
     archives.answers.llm = FakeChat()
-    answer = archives.answers.ask("Which box and folder hold the Rockefeller Foundation wheat, oat and barley program files?")
+    answer = archives.answers.ask(
+        "Which box and folder hold the Rockefeller Foundation wheat, oat and barley program files?"
+    )
     assert not answer.refused
     evidence = [s for s in answer.sentences if s.kind == "evidence" and s.shown]
     by_n = {s.n: s for s in answer.sources}

@@ -1,4 +1,5 @@
 """An evaluator's path: `refdesk eval run` on the demo set against real vLLM, and the report in a real browser."""
+
 import json
 import os
 import subprocess
@@ -15,13 +16,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.browser]
 def test_demo_set_runs_against_real_vllm_and_the_report_shows_its_plots(vllm_server, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    env = dict(os.environ, REFDESK_DATA_DIR=str(tmp_path / "data"), REFDESK_LLM__BASE_URL=vllm_server["base_url"],
-               HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ,
+        REFDESK_DATA_DIR=str(tmp_path / "data"),
+        REFDESK_LLM__BASE_URL=vllm_server["base_url"],
+        HF_HUB_OFFLINE="1",
+    )
     cli = [sys.executable, "-m", "assistant.cli"]
     subprocess.run([*cli, "ingest", str(ROOT / "demo/corpus")], env=env, check=True, capture_output=True, timeout=600)
     out = tmp_path / "run"
-    done = subprocess.run([*cli, "eval", "run", str(ROOT / "eval/sets/demo.jsonl"), "--out", str(out), "--json"],
-                          env=env, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        [*cli, "eval", "run", str(ROOT / "eval/sets/demo.jsonl"), "--out", str(out), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout)
     n = sum(1 for line in (ROOT / "eval/sets/demo.jsonl").read_text().splitlines() if line.strip())

@@ -1,4 +1,5 @@
 """Metric functions against values computed by hand."""
+
 import math
 
 import pytest

@@ -1,11 +1,12 @@
 """The evaluation runner end to end with a scripted fake LLM: exact summary, resume, report, compare."""
+
 import json
 import re
 
 import pytest
 
-from assistant.cli import main
 from assistant.backends.llm import FakeChat
+from assistant.cli import main
 from assistant.services import Services
 from eval.compare import compare
 from eval.halueval import convert
@@ -14,13 +15,30 @@ from eval.testset import load_set
 from tests.conftest import ROOT, catalogue_and_finding_aid, ingest
 
 SET = [
-    {"id": "c1", "question": "Who wrote Summerland?", "answerable": True, "reference_answer": "Michael Chabon",
-     "key_facts": ["Chabon"], "contexts": ["Summerland is a novel by Michael Chabon published in 2002."],
-     "tags": ["author"]},
-    {"id": "c2", "question": "When was Nature first published?", "answerable": True, "reference_answer": "1869",
-     "contexts": ["Nature is a weekly journal first published in 1869."], "tags": ["date"]},
-    {"id": "c3", "question": "Who won the 1998 World Cup?", "answerable": False,
-     "contexts": ["The Robby Beyers photographs are in Box 1."], "tags": ["unanswerable"]},
+    {
+        "id": "c1",
+        "question": "Who wrote Summerland?",
+        "answerable": True,
+        "reference_answer": "Michael Chabon",
+        "key_facts": ["Chabon"],
+        "contexts": ["Summerland is a novel by Michael Chabon published in 2002."],
+        "tags": ["author"],
+    },
+    {
+        "id": "c2",
+        "question": "When was Nature first published?",
+        "answerable": True,
+        "reference_answer": "1869",
+        "contexts": ["Nature is a weekly journal first published in 1869."],
+        "tags": ["date"],
+    },
+    {
+        "id": "c3",
+        "question": "Who won the 1998 World Cup?",
+        "answerable": False,
+        "contexts": ["The Robby Beyers photographs are in Box 1."],
+        "tags": ["unanswerable"],
+    },
 ]
 SCRIPT = {
     "Who wrote Summerland?": "Summerland is a novel by Michael Chabon [1].",
@@ -53,16 +71,24 @@ def test_scripted_run_gives_exactly_the_expected_summary(scripted_services, tmp_
     # c1: 1 supported sentence, 1 marker; c2: 2 rejected sentences, markers [1] and [2] (invalid);
     # c3: 1 rejected sentence, 1 marker. Retrieval and gold-citation metrics do not apply (contexts, no gold).
     assert values == {
-        "answer_correct": 0.5, "token_f1": 0.25, "false_refusal": 0.5, "correct_refusal": 1.0,
-        "citation_precision_checker": 0.25, "citation_recall_checker": 0.25,
-        "unsupported_sentence_rate": 0.75, "unsupported_shown_rate": 0.0, "invalid_marker_rate": 0.25,
+        "answer_correct": 0.5,
+        "token_f1": 0.25,
+        "false_refusal": 0.5,
+        "correct_refusal": 1.0,
+        "citation_precision_checker": 0.25,
+        "citation_recall_checker": 0.25,
+        "unsupported_sentence_rate": 0.75,
+        "unsupported_shown_rate": 0.0,
+        "invalid_marker_rate": 0.25,
     }
     assert summary["outcomes"] == {"correct": 1, "false_refusal": 1, "correct_refusal": 1}
     assert summary["ok_rate"] == pytest.approx(2 / 3, abs=1e-4)
     assert summary["metrics"]["false_refusal"]["n"] == 2 and summary["metrics"]["correct_refusal"]["n"] == 1
-    assert summary["by_tag"]["date"] == {"questions": 1, "ok_rate": 0.0,
-                                         "metrics": {"answer_correct": 0.0, "false_refusal": 1.0,
-                                                     "citation_recall_checker": 0.0}}
+    assert summary["by_tag"]["date"] == {
+        "questions": 1,
+        "ok_rate": 0.0,
+        "metrics": {"answer_correct": 0.0, "false_refusal": 1.0, "citation_recall_checker": 0.0},
+    }
     assert set(summary["latency_s"]) >= {"total", "generate", "check"}
 
     results = [json.loads(line) for line in (tmp_path / "run/results.jsonl").read_text().splitlines()]
@@ -80,7 +106,7 @@ def test_report_is_self_contained_with_plots_and_escaped_failures(scripted_servi
     assert page.count("<svg") == 4  # metrics, latency, by tag, by source type
     assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert not re.search(r"(src|href)=\"https?://", page)  # nothing fetched from elsewhere
-    failures = page[page.index('id="failures"'):]
+    failures = page[page.index('id="failures"') :]
     assert "c2" in failures and "refused an answerable question" in failures and ">c1<" not in failures
 
 
@@ -106,10 +132,16 @@ def test_interrupted_run_resumes_without_asking_again(scripted_services, tmp_pat
 
 def test_bad_lines_are_named_and_the_run_goes_on(scripted_services, tmp_path):
     services, _ = scripted_services
-    set_path = write_set(tmp_path / "set.jsonl", SET[:1], ['{not json', '{"id": "x", "answerable": true}',
-                                                           json.dumps(SET[0]),
-                                                           '{"id": "g", "question": "q", "answerable": true, '
-                                                           '"gold": [{"record_id": "1"}]}'])
+    set_path = write_set(
+        tmp_path / "set.jsonl",
+        SET[:1],
+        [
+            "{not json",
+            '{"id": "x", "answerable": true}',
+            json.dumps(SET[0]),
+            '{"id": "g", "question": "q", "answerable": true, "gold": [{"record_id": "1"}]}',
+        ],
+    )
     items, errors = load_set(set_path)
     assert [i.id for i in items] == ["c1"]
     assert [e.line for e in errors] == [2, 3, 4, 5]
@@ -124,13 +156,20 @@ def test_compare_names_metric_deltas_and_changed_questions(scripted_services, tm
     services, llm = scripted_services
     set_path = write_set(tmp_path / "set.jsonl", SET)
     EvalRunner(services, tmp_path / "a", mode="plain", progress=False).run(set_path)
-    SCRIPT_B = dict(SCRIPT, **{"When was Nature first published?": "Nature was first published in 1869 [1]."})
-    llm.script = lambda messages: next(r for q, r in SCRIPT_B.items() if q in messages[-1]["content"])
+    script_b = dict(SCRIPT, **{"When was Nature first published?": "Nature was first published in 1869 [1]."})
+    llm.script = lambda messages: next(r for q, r in script_b.items() if q in messages[-1]["content"])
     EvalRunner(services, tmp_path / "b", mode="plain", progress=False).run(set_path)
     result = compare(tmp_path / "a", tmp_path / "b", samples=200)
     assert result["common"] == 3
-    assert result["changed"] == [{"id": "c2", "question": "When was Nature first published?",
-                                  "a": "false_refusal", "b": "correct", "change": "better"}]
+    assert result["changed"] == [
+        {
+            "id": "c2",
+            "question": "When was Nature first published?",
+            "a": "false_refusal",
+            "b": "correct",
+            "change": "better",
+        }
+    ]
     assert result["metrics"]["false_refusal"]["a"] == 0.5 and result["metrics"]["false_refusal"]["b"] == 0.0
     assert result["metrics"]["false_refusal"]["delta"] == -0.5
     # B: markers 1 + 1 + 1, all valid

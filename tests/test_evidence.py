@@ -1,11 +1,12 @@
 """Evidence-first answers over real records (real MiniLM, real Chroma, scripted fake LLM)."""
+
 import re
 
 import pytest
 
 from assistant.backends.llm import FakeChat
-from assistant.services import Services
 from assistant.core.settings import Settings
+from assistant.services import Services
 from tests.conftest import DEMO_CORPUS, ingest
 
 
@@ -52,12 +53,16 @@ def test_box_question_gives_the_container(services):
 
 def test_capture_date_of_an_archived_page(services):
     answer, _ = ask(services, "When was the Internet Archive FAQ page captured?")
-    assert re.search(r"was captured 2008-04-30 \d\d:\d\d UTC \(http://www\.archive\.org/about/faq\.php\?faq_id=\d+\) \[\d\]",
-                     answer.answer), answer.answer
+    assert re.search(
+        r"was captured 2008-04-30 \d\d:\d\d UTC \(http://www\.archive\.org/about/faq\.php\?faq_id=\d+\) \[\d\]",
+        answer.answer,
+    ), answer.answer
 
 
 def test_false_lead_from_the_model_is_dropped_and_the_evidence_stays(services):
-    answer, fake = ask(services, "Who wrote Summerland?", lambda m: "Summerland was written by Stephen King in 1990 [1].")
+    answer, fake = ask(
+        services, "Who wrote Summerland?", lambda m: "Summerland was written by Stephen King in 1990 [1]."
+    )
     assert fake.calls
     lead = [s for s in answer.sentences if s.kind == "generated"]
     assert lead[0].status == "unsupported" and not lead[0].shown
@@ -72,8 +77,15 @@ def test_a_supported_lead_replaces_the_template(services):
     assert [s.kind for s in answer.sentences if s.shown][:2] == ["generated", "evidence"]
 
 
-@pytest.mark.parametrize("question", ["Do you hold the papers of Albert Einstein?", "What is the capital of Burkina Faso?",
-                                      "Recipes for chocolate cake", "Do you have anything about Flatland?"])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Do you hold the papers of Albert Einstein?",
+        "What is the capital of Burkina Faso?",
+        "Recipes for chocolate cake",
+        "Do you have anything about Flatland?",
+    ],
+)
 def test_unanswerable_questions_get_an_honest_refusal_not_unrelated_evidence(services, question):
     answer, fake = ask(services, question, lambda m: "Yes, we hold it [1].")
     assert answer.refused and answer.handoff_offered
@@ -81,11 +93,18 @@ def test_unanswerable_questions_get_an_honest_refusal_not_unrelated_evidence(ser
     assert fake.calls == []
 
 
-@pytest.mark.parametrize("question,field,record", [
-    ("Who founded the journal Nature?", "Founded and for many years edited by Sir J. N. Lockyer", "417826"),
-    ("How many pages does the large print Pride and Prejudice have?", "Physical description: 474 p.", "ocm42943498"),
-    ("Which novels are in The Penguin complete novels of Jane Austen?", "Mansfield Park", "3076570"),
-])
+@pytest.mark.parametrize(
+    "question,field,record",
+    [
+        ("Who founded the journal Nature?", "Founded and for many years edited by Sir J. N. Lockyer", "417826"),
+        (
+            "How many pages does the large print Pride and Prejudice have?",
+            "Physical description: 474 p.",
+            "ocm42943498",
+        ),
+        ("Which novels are in The Penguin complete novels of Jane Austen?", "Mansfield Park", "3076570"),
+    ],
+)
 def test_the_field_that_answers_is_quoted_even_without_a_named_intent(services, question, field, record):
     answer, _ = ask(services, question)
     assert not answer.refused and field in answer.answer

@@ -3,6 +3,7 @@
 A reader may report a broken record (SkippedRecord) or give up on a file (ReaderError); either must name
 the file, and a SkippedRecord its position. Any other exception is a bug that would stop a batch.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -59,7 +60,7 @@ def apply(data: bytes, edits) -> bytes:
         if kind == "flip" and at < len(buf):
             buf[at] ^= arg
         elif kind == "delete":
-            del buf[at:at + arg]
+            del buf[at : at + arg]
         elif kind == "insert":
             buf[at:at] = arg
         elif kind == "truncate":
@@ -90,8 +91,13 @@ def test_reader_survives_mutations_of_a_real_file(fmt, relative, name, tmp_path_
     plain = gzip.decompress(original) if gzipped else original
     folder = tmp_path_factory.mktemp(fmt)
 
-    @settings(max_examples=40, derandomize=True, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=40,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(edits=mutations(len(plain)), inside_gzip=st.booleans())
     def run(edits, inside_gzip):
         data = apply(plain, edits)
@@ -116,8 +122,9 @@ def test_wacz_reader_survives_mutated_members(tmp_path, shared_data):
         "archive/data.warc.gz": warc,
     }
 
-    @settings(max_examples=40, derandomize=True, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=40, derandomize=True, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(member=st.sampled_from(sorted(members)), edits=mutations(len(warc)))
     def run(member, edits):
         buf = io.BytesIO()

@@ -1,8 +1,9 @@
 """Real parts: a `chroma run` server through HttpClient, and the bundled MiniLM embedder."""
+
 import pytest
 
-from assistant.services import Services
 from assistant.core.settings import Settings
+from assistant.services import Services
 from tests.conftest import ingest
 
 pytestmark = pytest.mark.integration
@@ -11,10 +12,16 @@ pytestmark = pytest.mark.integration
 def test_chroma_server_mode_ingests_retrieves_and_is_idempotent(chroma_server, clean_env, tmp_path, demo_copy):
     settings = Settings.load(
         data_dir=str(tmp_path / "data"),
-        store={"mode": "server", "host": chroma_server["host"], "port": chroma_server["port"],
-               "collection": "server_test"},
-        embedding={"backend": "fake", "model": "hash"}, llm={"backend": "fake"},
-        retrieval={"min_score": 0.0}, verify={"semantic_threshold": 0.0},
+        store={
+            "mode": "server",
+            "host": chroma_server["host"],
+            "port": chroma_server["port"],
+            "collection": "server_test",
+        },
+        embedding={"backend": "fake", "model": "hash"},
+        llm={"backend": "fake"},
+        retrieval={"min_score": 0.0},
+        verify={"semantic_threshold": 0.0},
     )
     services = Services(settings)
     first = ingest(services, [demo_copy])
@@ -33,10 +40,11 @@ def test_unreachable_chroma_server_is_a_clear_error(clean_env, tmp_path):
     from tests.conftest import free_port
 
     port = free_port()
-    settings = Settings.load(data_dir=str(tmp_path), store={"mode": "server", "port": port},
-                             embedding={"backend": "fake", "model": "hash"})
+    settings = Settings.load(
+        data_dir=str(tmp_path), store={"mode": "server", "port": port}, embedding={"backend": "fake", "model": "hash"}
+    )
     with pytest.raises(StoreError, match=f"127.0.0.1:{port} is not reachable.*chroma run"):
-        Services(settings).store
+        _ = Services(settings).store
 
 
 def test_real_minilm_retrieves_the_right_demo_records(real_embedder, clean_env, tmp_path, demo_copy):

@@ -1,4 +1,5 @@
 """The real path: bundled MiniLM + embedded Chroma + vLLM on CPU serving the bundled SmolLM2."""
+
 import json
 import os
 import subprocess
@@ -7,8 +8,8 @@ import sys
 import pytest
 
 from assistant.backends.llm import OpenAICompatibleChat
-from assistant.services import Services
 from assistant.core.settings import LLMSettings, Settings
+from assistant.services import Services
 from tests.conftest import ROOT, ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
@@ -25,17 +26,24 @@ def real_services(vllm_server, real_embedder, tmp_path_factory):
 
 
 def test_llm_status_reports_the_running_server(vllm_server):
-    out = subprocess.run([sys.executable, "-m", "assistant.cli", "--data-dir", str(ROOT / "data"), "llm", "status",
-                          "--json"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "--data-dir", str(ROOT / "data"), "llm", "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     status = json.loads(out.stdout)
     assert status["healthy"] is True and status["url"] == vllm_server["base_url"]
 
 
-@pytest.mark.parametrize("question,routed", [
-    ("Who wrote Summerland?", False),
-    ("What is the ISSN of Nature?", True),
-    ("Which box holds the A-C photographs of the Stanford marching band?", True),
-])
+@pytest.mark.parametrize(
+    "question,routed",
+    [
+        ("Who wrote Summerland?", False),
+        ("What is the ISSN of Nature?", True),
+        ("Which box holds the A-C photographs of the Stanford marching band?", True),
+    ],
+)
 def test_real_answers_cite_only_stored_retrieved_chunks(real_services, question, routed):
     answer = real_services.answers.ask(question)
     assert answer.error == ""
@@ -44,7 +52,9 @@ def test_real_answers_cite_only_stored_retrieved_chunks(real_services, question,
     assert_citations_resolve(real_services, answer)
 
 
-@pytest.mark.parametrize("question", ["Who wrote Summerland?", "What photographs of the Stanford marching band do you hold?"])
+@pytest.mark.parametrize(
+    "question", ["Who wrote Summerland?", "What photographs of the Stanford marching band do you hold?"]
+)
 def test_plain_model_output_goes_through_the_checker(real_services, question):
     """Without evidence-first, every sentence the real model writes is checked; only supported ones show."""
     real_services.answers.evidence_first = False
@@ -73,10 +83,19 @@ def assert_citations_resolve(services, answer):
 
 
 def test_cli_ask_json_against_the_real_server(real_services, vllm_server):
-    env = dict(os.environ, REFDESK_DATA_DIR=str(real_services.settings.data_dir),
-               REFDESK_LLM__BASE_URL=vllm_server["base_url"], HF_HUB_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-m", "assistant.cli", "ask", "Who published Summerland?", "--json"],
-                         capture_output=True, text=True, env=env, timeout=600)
+    env = dict(
+        os.environ,
+        REFDESK_DATA_DIR=str(real_services.settings.data_dir),
+        REFDESK_LLM__BASE_URL=vllm_server["base_url"],
+        HF_HUB_OFFLINE="1",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "ask", "Who published Summerland?", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     answer = json.loads(out.stdout)
     assert answer["error"] == "" and answer["sources"]

@@ -1,5 +1,6 @@
 """kill -9 a real `refdesk ingest` at 10 random points; every re-run must end with exactly the clean run's
 chunks, and Chroma and the manifest must agree (no orphans on either side)."""
+
 from __future__ import annotations
 
 import os
@@ -25,16 +26,26 @@ def corpus(shared: Path) -> list[str]:
 
 def run_ingest(data_dir: Path, paths: list[str]) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFDESK_")}
-    env.update(REFDESK_DATA_DIR=str(data_dir), REFDESK_EMBEDDING__BACKEND="fake", REFDESK_EMBEDDING__MODEL="hash",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    return subprocess.Popen([sys.executable, "-m", "assistant.cli", "ingest", "--json", *paths], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    env.update(
+        REFDESK_DATA_DIR=str(data_dir),
+        REFDESK_EMBEDDING__BACKEND="fake",
+        REFDESK_EMBEDDING__MODEL="hash",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "assistant.cli", "ingest", "--json", *paths],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def state(data_dir: Path) -> tuple[set[str], set[str], set[str]]:
     """(chunk ids in Chroma, chunk ids in the manifest, files in the manifest)."""
-    from assistant.core.settings import Settings
     from assistant.backends.store import ChunkStore
+    from assistant.core.settings import Settings
 
     settings = Settings.load(data_dir=str(data_dir), embedding={"backend": "fake", "model": "hash"})
     store = ChunkStore.from_settings(settings, "fake:hash")

@@ -1,6 +1,7 @@
 """Load: 50 patrons at once for 5 minutes (REFDESK_LOAD_SECONDS) against a real `refdesk serve` with the
 real embedder and vLLM on CPU. No errors or time-outs; past capacity patrons are told "busy, try again
 in N s". The figures (p50/p95 of answered questions, busy count) go to reports/test-artifacts/load.json."""
+
 from __future__ import annotations
 
 import json
@@ -24,17 +25,23 @@ def test_fifty_widget_sessions_for_five_minutes(vllm_server, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFDESK_")}
-    env.update(REFDESK_DATA_DIR=str(tmp_path / "data"), REFDESK_LLM__BASE_URL=vllm_server["base_url"],
-               HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
-               # One address sends every session here: its own limits would turn the test into a rate-limit
-               # test. Capacity (concurrency 4, 8 waiting) stays at its defaults.
-               REFDESK_WIDGET__RATE_LIMIT_PER_ADDRESS_PER_MINUTE="100000", REFDESK_WIDGET__RATE_LIMIT_PER_MINUTE="100000",
-               REFDESK_WIDGET__NEW_SESSIONS_PER_ADDRESS_PER_MINUTE="100000")
+    env.update(
+        REFDESK_DATA_DIR=str(tmp_path / "data"),
+        REFDESK_LLM__BASE_URL=vllm_server["base_url"],
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        # One address sends every session here: its own limits would turn the test into a rate-limit
+        # test. Capacity (concurrency 4, 8 waiting) stays at its defaults.
+        REFDESK_WIDGET__RATE_LIMIT_PER_ADDRESS_PER_MINUTE="100000",
+        REFDESK_WIDGET__RATE_LIMIT_PER_MINUTE="100000",
+        REFDESK_WIDGET__NEW_SESSIONS_PER_ADDRESS_PER_MINUTE="100000",
+    )
     cli = [sys.executable, "-m", "assistant.cli"]
     subprocess.run([*cli, "ingest", str(DEMO_CORPUS)], env=env, check=True, capture_output=True, timeout=600)
     log_path = tmp_path / "serve.log"
-    proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=log_path.open("wb"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*cli, "serve", "--port", str(port)], env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT
+    )
     try:
         wait_for_http(f"{url}/healthz", proc, log_path, 180, "refdesk serve")
         result = bench_widget(url, sessions=SESSIONS, duration_s=seconds)

@@ -1,4 +1,5 @@
 """MARC reader and catalogue ingest on the real shared files."""
+
 import json
 import shutil
 import unicodedata
@@ -7,9 +8,9 @@ import pymarc
 import pytest
 
 from assistant.answering.filters import Filter
-from assistant.services import Services
 from assistant.core.settings import Settings
 from assistant.core.types import SkippedRecord, SourceRecord
+from assistant.services import Services
 from ingest.marc import iter_records
 from ingest.registry import detect_format
 from tests.conftest import ingest
@@ -46,25 +47,31 @@ def test_independent_pymarc_count(shared_data):
     assert len(read(path)[0]) == expected == 383
 
 
-@pytest.mark.parametrize("rel,expected", [
-    ("marc/pymarc/1251.dat", "Основы гидравлического расчета"),  # cp1251 bytes, leader says MARC-8
-    ("marc/pymarc/utf8_without_leader_flag.dat", "Escape from loneliness"),
-    ("marc/pymarc/marc8.dat", "Escape from loneliness"),
-    ("marc/openlibrary-client/bin_marc_unicode.mrc", "中英字典こんにちは"),  # UTF-8 bytes, leader says MARC-8
-    ("marc/traject/one-marc8.mrc", "Por uma outra globalização"),
-    ("marc/marc4j/cyrillic_capital_e.mrc", "Vor, shpion i ubiĭt︠s︡a"),
-])
+@pytest.mark.parametrize(
+    "rel,expected",
+    [
+        ("marc/pymarc/1251.dat", "Основы гидравлического расчета"),  # cp1251 bytes, leader says MARC-8
+        ("marc/pymarc/utf8_without_leader_flag.dat", "Escape from loneliness"),
+        ("marc/pymarc/marc8.dat", "Escape from loneliness"),
+        ("marc/openlibrary-client/bin_marc_unicode.mrc", "中英字典こんにちは"),  # UTF-8 bytes, leader says MARC-8
+        ("marc/traject/one-marc8.mrc", "Por uma outra globalização"),
+        ("marc/marc4j/cyrillic_capital_e.mrc", "Vor, shpion i ubiĭt︠s︡a"),
+    ],
+)
 def test_titles_round_trip_in_every_encoding(shared_data, rel, expected):
     title = read(shared_data / rel)[0][0].provenance.title
     assert unicodedata.normalize("NFC", expected) in unicodedata.normalize("NFC", title)
 
 
-@pytest.mark.parametrize("rel,script_sample", [
-    ("marc/traject/hebrew880s.marc", "אנרכיזם"),
-    ("marc/openlibrary/880_arabic_french_many_linkages.mrc", "انتقال"),
-    ("marc/openlibrary/880_Nihon_no_chasho.mrc", "日本 の 茶書"),
-    ("marc/marc4j/greekmissingcharsetchange.mrc", "αγορά"),
-])
+@pytest.mark.parametrize(
+    "rel,script_sample",
+    [
+        ("marc/traject/hebrew880s.marc", "אנרכיזם"),
+        ("marc/openlibrary/880_arabic_french_many_linkages.mrc", "انتقال"),
+        ("marc/openlibrary/880_Nihon_no_chasho.mrc", "日本 の 茶書"),
+        ("marc/marc4j/greekmissingcharsetchange.mrc", "αγορά"),
+    ],
+)
 def test_original_script_fields_are_kept(shared_data, rel, script_sample):
     (record, *_), _ = read(shared_data / rel)
     assert unicodedata.normalize("NFC", script_sample) in unicodedata.normalize("NFC", record.text)
@@ -145,11 +152,20 @@ def test_reingest_and_sync_remove_exactly_the_withdrawn_record(fake_services, sh
 
 @pytest.fixture(scope="module")
 def catalogue(real_embedder, tmp_path_factory, shared_data):
-    settings = Settings.load(data_dir=str(tmp_path_factory.mktemp("cat")), llm={"backend": "fake"},
-                             links={"marc": "https://catalog.example.edu/Record/{id}"})
+    settings = Settings.load(
+        data_dir=str(tmp_path_factory.mktemp("cat")),
+        llm={"backend": "fake"},
+        links={"marc": "https://catalog.example.edu/Record/{id}"},
+    )
     services = Services(settings, embedder=real_embedder)
-    files = ["marc4j/chabon.mrc", "traject/nature.marc", "traject/george_eliot.marc", "traject/louis_armstrong.marc",
-             "marc4j/pride-and-prejudice-fixed.mrc", "openlibrary/flatlandromanceo00abbouoft_meta.mrc"]
+    files = [
+        "marc4j/chabon.mrc",
+        "traject/nature.marc",
+        "traject/george_eliot.marc",
+        "traject/louis_armstrong.marc",
+        "marc4j/pride-and-prejudice-fixed.mrc",
+        "openlibrary/flatlandromanceo00abbouoft_meta.mrc",
+    ]
     summary = ingest(services, [shared_data / "marc" / f for f in files])
     assert summary.files_failed == 0
     return services
@@ -164,8 +180,9 @@ def test_question_naming_a_title_retrieves_that_record_with_its_link(catalogue):
 
 
 def test_filters_by_year_format_and_language(catalogue):
-    hits = catalogue.retriever.retrieve("Pride and prejudice", 10, filters=[Filter.parse("year<1900"),
-                                                                             Filter.parse("format=book")])
+    hits = catalogue.retriever.retrieve(
+        "Pride and prejudice", 10, filters=[Filter.parse("year<1900"), Filter.parse("format=book")]
+    )
     assert hits and all(int(h.date) < 1900 for h in hits)
     meta = catalogue.store.get([h.chunk_id for h in hits])
     assert all(m.metadata["format"] == "book" and m.metadata["year"] < 1900 for m in meta.values())

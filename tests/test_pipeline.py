@@ -1,4 +1,5 @@
 """Ingest logic with a fake embedder over a real embedded Chroma in a temp dir."""
+
 import pytest
 
 from assistant.backends.store import ChunkStore, StoreError
@@ -49,7 +50,9 @@ def test_changed_record_replaces_its_old_chunks(fake_services, demo_copy):
     assert summary.chunks_added == 1 and summary.chunks_removed == 1
     assert counter.texts == 1  # only the changed chunk is embedded
     assert fake_services.store.count() == total
-    texts = fake_services.store.collection.get(where={"record_id": "aspace_f5907634fce75222081b9028db18b2fd"})["documents"]
+    texts = fake_services.store.collection.get(where={"record_id": "aspace_f5907634fce75222081b9028db18b2fd"})[
+        "documents"
+    ]
     assert len(texts) == 1 and "A-C and more" in texts[0]
 
 
@@ -100,8 +103,16 @@ def test_summary_counts_by_type(fake_services, demo_copy):
     assert counts["by_type"]["marc"]["records"] == 13 and counts["by_type"]["ead"]["records"] == 7
     assert counts["by_type"]["warc"]["records"] == 12
     d = summary.as_dict()
-    assert set(d) >= {"files", "records", "chunks_added", "chunks_unchanged", "chunks_removed", "skipped", "seconds",
-                      "chunks_per_s"}
+    assert set(d) >= {
+        "files",
+        "records",
+        "chunks_added",
+        "chunks_unchanged",
+        "chunks_removed",
+        "skipped",
+        "seconds",
+        "chunks_per_s",
+    }
 
 
 def test_the_reader_runs_ahead_across_files(fake_services, demo_copy):
@@ -172,6 +183,6 @@ def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_servic
 def _chunks_by_file(services) -> dict[str, set[str]]:
     got = services.store.client.get_collection(services.settings.store.collection).get(include=["metadatas"])
     by_file: dict[str, set[str]] = {}
-    for chunk_id, meta in zip(got["ids"], got["metadatas"]):
+    for chunk_id, meta in zip(got["ids"], got["metadatas"], strict=True):
         by_file.setdefault(meta["source_file"], set()).add(chunk_id)
     return by_file

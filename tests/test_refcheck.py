@@ -1,4 +1,5 @@
 """Reference checker: parsing, matching against the real demo catalogue, verdicts, CLI, bad input."""
+
 import json
 
 import pytest
@@ -8,51 +9,91 @@ from assistant.refcheck.parse import parse_free_text, parse_input, split_referen
 from tests.conftest import SHARED_DATA, catalogue_and_finding_aid, ingest
 
 
-@pytest.mark.parametrize("text,title,authors,year", [
-    ("Chabon, M. (2002). Summerland. New York: Miramax Books.", "Summerland", ["Chabon, M"], 2002),
-    ("Chabon, Michael. The Amazing Adventures of Kavalier and Clay. Random House, 2000.",
-     "The Amazing Adventures of Kavalier and Clay", ["Chabon, Michael"], 2000),
-    ("Paris, Bernard J. Rereading George Eliot. Albany: State University of New York Press, 2003.",
-     "Rereading George Eliot", ["Paris, Bernard J"], 2003),
-    ('Hunt, Andrew, and David Thomas. "The Pragmatic Programmer." Addison-Wesley, 2000.',
-     "The Pragmatic Programmer", ["Hunt, Andrew", "David Thomas"], 2000),
-    ("Summerland by Michael Chabon (2002)", "Summerland", ["Michael Chabon"], 2002),
-    ("Rereading George Eliot : changing responses to her experiments in life / Bernard J. Paris, 2003",
-     "Rereading George Eliot : changing responses to her experiments in life", ["Bernard J. Paris"], 2003),
-    ("Armstrong, Louis, 1901-1971. Louis Armstrong. Chicago, Ill.: Time-Life Music, 1985.", "Louis Armstrong",
-     ["Armstrong, Louis"], 1985),
-    ("Austen, Jane. Pride and Prejudice. Edited by Tony Tanner, Penguin Books, 1980.", "Pride and Prejudice",
-     ["Austen, Jane"], 1980),
-    ("Cuppiramaṇiyan̲, Ca. Vē. Studies in Tamilology. Tamil Patippakam, 1982.", "Studies in Tamilology",
-     ["Cuppiramaṇiyan̲, Ca. Vē"], 1982),
-])
+@pytest.mark.parametrize(
+    "text,title,authors,year",
+    [
+        ("Chabon, M. (2002). Summerland. New York: Miramax Books.", "Summerland", ["Chabon, M"], 2002),
+        (
+            "Chabon, Michael. The Amazing Adventures of Kavalier and Clay. Random House, 2000.",
+            "The Amazing Adventures of Kavalier and Clay",
+            ["Chabon, Michael"],
+            2000,
+        ),
+        (
+            "Paris, Bernard J. Rereading George Eliot. Albany: State University of New York Press, 2003.",
+            "Rereading George Eliot",
+            ["Paris, Bernard J"],
+            2003,
+        ),
+        (
+            'Hunt, Andrew, and David Thomas. "The Pragmatic Programmer." Addison-Wesley, 2000.',
+            "The Pragmatic Programmer",
+            ["Hunt, Andrew", "David Thomas"],
+            2000,
+        ),
+        ("Summerland by Michael Chabon (2002)", "Summerland", ["Michael Chabon"], 2002),
+        (
+            "Rereading George Eliot : changing responses to her experiments in life / Bernard J. Paris, 2003",
+            "Rereading George Eliot : changing responses to her experiments in life",
+            ["Bernard J. Paris"],
+            2003,
+        ),
+        (
+            "Armstrong, Louis, 1901-1971. Louis Armstrong. Chicago, Ill.: Time-Life Music, 1985.",
+            "Louis Armstrong",
+            ["Armstrong, Louis"],
+            1985,
+        ),
+        (
+            "Austen, Jane. Pride and Prejudice. Edited by Tony Tanner, Penguin Books, 1980.",
+            "Pride and Prejudice",
+            ["Austen, Jane"],
+            1980,
+        ),
+        (
+            "Cuppiramaṇiyan̲, Ca. Vē. Studies in Tamilology. Tamil Patippakam, 1982.",
+            "Studies in Tamilology",
+            ["Cuppiramaṇiyan̲, Ca. Vē"],
+            1982,
+        ),
+    ],
+)
 def test_free_text_styles_parse_into_fields(text, title, authors, year):
     ref = parse_free_text(text)
     assert (ref.title, ref.authors, ref.year) == (title, authors, year)
 
 
 def test_identifiers_are_validated_and_normalised():
-    ref = parse_free_text("Summerland. ISBN 0-7868-0877-2, ISBN 0786808771 (bad check digit). ISSN 0028-0836. "
-                          "https://doi.org/10.1234/abc.5")
+    ref = parse_free_text(
+        "Summerland. ISBN 0-7868-0877-2, ISBN 0786808771 (bad check digit). ISSN 0028-0836. "
+        "https://doi.org/10.1234/abc.5"
+    )
     assert ref.isbns == ["9780786808779"] and ref.issns == ["0028-0836"] and ref.doi == "10.1234/abc.5"
 
 
 def test_lines_and_paragraphs_split_with_their_line_numbers():
     assert split_references("1. A, B. (2000). One.\n\n2. C, D. (2001). Two.\n") == [
-        (1, "1. A, B. (2000). One."), (3, "2. C, D. (2001). Two.")]
-    wrapped = ("Paris, Bernard J. Rereading George Eliot: changing\nresponses to her experiments in life. 2003.\n"
-               "Chabon, Michael. The Amazing Adventures of\nKavalier and Clay. 2000.\nX, Y. Z. 2001.")
+        (1, "1. A, B. (2000). One."),
+        (3, "2. C, D. (2001). Two."),
+    ]
+    wrapped = (
+        "Paris, Bernard J. Rereading George Eliot: changing\nresponses to her experiments in life. 2003.\n"
+        "Chabon, Michael. The Amazing Adventures of\nKavalier and Clay. 2000.\nX, Y. Z. 2001."
+    )
     assert split_references(wrapped) == [
         (1, "Paris, Bernard J. Rereading George Eliot: changing responses to her experiments in life. 2003."),
-        (3, "Chabon, Michael. The Amazing Adventures of Kavalier and Clay. 2000."), (5, "X, Y. Z. 2001.")]
+        (3, "Chabon, Michael. The Amazing Adventures of Kavalier and Clay. 2000."),
+        (5, "X, Y. Z. 2001."),
+    ]
 
 
 def test_bad_input_gets_a_message_per_line_and_long_pastes_are_cut():
     refs, notes = parse_input("hello there\n\n12345\nChabon, M. (2002). Summerland. Miramax.\n")
     assert [r.problem != "" for r in refs] == [True, True, False]
     assert "not a reference" in refs[0].problem
-    refs, notes = parse_input("\n".join(f"Author{i}, A. ({1900 + i % 100}). Title {i}. P." for i in range(10_000)),
-                              limit=500)
+    refs, notes = parse_input(
+        "\n".join(f"Author{i}, A. ({1900 + i % 100}). Title {i}. P." for i in range(10_000)), limit=500
+    )
     assert len(refs) == 500 and "10000 references pasted; only the first 500" in notes[0]
 
 
@@ -63,22 +104,27 @@ def checker(fake_services, demo_copy):
 
 
 def verdicts(report):
-    return [(r.verdict, [d.field for d in r.differences], r.record.record_id if r.record else None)
-            for r in report.results]
+    return [
+        (r.verdict, [d.field for d in r.differences], r.record.record_id if r.record else None) for r in report.results
+    ]
 
 
 def test_verdicts_against_the_demo_catalogue(checker):
-    report = checker.check_text("\n".join([
-        "Austen, J. (1980). Pride and prejudice. Harmondsworth: Penguin Books.",
-        "Chabon, Michael. The Amazing Adventures of Kavalier and Clay. Random House, 1987.",
-        "Dickens, Charles. Pride and Prejudice. Penguin Books, 1980.",
-        "Paris, Bernard J. Rereading George Eliot: Essays on Middlemarch and Daniel Deronda. SUNY Press, 2003.",
-        "Chabon, Michael. The Amazing Adventures of Kavalier and Klay. Random House, 2000.",
-        "Smith, J., & Doe, A. B. (2019). The hidden architecture of memory: Libraries and forgetting. Imaginary Press.",
-        "Some garbled title here, ISBN 0140057749",
-        "Pride and prejudice, ISBN 0140057749",
-        "Nature. London: Macmillan, 1869. ISSN 0028-0836",
-    ]))
+    report = checker.check_text(
+        "\n".join(
+            [
+                "Austen, J. (1980). Pride and prejudice. Harmondsworth: Penguin Books.",
+                "Chabon, Michael. The Amazing Adventures of Kavalier and Clay. Random House, 1987.",
+                "Dickens, Charles. Pride and Prejudice. Penguin Books, 1980.",
+                "Paris, Bernard J. Rereading George Eliot: Essays on Middlemarch and Daniel Deronda. SUNY Press, 2003.",
+                "Chabon, Michael. The Amazing Adventures of Kavalier and Klay. Random House, 2000.",
+                "Smith, J., & Doe, A. B. (2019). The hidden architecture of memory: Libraries and forgetting. Imaginary Press.",
+                "Some garbled title here, ISBN 0140057749",
+                "Pride and prejudice, ISBN 0140057749",
+                "Nature. London: Macmillan, 1869. ISSN 0028-0836",
+            ]
+        )
+    )
     assert verdicts(report) == [
         ("held", [], "4683624"),
         ("similar", ["year"], "11939876"),
@@ -101,8 +147,10 @@ def test_verdicts_against_the_demo_catalogue(checker):
 
 def test_a_made_up_reference_never_borrows_a_real_record(checker):
     """Real author, invented title: the author's real books are not offered as "held"."""
-    report = checker.check_text("Austen, Jane. The Luminous Mirror of the Harbour: Compass and Orchard in Moravia. "
-                                "Penguin Books, 1980.\nChabon, Michael. Summerland Nights. Miramax Books, 2002.")
+    report = checker.check_text(
+        "Austen, Jane. The Luminous Mirror of the Harbour: Compass and Orchard in Moravia. "
+        "Penguin Books, 1980.\nChabon, Michael. Summerland Nights. Miramax Books, 2002."
+    )
     assert [r.verdict for r in report.results] == ["not found", "similar"]
     assert [d.field for d in report.results[1].differences] == ["title"]
 
@@ -110,16 +158,20 @@ def test_a_made_up_reference_never_borrows_a_real_record(checker):
 def test_cli_reads_text_bibtex_and_ris_in_any_encoding(fake_services, demo_copy, tmp_path, capsys):
     ingest(fake_services, catalogue_and_finding_aid(demo_copy))
     cp1251 = tmp_path / "list.txt"
-    cp1251.write_bytes("Остин, Джейн. Гордость и предубеждение. Москва, 1990.\n"
-                       "Chabon, M. (2002). Summerland. Miramax.\n".encode("cp1251"))
+    cp1251.write_bytes(
+        "Остин, Джейн. Гордость и предубеждение. Москва, 1990.\nChabon, M. (2002). Summerland. Miramax.\n".encode(
+            "cp1251"
+        )
+    )
     assert main(["refcheck", str(cp1251), "--json"], services=fake_services) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["results"][0]["parsed"]["title"] == "Гордость и предубеждение"
     assert [r["verdict"] for r in out["results"]] == ["not found", "held"]
 
     bib = tmp_path / "refs.bib"
-    bib.write_text("@book{c, author = {Chabon, Michael}, title = {Summerland}, year = {2002}}\n"
-                   "@book{broken, title = {Unclosed\n")
+    bib.write_text(
+        "@book{c, author = {Chabon, Michael}, title = {Summerland}, year = {2002}}\n@book{broken, title = {Unclosed\n"
+    )
     assert main(["refcheck", str(bib), "--json"], services=fake_services) == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["verdict"] for r in out["results"]] == ["held", "not a reference"]

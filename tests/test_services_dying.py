@@ -1,6 +1,7 @@
 """Services dying under a running refdesk: the Chroma server restarts mid-session, vLLM is killed in the
 middle of an answer and started again. Patrons get a clear message (never a traceback) and refdesk
 recovers without being restarted."""
+
 from __future__ import annotations
 
 import subprocess
@@ -20,8 +21,12 @@ pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 def start_chroma(path: Path, port: int) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("chroma")
     log = path.with_suffix(".log")
-    proc = subprocess.Popen([str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     wait_for_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", proc, log, 60, "chroma run")
     return proc
 
@@ -33,18 +38,22 @@ def stop(proc: subprocess.Popen) -> None:
 
 def test_chroma_server_restart_mid_session(tmp_path, clean_env, demo_copy):
     from assistant.backends.llm import FakeChat
-    from assistant.services import Services
     from assistant.core.settings import Settings
+    from assistant.services import Services
     from tests.conftest import LiveServer, catalogue_and_finding_aid, ingest
 
     port = free_port()
     db = tmp_path / "chroma-db"
     chroma = start_chroma(db, port)
     try:
-        settings = Settings.load(data_dir=str(tmp_path / "data"), embedding={"backend": "fake", "model": "hash"},
-                                 llm={"backend": "fake"}, retrieval={"min_score": 0.0},
-                                 verify={"semantic_threshold": 0.0},
-                                 store={"mode": "server", "host": "127.0.0.1", "port": port})
+        settings = Settings.load(
+            data_dir=str(tmp_path / "data"),
+            embedding={"backend": "fake", "model": "hash"},
+            llm={"backend": "fake"},
+            retrieval={"min_score": 0.0},
+            verify={"semantic_threshold": 0.0},
+            store={"mode": "server", "host": "127.0.0.1", "port": port},
+        )
         services = Services(settings, llm=FakeChat())
         ingest(services, catalogue_and_finding_aid(demo_copy))
         _key, secret = services.accounts.create_key("t")
@@ -68,14 +77,17 @@ def test_chroma_server_restart_mid_session(tmp_path, clean_env, demo_copy):
 
 @pytest.mark.vllm
 def test_vllm_killed_mid_answer_then_restarted(vllm_server, tmp_path, clean_env, demo_copy):
-    from assistant.services import Services
     from assistant.core.settings import Settings
+    from assistant.services import Services
     from tests.conftest import catalogue_and_finding_aid, ingest
 
-    settings = Settings.load(data_dir=str(tmp_path / "data"), embedding={"backend": "fake", "model": "hash"},
-                             retrieval={"min_score": 0.0}, verify={"semantic_threshold": 0.0},
-                             llm={"base_url": vllm_server["base_url"], "model": vllm_server["model"],
-                                  "timeout_s": 30})
+    settings = Settings.load(
+        data_dir=str(tmp_path / "data"),
+        embedding={"backend": "fake", "model": "hash"},
+        retrieval={"min_score": 0.0},
+        verify={"semantic_threshold": 0.0},
+        llm={"base_url": vllm_server["base_url"], "model": vllm_server["model"], "timeout_s": 30},
+    )
     services = Services(settings)
     ingest(services, catalogue_and_finding_aid(demo_copy))
     question = "Tell me about the Louis Armstrong recording and its performers."

@@ -1,4 +1,3 @@
-
 import pytest
 
 from assistant.core.settings import Settings, SettingsError
@@ -16,8 +15,10 @@ def test_defaults_are_the_embedded_setup(clean_env, tmp_path):
 
 def test_file_then_env_then_explicit_overrides(clean_env, tmp_path):
     cfg = tmp_path / "refdesk.toml"
-    cfg.write_text('[llm]\nmodel = "from-file"\nbase_url = "http://gpu:8000/v1"\n[store]\nmode = "server"\nport = 9000\n'
-                   '[retrieval]\ntop_k = 7\n')
+    cfg.write_text(
+        '[llm]\nmodel = "from-file"\nbase_url = "http://gpu:8000/v1"\n[store]\nmode = "server"\nport = 9000\n'
+        "[retrieval]\ntop_k = 7\n"
+    )
     clean_env.setenv("REFDESK_LLM__MODEL", "from-env")
     clean_env.setenv("REFDESK_RETRIEVAL__TOP_K", "9")
     s = Settings.load(cfg, retrieval={"top_k": 3})
@@ -31,7 +32,7 @@ def test_file_then_env_then_explicit_overrides(clean_env, tmp_path):
 def test_data_dir_from_env_and_config_found_there(clean_env, tmp_path):
     data = tmp_path / "d"
     data.mkdir()
-    (data / "refdesk.toml").write_text('[serve]\nport = 9999\n')
+    (data / "refdesk.toml").write_text("[serve]\nport = 9999\n")
     clean_env.chdir(tmp_path)
     clean_env.setenv("REFDESK_DATA_DIR", str(data))
     s = Settings.load()

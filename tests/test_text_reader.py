@@ -13,8 +13,11 @@ TEXT_DATA = ROOT / "tests" / "data" / "text"
 def test_front_matter_gives_the_provenance():
     (record,) = iter_records(TEXT_DATA / "warc-archive-org-20080430205007-1.md")
     p = record.provenance
-    assert (p.source_type, p.record_id, p.date) == ("text", "urn:uuid:ca1f8566-b6e2-441a-a211-3363fcceac7e",
-                                                   "2008-04-30T20:50:07Z")
+    assert (p.source_type, p.record_id, p.date) == (
+        "text",
+        "urn:uuid:ca1f8566-b6e2-441a-a211-3363fcceac7e",
+        "2008-04-30T20:50:07Z",
+    )
     assert p.title == "Internet Archive: Frequently Asked Questions"
     assert p.locator == "captured 2008-04-30 — http://www.archive.org/about/faq.php?faq_id=243"
     assert p.link == "https://web.archive.org/web/20080430205007/http://www.archive.org/about/faq.php?faq_id=243"

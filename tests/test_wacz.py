@@ -1,4 +1,5 @@
 """WACZ packages built in the test from the real shared WARCs with py-wacz (`wacz create`)."""
+
 import io
 import json
 import shutil
@@ -12,16 +13,20 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from assistant.cli import main
-from assistant.services import Services
 from assistant.core.settings import Settings
 from assistant.core.types import Ignored, SkippedRecord, SourceRecord
+from assistant.services import Services
 from ingest import wacz
 from ingest.registry import ReaderError, detect_format
 
 
 def make_wacz(warcs, out, *extra):
-    done = subprocess.run([sys.executable, "-m", "wacz", "create", "-o", str(out), *extra, *map(str, warcs)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "wacz", "create", "-o", str(out), *extra, *map(str, warcs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return out
 
@@ -47,9 +52,14 @@ def test_pages_stream_from_the_package_with_its_text_and_provenance(iana_wacz, s
     home = next(p for p in pages if p.filters["uri"] == "http://www.iana.org/")
     prov = home.provenance
     assert prov.source_type == "warc" and prov.record_id.startswith("urn:uuid:")
-    assert prov.date == "2014-01-26T20:06:24Z" and prov.link == "https://web.archive.org/web/20140126200624/http://www.iana.org/"
-    assert prov.locator == ("captured 2014-01-26 20:06 UTC — http://www.iana.org/ · iana.wacz (IANA crawl 2014) "
-                            "· text from the WACZ page list")
+    assert (
+        prov.date == "2014-01-26T20:06:24Z"
+        and prov.link == "https://web.archive.org/web/20140126200624/http://www.iana.org/"
+    )
+    assert prov.locator == (
+        "captured 2014-01-26 20:06 UTC — http://www.iana.org/ · iana.wacz (IANA crawl 2014) "
+        "· text from the WACZ page list"
+    )
     assert prov.source_file == str(iana_wacz.resolve())
     assert home.filters["collection"] == "IANA crawl 2014" and home.filters["text_source"] == "pages.jsonl"
     assert "responsible for the global coordination of the DNS Root" in home.text
@@ -75,8 +85,13 @@ def test_a_hash_mismatch_is_reported_and_reading_goes_on(iana_wacz, tmp_path):
     got = items(bad)
     skipped = [i for i in got if isinstance(i, SkippedRecord)]
     assert len(skipped) == 1 and skipped[0].record == "archive/iana.warc.gz"
-    assert skipped[0].reason.startswith("hash mismatch: datapackage.json says sha256:000") and "read anyway" in skipped[0].reason
-    assert len([i for i in got if isinstance(i, SourceRecord)]) == len([i for i in items(iana_wacz) if isinstance(i, SourceRecord)])
+    assert (
+        skipped[0].reason.startswith("hash mismatch: datapackage.json says sha256:000")
+        and "read anyway" in skipped[0].reason
+    )
+    assert len([i for i in got if isinstance(i, SourceRecord)]) == len(
+        [i for i in items(iana_wacz) if isinstance(i, SourceRecord)]
+    )
 
 
 def browser_crawl_warc(shared_data, path):
@@ -86,7 +101,10 @@ def browser_crawl_warc(shared_data, path):
 
     with (shared_data / "warc/pywb/iana.warc.gz").open("rb") as fh:
         for record in ArchiveIterator(fh):
-            if record.rec_type == "response" and record.rec_headers.get_header("WARC-Target-URI") == "http://www.iana.org/domains/root":
+            if (
+                record.rec_type == "response"
+                and record.rec_headers.get_header("WARC-Target-URI") == "http://www.iana.org/domains/root"
+            ):
                 payload = record.content_stream().read()
                 date = record.rec_headers.get_header("WARC-Date")
                 break
@@ -95,13 +113,24 @@ def browser_crawl_warc(shared_data, path):
         writer = WARCWriter(out, gzip=True)
         http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
         uri = "http://www.iana.org/domains/root"
-        writer.write_record(writer.create_warc_record(uri, "response", payload=io.BytesIO(payload), http_headers=http,
-                                                     warc_headers_dict={"WARC-Date": date}))
-        for kind, text in (("urn:text", rendered[:400]), ("urn:textFinal", rendered + " Expanded after scrolling: "
-                                                            "root zone database, delegation records.")):
-            writer.write_record(writer.create_warc_record(f"{kind}:{uri}", "resource", payload=io.BytesIO(text.encode()),
-                                                         warc_content_type="text/plain; charset=utf-8",
-                                                         warc_headers_dict={"WARC-Date": date}))
+        writer.write_record(
+            writer.create_warc_record(
+                uri, "response", payload=io.BytesIO(payload), http_headers=http, warc_headers_dict={"WARC-Date": date}
+            )
+        )
+        for kind, text in (
+            ("urn:text", rendered[:400]),
+            ("urn:textFinal", rendered + " Expanded after scrolling: root zone database, delegation records."),
+        ):
+            writer.write_record(
+                writer.create_warc_record(
+                    f"{kind}:{uri}",
+                    "resource",
+                    payload=io.BytesIO(text.encode()),
+                    warc_content_type="text/plain; charset=utf-8",
+                    warc_headers_dict={"WARC-Date": date},
+                )
+            )
     return path
 
 
@@ -134,8 +163,9 @@ def test_broken_packages_name_the_file(iana_wacz, tmp_path):
         items(empty)
 
 
-def test_a_folder_of_wacz_ingests_idempotently_syncs_and_answers_with_the_capture(iana_wacz, shared_data, tmp_path,
-                                                                                  real_embedder, capsys):
+def test_a_folder_of_wacz_ingests_idempotently_syncs_and_answers_with_the_capture(
+    iana_wacz, shared_data, tmp_path, real_embedder, capsys
+):
     folder = tmp_path / "waczs"
     folder.mkdir()
     shutil.copy(iana_wacz, folder / "iana.wacz")
@@ -145,8 +175,9 @@ def test_a_folder_of_wacz_ingests_idempotently_syncs_and_answers_with_the_captur
     assert main(["ingest", str(folder), "--json"], services=services) == 1  # one file failed, the others went in
     first = json.loads(capsys.readouterr().out)
     assert first["files"] == 3 and first["files_failed"] == 1 and first["chunks_added"] > 0
-    assert [s["path"].endswith("broken.wacz") and s["reason"].startswith("not a readable WACZ")
-            for s in first["skipped"]] == [True]
+    assert [
+        s["path"].endswith("broken.wacz") and s["reason"].startswith("not a readable WACZ") for s in first["skipped"]
+    ] == [True]
     assert main(["ingest", str(folder), "--json"], services=services) == 1
     assert json.loads(capsys.readouterr().out)["chunks_added"] == 0  # re-ingest adds nothing
 

@@ -1,16 +1,20 @@
 """Web archives on the real shared WARC/ARC files."""
+
 import re
 import shutil
 
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from assistant.services import Services
 from assistant.core.settings import Settings
 from assistant.core.types import AlsoCaptured, Ignored, SkippedRecord, SourceRecord
+from assistant.services import Services
 from ingest import warc
 from ingest.registry import ReaderError, detect_format
 from tests.conftest import ingest
+
+# Every test here extracts the text of real crawls with trafilatura: minutes, not seconds, on 2 cores.
+pytestmark = pytest.mark.slow
 
 
 def items(path):
@@ -22,16 +26,27 @@ def independent_html_count(path) -> int:
     n = 0
     with open(path, "rb") as fh:
         for record in ArchiveIterator(fh, arc2warc=True):
-            if record.rec_type == "response" and record.http_headers is not None \
-                    and record.http_headers.get_statuscode() == "200" \
-                    and "text/html" in (record.http_headers.get_header("Content-Type") or "").lower() \
-                    and not (record.rec_headers.get_header("WARC-Target-URI") or "").endswith("/robots.txt"):
+            if (
+                record.rec_type == "response"
+                and record.http_headers is not None
+                and record.http_headers.get_statuscode() == "200"
+                and "text/html" in (record.http_headers.get_header("Content-Type") or "").lower()
+                and not (record.rec_headers.get_header("WARC-Target-URI") or "").endswith("/robots.txt")
+            ):
                 n += 1
     return n
 
 
-@pytest.mark.parametrize("rel", ["warc/aut/example.warc.gz", "warc/aut/example.arc.gz", "warc/pywb/iana.warc.gz",
-                                 "warc/warcio/example.warc.gz", "warc/pywb/dupes.warc.gz"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "warc/aut/example.warc.gz",
+        "warc/aut/example.arc.gz",
+        "warc/pywb/iana.warc.gz",
+        "warc/warcio/example.warc.gz",
+        "warc/pywb/dupes.warc.gz",
+    ],
+)
 def test_every_html_response_is_accounted_for(shared_data, rel):
     """Each 200 text/html response becomes a page, a further capture of a page, or 'no main text'."""
     path = shared_data / rel
@@ -79,8 +94,11 @@ def test_revisit_adds_a_capture_date_not_a_chunk(fake_services, shared_data, tmp
 
 
 def test_pdf_inside_a_warc_is_cited_with_its_page(shared_data):
-    pdf_pages = [i for i in items(shared_data / "warc/aut/example.pdf.warc.gz")
-                 if isinstance(i, SourceRecord) and i.filters["format"] == "pdf page"]
+    pdf_pages = [
+        i
+        for i in items(shared_data / "warc/aut/example.pdf.warc.gz")
+        if isinstance(i, SourceRecord) and i.filters["format"] == "pdf page"
+    ]
     assert pdf_pages
     page = pdf_pages[0].provenance
     assert re.search(r"#page=\d+$", page.record_id) and re.search(r", p\. \d+$", page.locator)
@@ -132,16 +150,19 @@ def _payloads_200(path, types=("text/html", "application/pdf")) -> list[str]:
     out = []
     with open(path, "rb") as fh:
         for record in ArchiveIterator(fh, arc2warc=True):
-            if record.rec_type == "response" and record.http_headers is not None \
-                    and record.http_headers.get_statuscode() == "200" \
-                    and any(t in (record.http_headers.get_header("Content-Type") or "").lower() for t in types):
+            if (
+                record.rec_type == "response"
+                and record.http_headers is not None
+                and record.http_headers.get_statuscode() == "200"
+                and any(t in (record.http_headers.get_header("Content-Type") or "").lower() for t in types)
+            ):
                 out.append(hashlib.sha1(record.content_stream().read()).hexdigest())
     return out
 
 
 def _stored(services) -> dict[str, dict]:
     got = services.store.collection.get(include=["metadatas"])
-    return dict(zip(got["ids"], got["metadatas"]))
+    return dict(zip(got["ids"], got["metadatas"], strict=True))
 
 
 def test_one_crawl_as_arc_and_warc_is_stored_once(fake_services, shared_data, tmp_path):

@@ -1,14 +1,15 @@
 """The web layer without a browser: OpenAI-compatible API, JSON errors, widget privacy, feedback, rate limit."""
+
 import json
 
 import pytest
 from fastapi.testclient import TestClient
 
+from assistant.core.types import Answer, Sentence, Source
 from assistant.web.app import build_app, build_filters
 from assistant.web.ratelimit import RateLimiter
 from assistant.web.render import chat_html, highlight, sources_html
 from assistant.web.transcripts import TranscriptStore
-from assistant.core.types import Answer, Sentence, Source
 from tests.conftest import catalogue_and_finding_aid, ingest
 
 
@@ -16,13 +17,22 @@ from tests.conftest import catalogue_and_finding_aid, ingest
 def client(fake_services, demo_copy):
     ingest(fake_services, catalogue_and_finding_aid(demo_copy))
     _key, secret = fake_services.accounts.create_key("tests")
-    return TestClient(build_app(fake_services), raise_server_exceptions=False,
-                      headers={"Authorization": f"Bearer {secret}"})
+    return TestClient(
+        build_app(fake_services), raise_server_exceptions=False, headers={"Authorization": f"Bearer {secret}"}
+    )
 
 
 def test_chat_completions_returns_the_checked_answer_and_its_sources(client):
-    r = client.post("/v1/chat/completions", json={"model": "refdesk", "messages": [
-        {"role": "system", "content": "ignored"}, {"role": "user", "content": "What is the ISSN of Nature?"}]})
+    r = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "refdesk",
+            "messages": [
+                {"role": "system", "content": "ignored"},
+                {"role": "user", "content": "What is the ISSN of Nature?"},
+            ],
+        },
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["object"] == "chat.completion" and body["model"] == "refdesk"
@@ -36,8 +46,10 @@ def test_chat_completions_returns_the_checked_answer_and_its_sources(client):
 
 
 def test_streaming_request_gets_one_checked_chunk(client):
-    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Who wrote Summerland?"}],
-                                                  "stream": True})
+    r = client.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "Who wrote Summerland?"}], "stream": True},
+    )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
@@ -45,15 +57,21 @@ def test_streaming_request_gets_one_checked_chunk(client):
     assert chunk["object"] == "chat.completion.chunk" and chunk["choices"][0]["delta"]["content"]
 
 
-@pytest.mark.parametrize("payload,status,needle", [
-    ("not json", 400, "must be JSON"),
-    ({"messages": []}, 400, "non-empty list"),
-    ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "no user message"),
-    ({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, 404, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "payload,status,needle",
+    [
+        ("not json", 400, "must be JSON"),
+        ({"messages": []}, 400, "non-empty list"),
+        ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "no user message"),
+        ({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, 404, "does not exist"),
+    ],
+)
 def test_api_errors_are_json(client, payload, status, needle):
-    r = client.post("/v1/chat/completions", content=payload if isinstance(payload, str) else json.dumps(payload),
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/chat/completions",
+        content=payload if isinstance(payload, str) else json.dumps(payload),
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == status
     assert needle in r.json()["error"]["message"] and "Traceback" not in r.text
 
@@ -79,28 +97,45 @@ def test_embed_script_points_an_iframe_at_the_widget(client):
 def test_filters_from_the_console_controls():
     filters = build_filters(["marc", "ead"], ["/x/a.mrc"], 1900, 2000.0, "English")
     assert [(f.key, f.op, f.value) for f in filters] == [
-        ("source_type", "in", ("marc", "ead")), ("source_file", "in", ("/x/a.mrc",)), ("year", ">=", 1900),
-        ("year", "<=", 2000), ("language", "=", "English")]
+        ("source_type", "in", ("marc", "ead")),
+        ("source_file", "in", ("/x/a.mrc",)),
+        ("year", ">=", 1900),
+        ("year", "<=", 2000),
+        ("language", "=", "English"),
+    ]
     assert build_filters([], [], None, None, "") == []
 
 
 def test_filters_narrow_retrieval(fake_services, demo_copy):
     ingest(fake_services, catalogue_and_finding_aid(demo_copy))
-    answer = fake_services.answers.ask("Stanford marching band photographs", k=10, retrieve_only=True,
-                                       filters=build_filters(["marc"], [], None, None, ""))
+    answer = fake_services.answers.ask(
+        "Stanford marching band photographs",
+        k=10,
+        retrieve_only=True,
+        filters=build_filters(["marc"], [], None, None, ""),
+    )
     assert answer.sources and {s.source_type for s in answer.sources} == {"marc"}
-    answer = fake_services.answers.ask("Pride and prejudice", k=10, retrieve_only=True,
-                                       filters=build_filters([], [], 1990, 2000, ""))
+    answer = fake_services.answers.ask(
+        "Pride and prejudice", k=10, retrieve_only=True, filters=build_filters([], [], 1990, 2000, "")
+    )
     assert answer.sources and all(1990 <= int(s.date[:4]) <= 2000 for s in answer.sources if s.date[:4].isdigit())
 
 
 def test_cards_highlight_terms_and_hide_uncited_sources_on_request():
-    assert highlight("Pride & <b>Prejudice</b> by Austen", ["prejudice", "austen"]) == \
-        "Pride &amp; &lt;b&gt;<mark>Prejudice</mark>&lt;/b&gt; by <mark>Austen</mark>"
-    sources = [Source(n=1, chunk_id="a", source_type="marc", record_id="r1", text="one"),
-               Source(n=2, chunk_id="b", source_type="marc", record_id="r2", text="two")]
-    answer = Answer(question="q", answer="x [1]", sources=sources,
-                    sentences=[Sentence(text="x [1]", citations=[1], status="supported", shown=True)])
+    assert (
+        highlight("Pride & <b>Prejudice</b> by Austen", ["prejudice", "austen"])
+        == "Pride &amp; &lt;b&gt;<mark>Prejudice</mark>&lt;/b&gt; by <mark>Austen</mark>"
+    )
+    sources = [
+        Source(n=1, chunk_id="a", source_type="marc", record_id="r1", text="one"),
+        Source(n=2, chunk_id="b", source_type="marc", record_id="r2", text="two"),
+    ]
+    answer = Answer(
+        question="q",
+        answer="x [1]",
+        sources=sources,
+        sentences=[Sentence(text="x [1]", citations=[1], status="supported", shown=True)],
+    )
     hidden = sources_html(sources, answer, show_uncited=False)
     assert 'id="source-1"' in hidden and 'id="source-2"' not in hidden and "1 more source(s)" in hidden
     shown = sources_html(sources, answer, show_uncited=True)
@@ -108,12 +143,21 @@ def test_cards_highlight_terms_and_hide_uncited_sources_on_request():
 
 
 def test_widget_conversation_is_escaped():
-    turn = {"question": "<img src=x onerror=alert(1)>", "answer": Answer(
-        question="q", answer="Quote: <script>alert(1)</script> [1]",
-        sources=[Source(n=1, chunk_id="c", source_type="warc", record_id="r", title="<b>t</b>",
-                        link="javascript:alert(1)")],
-        sentences=[Sentence(text="Quote: <script>alert(1)</script> [1]", citations=[1], status="supported",
-                            shown=True)]).model_dump()}
+    turn = {
+        "question": "<img src=x onerror=alert(1)>",
+        "answer": Answer(
+            question="q",
+            answer="Quote: <script>alert(1)</script> [1]",
+            sources=[
+                Source(
+                    n=1, chunk_id="c", source_type="warc", record_id="r", title="<b>t</b>", link="javascript:alert(1)"
+                )
+            ],
+            sentences=[
+                Sentence(text="Quote: <script>alert(1)</script> [1]", citations=[1], status="supported", shown=True)
+            ],
+        ).model_dump(),
+    }
     page = chat_html([turn], "Library")
     assert "<script>" not in page and "<img" not in page and "javascript:" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;t&lt;/b&gt;" in page
@@ -138,7 +182,12 @@ def test_transcripts_are_off_by_default_and_expire_when_on(fake_services, tmp_pa
 
 def test_feedback_is_stored(fake_services):
     fid = fake_services.feedback.add("q", "a [1]", ["marc:1"], -1, "wrong edition")
-    assert fake_services.feedback.list()[0] == {**fake_services.feedback.list()[0], "id": fid, "rating": -1,
-                                                "comment": "wrong edition", "cited": ["marc:1"]}
+    assert fake_services.feedback.list()[0] == {
+        **fake_services.feedback.list()[0],
+        "id": fid,
+        "rating": -1,
+        "comment": "wrong edition",
+        "cited": ["marc:1"],
+    }
     with pytest.raises(ValueError):
         fake_services.feedback.add("q", "a", [], 5)

@@ -5,16 +5,17 @@ each citing its record. The LLM only writes a short lead, shown only if the chec
 it; otherwise a plain template lead introduces the evidence. Questions a rule can answer
 (identifier look-ups, "which box", capture dates) never reach the LLM.
 """
+
 from __future__ import annotations
 
 import logging
 import time
 
 from assistant.answering.evidence import rule_routed, select_evidence
-from assistant.backends.llm import ChatModel, LLMUnavailable
 from assistant.answering.prompts import Prompts
-from assistant.core.types import Answer, Sentence, Source, content_hash
 from assistant.answering.verify.checker import CitationChecker
+from assistant.backends.llm import ChatModel, LLMUnavailable
+from assistant.core.types import Answer, Sentence, Source, content_hash
 
 MAX_LEAD_SENTENCES = 2
 
@@ -23,8 +24,17 @@ log = logging.getLogger(__name__)
 
 
 class AnswerService:
-    def __init__(self, store, retriever, llm: ChatModel | None, prompts: Prompts, checker: CitationChecker,
-                 top_k: int = 5, min_score: float = 0.0, evidence_first: bool = True):
+    def __init__(
+        self,
+        store,
+        retriever,
+        llm: ChatModel | None,
+        prompts: Prompts,
+        checker: CitationChecker,
+        top_k: int = 5,
+        min_score: float = 0.0,
+        evidence_first: bool = True,
+    ):
         self.store = store
         self.retriever = retriever
         self.llm = llm
@@ -37,8 +47,15 @@ class AnswerService:
 
         self.store_down = unreachable_errors()
 
-    def ask(self, question: str, k: int | None = None, retrieve_only: bool = False, filters=None,
-            contexts: list[str] | None = None, retrieved: Answer | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        retrieve_only: bool = False,
+        filters=None,
+        contexts: list[str] | None = None,
+        retrieved: Answer | None = None,
+    ) -> Answer:
         """contexts: passages given with the question (evaluation sets that bring their own); they replace
         retrieval and are the only evidence the checker accepts. retrieved: an earlier retrieve_only
         answer to the same question (the console shows its sources first), so retrieval runs once."""
@@ -92,15 +109,21 @@ class AnswerService:
                 lead, answer.invalid_markers = self.checker.check(question, answer.sources, draft, valid)
                 answer.timings["check"] = time.perf_counter() - t1
             t1 = time.perf_counter()
-            quoted = [self.checker.check_sentence(question, answer.sources, e.text, [e.n], valid, kind="evidence")
-                      for e in evidence]
+            quoted = [
+                self.checker.check_sentence(question, answer.sources, e.text, [e.n], valid, kind="evidence")
+                for e in evidence
+            ]
             answer.timings["check"] = answer.timings.get("check", 0.0) + time.perf_counter() - t1
             shown_lead = [s for s in lead if s.shown][:MAX_LEAD_SENTENCES]
             for s in lead:
                 s.shown = s in shown_lead
             if not any(s.status == "supported" for s in shown_lead):
-                lead.insert(0, Sentence(text=self.prompts.render("evidence_lead"), status="supported", shown=True,
-                                        kind="template"))
+                lead.insert(
+                    0,
+                    Sentence(
+                        text=self.prompts.render("evidence_lead"), status="supported", shown=True, kind="template"
+                    ),
+                )
             answer.sentences = lead + quoted
             if not any(s.status == "supported" and s.kind != "template" for s in answer.sentences):
                 self._refuse(answer)
@@ -119,6 +142,8 @@ class AnswerService:
 
     def _generate(self, answer: Answer) -> str | None:
         t0 = time.perf_counter()
+        if self.llm is None:  # callers check first; an answer without a model has no lead
+            return None
         try:
             return self.llm.chat(self.prompts.answer_messages(answer.question, answer.sources))
         except LLMUnavailable as exc:
@@ -147,6 +172,16 @@ class AnswerService:
 
 
 def context_sources(contexts: list[str]) -> list[Source]:
-    return [Source(n=i, chunk_id=f"context-{i}", source_type="context", record_id=f"context-{i}", title=f"Context {i}",
-                   score=1.0, text=text, content_hash=content_hash(text))
-            for i, text in enumerate(contexts, 1)]
+    return [
+        Source(
+            n=i,
+            chunk_id=f"context-{i}",
+            source_type="context",
+            record_id=f"context-{i}",
+            title=f"Context {i}",
+            score=1.0,
+            text=text,
+            content_hash=content_hash(text),
+        )
+        for i, text in enumerate(contexts, 1)
+    ]

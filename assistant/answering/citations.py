@@ -1,4 +1,5 @@
 """Splits an answer into sentences and reads their [n] markers."""
+
 from __future__ import annotations
 
 import re

@@ -5,43 +5,48 @@ Each evidence sentence quotes its source and cites it, so it is supported by con
 rule recognises reliably (identifier look-ups, "which box", "when was it captured") are routed
 here without the LLM.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from assistant.answering.questions import (  # noqa: F401 - intents/rule_routed are this module's API too
+    INTENTS_BY_NAME,
+    Question,
+    analyse,
+    intents,
+    key_terms,
+    names,
+    rule_routed,
+)
+from assistant.core.text import fold, record_fields, stem, word_set
 from assistant.core.types import Source
-from assistant.answering.verify.lexical import STOPWORDS, fold
 
-# Question intent -> field labels (as the readers write them) that answer it.
-INTENTS: list[tuple[str, re.Pattern, tuple[str, ...]]] = [
-    ("issn", re.compile(r"\bissn\b", re.I), ("ISSN",)),
-    ("isbn", re.compile(r"\bisbn\b", re.I), ("ISBN",)),
-    ("call_number", re.compile(r"\bcall ?numbers?\b|\bshelf ?mark\b|\bwhere (is|are|can i find) .* shel", re.I), ("Call number",)),
-    ("container", re.compile(r"\bwhich (box|folder)\b|\b(box|folder|container)\b|\bwhere (is|are)\b.*\b(papers|files|photographs|letters|records)\b", re.I),
-     ("Location", "Container", "Box", "Folder")),
-    ("capture", re.compile(r"\b(captured|archived|crawled|snapshot|wayback)\b", re.I), ("captured",)),
-    ("author", re.compile(r"\bwho (wrote|is the author|authored|created|composed|made|edited)\b|\bauthor|\bcreator\b|\bby whom\b", re.I),
-     ("Author", "Corporate author", "Creator", "Other contributor", "Performers")),
-    ("publisher", re.compile(r"\bpublish(ed|er|ing)?\b|\bimprint\b", re.I), ("Published", "Publisher", "Edition")),
-    ("edition", re.compile(r"\beditions?\b", re.I), ("Edition", "Published", "Year")),
-    ("date", re.compile(r"\bwhen\b|\bwhat year\b|\bdates?\b|\byears?\b", re.I), ("Year", "Date", "Dates", "Published",
-                                                                              "Dates of publication")),
-    ("subject", re.compile(r"\babout\b|\bsubjects?\b|\btopics?\b", re.I), ("Summary", "Subject", "Scope and content")),
-    ("extent", re.compile(r"\bhow (many|long|big|thick|large)\b|\bpages?\b|\bsize\b|\bextent\b|\bphysical", re.I),
-     ("Physical description", "Extent")),
-    ("contents", re.compile(r"\bcontents?\b|\bwhat(?:'s| is| are)? in\b|\bwhich \w+ (are|is) (in|included)\b|\bincluded\b|"
-                            r"\btracks?\b|\bsongs?\b|\bchapters?\b", re.I), ("Contents", "Scope and content")),
-]
-# Identifier look-ups and locations: the record answers them, the LLM adds nothing.
-RULE_ROUTED = {"issn", "isbn", "call_number", "container", "capture"}
+# Fields quoted when the question names none of a record's fields.
 DEFAULT_FIELDS = ("Author", "Creator", "Published", "Edition", "Date", "Dates", "Location", "Call number", "Summary")
-LINE = re.compile(r"^\s*([A-Z][\w /()-]{1,40}?)\s*:\s*(.+?)\s*$")
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“])")
-QUESTION_STOPWORDS = STOPWORDS | set("""
-have hold held holds find show tell give list need want looking look anything something materials material item items
-library libraries catalogue catalog collections collection copy copies available there please whose which wrote write
-written kind sort type""".split())
+
+
+@dataclass(frozen=True)
+class EvidenceThresholds:
+    """The numbers the evidence rules use, named (tests/test_rule_tables.py)."""
+
+    min_coverage: float = 0.5  # share of the question's key terms a source must hold to be evidence at all
+    min_names_share: float = 0.5  # share of the names the question is about that a source must name
+    prefix_chars: int = 5  # "photograph" ~ "photographic": words agreeing on this many first letters match
+    title_words: int = 6  # a title's first content words compared with the question
+    full_title_words: int = 2  # a title shorter than this says less about which record is meant
+    max_fields: int = 3  # fields quoted from one record
+    max_sources: int = 3  # records quoted in one answer
+    best_sentences: int = 2  # sentences quoted from a record without fields
+    min_sentence_words: int = 4
+    window_words: int = 40  # an unpunctuated page's "sentence" is cut to this many words …
+    window_lead_words: int = 5  # … starting this many before the first word the question asks about
+
+
+THRESHOLDS = EvidenceThresholds()
 
 
 @dataclass
@@ -50,183 +55,195 @@ class Evidence:
     text: str  # a sentence quoting the source, without its marker
 
 
-def intents(question: str) -> list[str]:
-    return [name for name, pattern, _ in INTENTS if pattern.search(question)]
-
-
-def rule_routed(question: str) -> bool:
-    found = intents(question)
-    return bool(found) and found[0] in RULE_ROUTED
-
-
-def key_terms(question: str) -> list[str]:
-    """Content words of the question, plus hyphenated labels such as "A-C" (a folder range)."""
-    folded = fold(question)
-    hyphenated = re.findall(r"\b[a-z0-9]+(?:-[a-z0-9]+)+\b", folded)
-    words = [w for w in re.findall(r"[a-z0-9]{3,}", re.sub(r"\b[a-z0-9]+(?:-[a-z0-9]+)+\b", " ", folded))
-             if w not in QUESTION_STOPWORDS]
-    return hyphenated + words
-
-
-def _stem(word: str) -> str:
-    """Crude English suffix stripping, enough for "dates" ~ "date", "published" ~ "publish"."""
-    for suffix in ("ings", "ing", "ies", "es", "ed", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
-def _covers(term: str, words: set[str], text: str) -> bool:
+def _covers(term: str, words: set[str], text: str, t: EvidenceThresholds = THRESHOLDS) -> bool:
+    """Does a text (its folded form and word set) hold a key term: exactly, by stem, or by a long prefix."""
     if "-" in term:
-        return re.search(rf"(?<![a-z0-9]){re.escape(term)}(?![a-z0-9])", text) is not None
-    if term in words or _stem(term) in {_stem(w) for w in words}:
+        return re.search(rf"(?<![^\W_]){re.escape(term)}(?![^\W_])", text) is not None
+    if term in words or stem(term) in {stem(w) for w in words}:
         return True
-    return len(term) >= 5 and any(w.startswith(term[:5]) for w in words if len(w) >= 5)
+    n = t.prefix_chars
+    return len(term) >= n and any(w.startswith(term[:n]) for w in words if len(w) >= n)
 
 
-def names(question: str) -> list[str]:
-    """Capitalised words after the first one: the names a question is about ("maps of Paris")."""
-    words = [re.sub(r"['’]s$", "", w) for w in re.findall(r"[A-Za-z][\w'’-]*", question)[1:]]
-    return [fold(w) for w in words if w[0].isupper() and fold(w) not in QUESTION_STOPWORDS and len(w) > 1]
-
-
-def coverage(question: str, source: Source) -> float:
+def coverage(question: str | Question, source: Source, t: EvidenceThresholds = THRESHOLDS) -> float:
     """Share of the question's key terms found in the source (title, locator and text); 0 when the
-    source names none of the names the question is about (half of them at least)."""
-    terms = key_terms(question)
-    if not terms:
+    source names too few of the names the question is about."""
+    q = question if isinstance(question, Question) else analyse(question)
+    if not q.key_terms:
         return 0.0
     text = fold(f"{source.title}\n{source.locator}\n{source.text}")
-    words = set(re.findall(r"[a-z0-9]+", text))
-    named = names(question)
-    if named and sum(_covers(n, words, text) for n in named) < len(named) / 2:
+    words = word_set(text, folded=True)
+    if q.names and sum(_covers(n, words, text) for n in q.names) < len(q.names) * t.min_names_share:
         return 0.0
-    return sum(_covers(t, words, text) for t in terms) / len(terms)
+    return sum(_covers(term, words, text) for term in q.key_terms) / len(q.key_terms)
 
 
-def title_match(question: str, title: str) -> float:
+def title_match(question: str, title: str, t: EvidenceThresholds = THRESHOLDS) -> float:
     """Share of a title's first content words that the question names: known-item questions
     ("the call number of Programming Python") name their title."""
     folded_q = fold(question)
-    q = {_stem(w) for w in re.findall(r"[a-z0-9]+", folded_q)}
-    words = key_terms(title)[:6]
-    if not words:
+    q = {stem(w) for w in word_set(folded_q, folded=True)}
+    title_terms = key_terms(title)[: t.title_words]
+    if not title_terms:
         return 0.0
-    found = sum((re.search(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])", folded_q) is not None) if "-" in w
-                else _stem(w) in q for w in words)
+    found = sum(
+        (re.search(rf"(?<![^\W_]){re.escape(w)}(?![^\W_])", folded_q) is not None) if "-" in w else stem(w) in q
+        for w in title_terms
+    )
     # A one-word title ("Photographs") says less about which record is meant than a full one.
-    return found / len(words) * min(1.0, len(words) / 2)
-
-
-
-def _fields(text: str) -> list[tuple[str, str]]:
-    out = []
-    for line in text.splitlines():
-        match = LINE.match(line)
-        if match:
-            out.append((match.group(1).strip(), match.group(2).strip().rstrip(".")))
-    return out
-
-
-def _best_sentences(question: str, text: str, limit: int = 2) -> list[str]:
-    terms = set(key_terms(question))
-    scored = []
-    for i, sentence in enumerate(SENTENCE.split(re.sub(r"\s*\n\s*", " ", text))):
-        sentence = sentence.strip()
-        if len(sentence.split()) < 4:
-            continue
-        folded = fold(sentence)
-        words = set(re.findall(r"[a-z0-9]+", folded))
-        overlap = sum(_covers(t, words, folded) for t in terms)
-        if overlap:
-            scored.append((-overlap, i, sentence))
-    return [_cap(s, terms) for _, _, s in sorted(scored)[:limit]]
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", fold(text)))
-
-
-def _cap(sentence: str, terms: set[str] | None = None, words: int = 40) -> str:
-    """Pages without punctuation (navigation, lists) make 'sentences' of hundreds of words: keep
-    `words` of them, starting a little before the first word the question asks about."""
-    parts = sentence.split()
-    if len(parts) <= words:
-        return sentence
-    start = 0
-    for i, part in enumerate(parts):
-        folded = fold(part)
-        if terms and any(_covers(t, set(re.findall(r"[a-z0-9]+", folded)), folded) for t in terms):
-            start = max(0, min(i - 5, len(parts) - words))
-            break
-    window = " ".join(parts[start:start + words])
-    return ("… " if start else "") + window + (" …" if start + words < len(parts) else "")
+    return found / len(title_terms) * min(1.0, len(title_terms) / t.full_title_words)
 
 
 def _label(source: Source) -> str:
     return source.title.strip().rstrip(".") or source.record_id
 
 
-def evidence_for(question: str, source: Source, max_fields: int = 3) -> list[str]:
-    """Sentences quoting this source that answer the question (empty if nothing fits)."""
-    wanted: list[str] = []
-    for name in intents(question):
-        wanted.extend(next(f for n, _, f in INTENTS if n == name))
-    if "captured" in wanted and source.locator.startswith("captured"):
-        return [f"{_label(source)} was {source.locator.split(' — ')[0]} ({source.locator.split(' — ')[-1]})"]
-    fields = _fields(source.text)
-    if fields:
-        chosen = [(k, v) for k, v in fields if k in wanted] if wanted else []
-        if not chosen:
-            # No field named by the question's intent: fields that use the question's own words
-            # ("Who founded…" -> "Note: Founded and … edited by …"), then the usual ones.
-            label_terms = set(_words(_label(source)))
-            terms = [t for t in key_terms(question) if t not in label_terms]
-            chosen = [(k, v) for k, v in fields if k != "Title" and any(t in _words(v) for t in terms)]
-            chosen += [(k, v) for k, v in fields if k in DEFAULT_FIELDS]
-        # A component's own title ("Title: A-C") says which part of the collection the field belongs to.
-        own = next((v for k, v in fields if k == "Title"), "")
-        if own and chosen and fold(own) not in fold(_label(source)):
-            chosen.insert(0, ("Title", own))
-        seen, picked = set(), []
-        for k, v in chosen:
-            if (k, v) not in seen:
-                seen.add((k, v))
-                picked.append(f"{k}: {v}")
-            if len(picked) >= max_fields:
-                break
-        if picked:
-            return [f"{_label(source)} — " + "; ".join(picked)]
+def _cap(sentence: str, terms: set[str] | None = None, t: EvidenceThresholds = THRESHOLDS) -> str:
+    """Pages without punctuation (navigation, lists) make 'sentences' of hundreds of words: keep a window
+    of them, starting a little before the first word the question asks about."""
+    parts = sentence.split()
+    size = t.window_words
+    if len(parts) <= size:
+        return sentence
+    start = 0
+    for i, part in enumerate(parts):
+        folded = fold(part)
+        if terms and any(_covers(term, word_set(folded, folded=True), folded) for term in terms):
+            start = max(0, min(i - t.window_lead_words, len(parts) - size))
+            break
+    window = " ".join(parts[start : start + size])
+    return ("… " if start else "") + window + (" …" if start + size < len(parts) else "")
+
+
+def _best_sentences(q: Question, text: str, t: EvidenceThresholds = THRESHOLDS) -> list[str]:
+    terms = set(q.key_terms)
+    scored = []
+    for i, sentence in enumerate(SENTENCE.split(re.sub(r"\s*\n\s*", " ", text))):
+        sentence = sentence.strip()
+        if len(sentence.split()) < t.min_sentence_words:
+            continue
+        folded = fold(sentence)
+        words = word_set(folded, folded=True)
+        overlap = sum(_covers(term, words, folded) for term in terms)
+        if overlap:
+            scored.append((-overlap, i, sentence))
+    return [_cap(s, terms, t) for _, _, s in sorted(scored)[: t.best_sentences]]
+
+
+# --- The evidence rules: tried in priority order, the first that finds something answers for the source. ---
+
+
+def _capture_date(q: Question, source: Source, t: EvidenceThresholds) -> list[str]:
+    """'When was … captured?': the capture date and address of an archived page."""
+    if "capture" not in q.intents or not source.captured:
+        return []
+    return [f"{_label(source)} was captured {source.captured} ({source.url or source.locator})"]
+
+
+def _quote_fields(source: Source, chosen: list[tuple[str, str]], fields: list[tuple[str, str]], t) -> list[str]:
+    # A component's own title ("Title: A-C") says which part of the collection the field belongs to.
+    own = next((v for k, v in fields if k == "Title"), "")
+    if own and chosen and fold(own) not in fold(_label(source)):
+        chosen.insert(0, ("Title", own))
+    seen, picked = set(), []
+    for k, v in chosen:
+        if (k, v) not in seen:
+            seen.add((k, v))
+            picked.append(f"{k}: {v}")
+        if len(picked) >= t.max_fields:
+            break
+    return [f"{_label(source)} — " + "; ".join(picked)] if picked else []
+
+
+def _fields_asked_for(q: Question, source: Source, t: EvidenceThresholds) -> list[str]:
+    """The record's fields that the question's intents name ("Who wrote …" -> Author)."""
+    wanted = q.wanted_fields
+    fields = record_fields(source.text)
+    return _quote_fields(source, [(k, v) for k, v in fields if k in wanted], fields, t) if wanted else []
+
+
+def _fields_in_question_words(q: Question, source: Source, t: EvidenceThresholds) -> list[str]:
+    """No field named by an intent: fields that use the question's own words ("Who founded…" -> "Note:
+    Founded and … edited by …"), then the usual ones."""
+    fields = record_fields(source.text)
+    label_terms = _field_words(_label(source))
+    terms = [term for term in q.key_terms if term not in label_terms]
+    chosen = [(k, v) for k, v in fields if k != "Title" and any(term in _field_words(v) for term in terms)]
+    chosen += [(k, v) for k, v in fields if k in DEFAULT_FIELDS]
+    return _quote_fields(source, chosen, fields, t)
+
+
+def _field_words(value: str) -> set[str]:
+    """Words of a field value, a hyphenated label ("A-C") as one word."""
+    return set(re.findall(r"[^\W_]+(?:-[^\W_]+)*", fold(value)))
+
+
+def _best_sentences_quoted(q: Question, source: Source, t: EvidenceThresholds) -> list[str]:
+    """Sentences of the record's text that hold the most key terms (pages, PDF pages, text sections, and
+    records whose fields answered nothing)."""
     body = source.text
     if source.title and body.startswith(source.title):
-        body = body[len(source.title):]  # chunks repeat their record's title as a first line
-    best = _best_sentences(question, body)
-    if source.source_type == "warc" and source.locator.startswith("captured "):
+        body = body[len(source.title) :]  # chunks repeat their record's title as a first line
+    best = _best_sentences(q, body, t)
+    if source.source_type == "warc" and source.captured:
         # Archived pages speak for the day they were captured.
-        as_of = source.locator[len("captured "):].split(" — ")[0]
-        return [f"As of {as_of}, {_label(source)} said: “{s.rstrip('.')}”" for s in best]
+        return [f"As of {source.captured}, {_label(source)} said: “{s.rstrip('.')}”" for s in best]
     return [f"{_label(source)}: “{s.rstrip('.')}”" for s in best]
 
 
-def select_evidence(question: str, sources: list[Source], max_sources: int = 3) -> list[Evidence]:
+@dataclass(frozen=True)
+class EvidenceRule:
+    name: str
+    priority: int  # lower is tried first
+    build: Callable[[Question, Source, EvidenceThresholds], list[str]]
+
+
+EVIDENCE_RULES: tuple[EvidenceRule, ...] = (
+    EvidenceRule("capture_date", 10, _capture_date),
+    EvidenceRule("fields_asked_for", 20, _fields_asked_for),
+    EvidenceRule("fields_in_question_words", 30, _fields_in_question_words),
+    EvidenceRule("best_sentences", 40, _best_sentences_quoted),
+)
+
+
+def evidence_rule_for(question: str | Question, source: Source, t: EvidenceThresholds = THRESHOLDS):
+    """(name of the rule that answered, its sentences), or ("", []) when none did."""
+    q = question if isinstance(question, Question) else analyse(question)
+    for rule in sorted(EVIDENCE_RULES, key=lambda r: r.priority):
+        found = rule.build(q, source, t)
+        if found:
+            return rule.name, found
+    return "", []
+
+
+def evidence_for(question: str | Question, source: Source, t: EvidenceThresholds = THRESHOLDS) -> list[str]:
+    """Sentences quoting this source that answer the question (empty if nothing fits)."""
+    return evidence_rule_for(question, source, t)[1]
+
+
+def select_evidence(question: str, sources: list[Source], t: EvidenceThresholds = THRESHOLDS) -> list[Evidence]:
+    q = analyse(question)
     out: list[Evidence] = []
     used_records: set[str] = set()
     seen_texts: set[str] = set()
-    covered = {s.n: coverage(question, s) for s in sources}
+    covered = {s.n: coverage(q, s, t) for s in sources}
     # Key-term coverage first, the title the question names second.
-    match = {s.n: (round(covered[s.n], 6), round(title_match(question, s.title), 6))
-             for s in sources if covered[s.n] >= 0.5}
+    match = {
+        s.n: (round(covered[s.n], 6), round(title_match(question, s.title, t), 6))
+        for s in sources
+        if covered[s.n] >= t.min_coverage
+    }
     best = max(match.values(), default=(0.0, 0.0))
     for source in sources:
-        if len(used_records) >= max_sources:
+        if len(used_records) >= t.max_sources:
             break
         # Only the records that match the question best (key terms, then the title it names): a near
         # miss (another edition, a sibling folder) is not evidence for this question.
         if source.record_id in used_records or match.get(source.n) != best:
             continue
-        texts = [t for t in evidence_for(question, source) if t not in seen_texts]
+        texts = [text for text in evidence_for(q, source, t) if text not in seen_texts]
         if texts:
             used_records.add(source.record_id)
             seen_texts.update(texts)
-            out.extend(Evidence(source.n, t) for t in texts)
+            out.extend(Evidence(source.n, text) for text in texts)
     return out

@@ -1,8 +1,10 @@
 """Retrieval filters on chunk metadata: "year<1900", "format=book", "language=English"."""
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
 from assistant.core.errors import RefdeskError
 
 OPERATORS = ("<=", ">=", "!=", "<", ">", "=")
@@ -20,7 +22,7 @@ class Filter:
     value: str | int | float | tuple  # a tuple with op "in": any of these values
 
     @classmethod
-    def parse(cls, text: str) -> "Filter":
+    def parse(cls, text: str) -> Filter:
         match = PATTERN.match(text)
         if not match:
             raise FilterError(f"bad filter {text!r}: use KEY=VALUE, KEY<N, KEY>=N … (e.g. year<1900, format=book)")
@@ -39,10 +41,21 @@ def to_metadata_filters(filters: list[Filter]):
     """llama-index MetadataFilters (all must hold), which ChromaVectorStore turns into a `where`."""
     from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
-    ops = {"=": FilterOperator.EQ, "!=": FilterOperator.NE, "<": FilterOperator.LT, ">": FilterOperator.GT,
-           "<=": FilterOperator.LTE, ">=": FilterOperator.GTE, "in": FilterOperator.IN}
+    ops = {
+        "=": FilterOperator.EQ,
+        "!=": FilterOperator.NE,
+        "<": FilterOperator.LT,
+        ">": FilterOperator.GT,
+        "<=": FilterOperator.LTE,
+        ">=": FilterOperator.GTE,
+        "in": FilterOperator.IN,
+    }
     return MetadataFilters(
-        filters=[MetadataFilter(key=f.key, operator=ops[f.op], value=list(f.value) if f.op == "in" else f.value)
-                 for f in filters],
+        filters=[
+            MetadataFilter(
+                key=f.key, operator=ops[f.op], value=list(f.value) if isinstance(f.value, tuple) else f.value
+            )
+            for f in filters
+        ],
         condition=FilterCondition.AND,
     )

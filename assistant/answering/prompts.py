@@ -1,12 +1,12 @@
 """Prompt templates live in files under the prompts dir; `{{name}}` placeholders are filled here."""
+
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 
-from assistant.core.types import Source
 from assistant.core.errors import RefdeskError
+from assistant.core.types import Source
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -18,14 +18,16 @@ class PromptError(RefdeskError):
 class Prompts:
     def __init__(self, directory: Path):
         self.directory = directory
+        self._templates: dict[str, str] = {}  # read once per name: the files do not change while serving
 
-    @lru_cache(maxsize=None)
     def template(self, name: str) -> str:
-        path = self.directory / f"{name}.md"
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise PromptError(f"{path}: prompt template missing ({exc.strerror or exc})") from exc
+        if name not in self._templates:
+            path = self.directory / f"{name}.md"
+            try:
+                self._templates[name] = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise PromptError(f"{path}: prompt template missing ({exc.strerror or exc})") from exc
+        return self._templates[name]
 
     def render(self, name: str, **values: object) -> str:
         # One pass, so text from a source can never fill in another placeholder.
@@ -34,8 +36,12 @@ class Prompts:
     def sources_block(self, sources: list[Source]) -> str:
         return "\n\n".join(
             self.render(
-                "source", n=s.n, title=s.title or s.record_id, source_type=s.source_type,
-                locator=s.locator or s.record_id, date_part=f"; {s.date}" if s.date else "",
+                "source",
+                n=s.n,
+                title=s.title or s.record_id,
+                source_type=s.source_type,
+                locator=s.locator or s.record_id,
+                date_part=f"; {s.date}" if s.date else "",
                 # Fencing: a source cannot close its own <source> element.
                 text=s.text.replace("</source>", "</ source>"),
             )

@@ -1,4 +1,5 @@
 """Embedding backends, all llama-index `BaseEmbedding`s so ingest and retrieval share one model."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,7 @@ def bundled_minilm_path() -> Path:
 
 def resolve_model_path(model: str) -> str:
     if model.startswith(BUNDLED_PREFIX):
-        name = model[len(BUNDLED_PREFIX):]
+        name = model[len(BUNDLED_PREFIX) :]
         if name.lower() != "all-minilm-l6-v2":
             raise ValueError(f"no bundled embedding model {name!r}; bundled: all-MiniLM-L6-v2")
         return str(bundled_minilm_path())
@@ -54,8 +55,10 @@ def make_huggingface(settings: EmbeddingSettings) -> BaseEmbedding:
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Function words would dominate a bag of words that has no IDF.
-_FAKE_STOPWORDS = frozenset("""a an and are as at be by do does for from has have how i in is it of on or the this to
-was were what when where which who whom why with you your we our us wrote write written""".split())
+_FAKE_STOPWORDS = frozenset(
+    """a an and are as at be by do does for from has have how i in is it of on or the this to
+was were what when where which who whom why with you your we our us wrote write written""".split()
+)
 
 
 class HashEmbedding(BaseEmbedding):
@@ -91,7 +94,10 @@ def make_fake(settings: EmbeddingSettings) -> BaseEmbedding:
 
 EMBEDDERS = Registry(
     "embedding backend",
-    {"huggingface": "assistant.backends.embeddings:make_huggingface", "fake": "assistant.backends.embeddings:make_fake"},
+    {
+        "huggingface": "assistant.backends.embeddings:make_huggingface",
+        "fake": "assistant.backends.embeddings:make_fake",
+    },
 )
 
 

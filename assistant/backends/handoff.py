@@ -3,6 +3,7 @@
 It stores the question, the sources retrieved and the draft answer; no patron identity
 unless the patron typed contact details themselves.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.core.types import Answer
 from assistant.core.errors import RefdeskError
+from assistant.core.types import Answer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS handoffs (
@@ -87,8 +88,10 @@ class HandoffQueue:
         if self.open_count() >= self.max_open:
             raise HandoffRefused("The librarians' queue is full right now. Please contact the library directly.")
         if not within_limits():
-            raise HandoffRefused("You have sent several questions to a librarian already. Please try again later "
-                                 "or contact the library directly.")
+            raise HandoffRefused(
+                "You have sent several questions to a librarian already. Please try again later "
+                "or contact the library directly."
+            )
         if not offers.take(answer.handoff_token):
             raise HandoffRefused("This question was already sent to a librarian.")
         return self.create(answer, contact)
@@ -99,7 +102,10 @@ class HandoffQueue:
     def create(self, answer: Answer, contact: str = "") -> Handoff:
         draft = checked_draft(answer) or "(refdesk found nothing it could check)"
         sources = [
-            {k: getattr(s, k) for k in ("n", "chunk_id", "source_type", "record_id", "title", "locator", "link", "date")}
+            {
+                k: getattr(s, k)
+                for k in ("n", "chunk_id", "source_type", "record_id", "title", "locator", "link", "date")
+            }
             for s in answer.sources
         ]
         with self.db:
@@ -107,27 +113,41 @@ class HandoffQueue:
                 "INSERT INTO handoffs(created_at, question, draft, sources, contact) VALUES (?, ?, ?, ?, ?)",
                 (time.time(), answer.question, draft, json.dumps(sources), contact.strip()),
             )
-        return self.get(cur.lastrowid)
+        return self.get(_row_id(cur))
 
     def _row(self, row) -> Handoff:
         return Handoff(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7], row[8])
 
     def get(self, handoff_id: int) -> Handoff:
-        row = self.db.execute("SELECT id, created_at, question, draft, sources, contact, status, closed_at, note "
-                              "FROM handoffs WHERE id = ?", (handoff_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT id, created_at, question, draft, sources, contact, status, closed_at, note "
+            "FROM handoffs WHERE id = ?",
+            (handoff_id,),
+        ).fetchone()
         if row is None:
             raise HandoffError(f"no hand-off #{handoff_id}")  # never the server's data path
         return self._row(row)
 
     def list(self, status: str | None = "open") -> list[Handoff]:
         query = "SELECT id, created_at, question, draft, sources, contact, status, closed_at, note FROM handoffs"
-        rows = (self.db.execute(query + " WHERE status = ? ORDER BY id", (status,)) if status
-                else self.db.execute(query + " ORDER BY id"))
+        rows = (
+            self.db.execute(query + " WHERE status = ? ORDER BY id", (status,))
+            if status
+            else self.db.execute(query + " ORDER BY id")
+        )
         return [self._row(r) for r in rows]
 
     def close(self, handoff_id: int, note: str = "") -> Handoff:
         self.get(handoff_id)
         with self.db:
-            self.db.execute("UPDATE handoffs SET status = 'closed', closed_at = ?, note = ? WHERE id = ?",
-                            (time.time(), note, handoff_id))
+            self.db.execute(
+                "UPDATE handoffs SET status = 'closed', closed_at = ?, note = ? WHERE id = ?",
+                (time.time(), note, handoff_id),
+            )
         return self.get(handoff_id)
+
+
+def _row_id(cursor) -> int:
+    if cursor.lastrowid is None:  # sqlite sets it on every INSERT; None would be a bug here
+        raise RuntimeError("INSERT returned no row id")
+    return int(cursor.lastrowid)

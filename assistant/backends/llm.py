@@ -1,11 +1,13 @@
 """Chat backends: any OpenAI-compatible server (vLLM) through llama-index, or a scripted fake for tests."""
+
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
+from assistant.core.errors import RefdeskError
 from assistant.core.registry import Registry
 from assistant.core.settings import LLMSettings
-from assistant.core.errors import RefdeskError
 
 
 class LLMUnavailable(RefdeskError):
@@ -31,13 +33,19 @@ class OpenAICompatibleChat:
         self.name = settings.model
         self.url = settings.base_url
         self._llm = OpenAILike(
-            api_base=settings.base_url, api_key=settings.api_key, model=settings.model, is_chat_model=True,
-            context_window=settings.context_window, max_tokens=settings.max_tokens,
-            temperature=settings.temperature, timeout=settings.timeout_s,
+            api_base=settings.base_url,
+            api_key=settings.api_key,
+            model=settings.model,
+            is_chat_model=True,
+            context_window=settings.context_window,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            timeout=settings.timeout_s,
             max_retries=0,  # a down server must be reported at once, not after retries with back-off
             additional_kwargs=(
                 {"extra_body": {"repetition_penalty": settings.repetition_penalty}}
-                if settings.repetition_penalty else {}
+                if settings.repetition_penalty
+                else {}
             ),
         )
 
@@ -66,7 +74,9 @@ def first_line_of_source_1(messages: list[dict[str, str]]) -> str:
 class FakeChat:
     """Deterministic stand-in: `script(messages)` gives the reply; default cites source [1]."""
 
-    def __init__(self, settings: LLMSettings | None = None, script: Callable[[list[dict[str, str]]], str] | None = None):
+    def __init__(
+        self, settings: LLMSettings | None = None, script: Callable[[list[dict[str, str]]], str] | None = None
+    ):
         self.name = "fake"
         self.url = "fake://llm"
         self.calls: list[list[dict[str, str]]] = []
@@ -77,7 +87,9 @@ class FakeChat:
         return self.script(messages)
 
 
-LLM_BACKENDS = Registry("LLM backend", {"openai": "assistant.backends.llm:OpenAICompatibleChat", "fake": "assistant.backends.llm:FakeChat"})
+LLM_BACKENDS = Registry(
+    "LLM backend", {"openai": "assistant.backends.llm:OpenAICompatibleChat", "fake": "assistant.backends.llm:FakeChat"}
+)
 
 
 def build_llm(settings: LLMSettings) -> ChatModel:

@@ -3,6 +3,7 @@
 vLLM 0.32 has no GGUF loader, so the Q4_1 GGUF is dequantised to bf16 with transformers
 (see ../shared/recipes/embedded-models.md). Nothing here touches a model hub.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -11,8 +12,8 @@ import shutil
 import time
 from pathlib import Path
 
-from assistant.core.settings import Settings
 from assistant.core.errors import RefdeskError
+from assistant.core.settings import Settings
 
 BUNDLED_PREFIX = "bundled:"
 BUNDLED_CHAT_MODELS = {
@@ -35,7 +36,7 @@ def bundled_gguf(distribution: str, file_name: str) -> Path:
         ) from None
     for entry in dist.files or []:
         if entry.name == file_name:
-            path = Path(dist.locate_file(entry))
+            path = Path(str(dist.locate_file(entry)))
             if path.is_file():
                 return path
     raise ModelError(f"{distribution} holds no {file_name}")
@@ -45,7 +46,7 @@ def chat_model_dir(settings: Settings) -> Path:
     """Directory vLLM serves: a prepared bundled model or a configured local directory."""
     model = settings.vllm.model
     if model.startswith(BUNDLED_PREFIX):
-        name = model[len(BUNDLED_PREFIX):]
+        name = model[len(BUNDLED_PREFIX) :]
         if name not in BUNDLED_CHAT_MODELS:
             raise ModelError(f"no bundled chat model {name!r}; bundled: {', '.join(BUNDLED_CHAT_MODELS)}")
         return settings.models_dir / name
@@ -68,7 +69,7 @@ def prepare_chat_model(settings: Settings, force: bool = False, log=print) -> Pa
     if (out / READY_MARKER).is_file() and not force:
         log(f"chat model ready: {out}")
         return out
-    distribution, file_name = BUNDLED_CHAT_MODELS[model[len(BUNDLED_PREFIX):]]
+    distribution, file_name = BUNDLED_CHAT_MODELS[model[len(BUNDLED_PREFIX) :]]
     gguf_path = bundled_gguf(distribution, file_name)
     log(f"converting {gguf_path.name} from {distribution} to safetensors in {out} (once, ~2 min on 2 cores)")
     started = time.perf_counter()
@@ -90,7 +91,9 @@ def prepare_chat_model(settings: Settings, force: bool = False, log=print) -> Pa
     config["architectures"] = ["LlamaForCausalLM"]
     config.pop("quantization_config", None)
     config_path.write_text(json.dumps(config, indent=2))
-    (tmp / READY_MARKER).write_text(json.dumps({"source": f"{distribution}/{file_name}", "seconds": round(time.perf_counter() - started, 1)}))
+    (tmp / READY_MARKER).write_text(
+        json.dumps({"source": f"{distribution}/{file_name}", "seconds": round(time.perf_counter() - started, 1)})
+    )
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)  # atomic: a half-converted model is never taken for a ready one
     log(f"chat model ready: {out} ({time.perf_counter() - started:.0f} s)")

@@ -1,13 +1,14 @@
 """The Chroma store of chunks: embedded PersistentClient or a Chroma server, chosen by settings."""
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
+from assistant.core.errors import RefdeskError
 from assistant.core.settings import Settings
 from assistant.core.types import Chunk
-from assistant.core.errors import RefdeskError
 
 PAGE = 1000  # ids per Chroma get/delete call
 
@@ -67,7 +68,7 @@ class ChunkStore:
             )
 
     @classmethod
-    def from_settings(cls, settings: Settings, embedder_name: str) -> "ChunkStore":
+    def from_settings(cls, settings: Settings, embedder_name: str) -> ChunkStore:
         location = (
             f"http://{settings.store.host}:{settings.store.port}"
             if settings.store.mode == "server"
@@ -86,7 +87,7 @@ class ChunkStore:
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), PAGE):
-            found.update(self.collection.get(ids=list(ids[start:start + PAGE]), include=[])["ids"])
+            found.update(self.collection.get(ids=list(ids[start : start + PAGE]), include=[])["ids"])
         return found
 
     def add(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
@@ -112,7 +113,7 @@ class ChunkStore:
     def delete(self, ids: Iterable[str]) -> int:
         ids = list(ids)
         for start in range(0, len(ids), PAGE):
-            self.collection.delete(ids=ids[start:start + PAGE])
+            self.collection.delete(ids=ids[start : start + PAGE])
         return len(ids)
 
     def add_captures(self, groups: Sequence[tuple[Sequence[str], Sequence[str]]]) -> int:
@@ -132,8 +133,8 @@ class ChunkStore:
         ids_out, metas_out = [], []
         chunk_ids = sorted(wanted)
         for start in range(0, len(chunk_ids), PAGE):
-            res = self.collection.get(ids=chunk_ids[start:start + PAGE], include=["metadatas"])
-            for chunk_id, meta in zip(res["ids"], res["metadatas"]):
+            res = self.collection.get(ids=chunk_ids[start : start + PAGE], include=["metadatas"])
+            for chunk_id, meta in zip(res["ids"], res["metadatas"], strict=True):
                 meta = dict(meta or {})
                 known = {d for d in str(meta.get("captures") or meta.get("date") or "").split(",") if d}
                 merged = known | wanted[chunk_id]
@@ -149,14 +150,14 @@ class ChunkStore:
                 ids_out.append(chunk_id)
                 metas_out.append(meta)
         for start in range(0, len(ids_out), PAGE):
-            self.collection.update(ids=ids_out[start:start + PAGE], metadatas=metas_out[start:start + PAGE])
+            self.collection.update(ids=ids_out[start : start + PAGE], metadatas=metas_out[start : start + PAGE])
         return sum(max((new_by_chunk.get(c, 0) for c in ids), default=0) for ids, _ in groups)
 
     def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
         out: dict[str, StoredChunk] = {}
         for start in range(0, len(ids), PAGE):
-            res = self.collection.get(ids=list(ids[start:start + PAGE]), include=["documents", "metadatas"])
-            for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"]):
+            res = self.collection.get(ids=list(ids[start : start + PAGE]), include=["documents", "metadatas"])
+            for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"], strict=True):
                 out[cid] = StoredChunk(cid, doc or "", dict(meta or {}))
         return out
 
@@ -167,7 +168,7 @@ class ChunkStore:
             res = self.collection.get(where=where, include=["documents", "metadatas"], limit=PAGE, offset=offset)
             if not res["ids"]:
                 return
-            for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"]):
+            for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"], strict=True):
                 yield StoredChunk(cid, doc or "", dict(meta or {}))
             offset += len(res["ids"])
 
@@ -197,7 +198,5 @@ class ChunkStore:
             "chunks": sum(chunks_by_type.values()),
             "records": sum(len(v) for v in records.values()),
             "files": len(files - {""}),
-            "by_type": {
-                t: {"chunks": chunks_by_type[t], "records": len(records[t])} for t in sorted(chunks_by_type)
-            },
+            "by_type": {t: {"chunks": chunks_by_type[t], "records": len(records[t])} for t in sorted(chunks_by_type)},
         }

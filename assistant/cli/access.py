@@ -1,4 +1,5 @@
 """`refdesk` commands: librarian accounts, API keys and the audit log."""
+
 from __future__ import annotations
 
 import sys
@@ -42,8 +43,10 @@ def cmd_user(services, args) -> int:
         accounts.add_user(args.name, password)
     else:
         accounts.set_password(args.name, password)
-    print(f"{'added' if args.action == 'add' else 'new password for'} {args.name}"
-          + (f"; password: {password}" if args.generate else ""))
+    print(
+        f"{'added' if args.action == 'add' else 'new password for'} {args.name}"
+        + (f"; password: {password}" if args.generate else "")
+    )
     return 0
 
 
@@ -80,10 +83,9 @@ def cmd_audit(services, args) -> int:
         print_json(entries)
     else:
         for e in entries:
-            when = dt.datetime.fromtimestamp(e["at"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+            when = dt.datetime.fromtimestamp(e["at"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             print(f"{when}  {e['actor']}  {e['action']}  {e['detail']}")
     return 0
-
 
 
 def register(sub) -> None:

@@ -1,4 +1,5 @@
 """`refdesk` commands: ask a question, check an answer."""
+
 from __future__ import annotations
 
 import sys
@@ -19,7 +20,9 @@ def render_answer_text(answer) -> str:
         lines.append("Sources:")
         for s in answer.sources:
             where = "; ".join(x for x in (s.locator, s.date) if x)
-            lines.append(f"[{s.n}] {s.title or s.record_id} — {s.source_type} {s.record_id}" + (f" ({where})" if where else ""))
+            lines.append(
+                f"[{s.n}] {s.title or s.record_id} — {s.source_type} {s.record_id}" + (f" ({where})" if where else "")
+            )
             if s.link:
                 lines.append(f"    {s.link}")
     return "\n".join(lines)
@@ -57,8 +60,9 @@ def cmd_verify(services, args) -> int:
     if args.sources:
         answer.sources = services.retriever.sources_by_id([c.strip() for c in args.sources.split(",") if c.strip()])
     else:
-        answer.sources = services.retriever.retrieve(args.question, args.k or services.settings.retrieval.top_k,
-                                                     answer.timings)
+        answer.sources = services.retriever.retrieve(
+            args.question, args.k or services.settings.retrieval.top_k, answer.timings
+        )
     services.answers.finish(answer, draft)
     if args.json:
         print_json(answer.public_dict())
@@ -74,16 +78,19 @@ def cmd_verify(services, args) -> int:
     return 0
 
 
-
 def register(sub) -> None:
     s = sub.add_parser("ask", help="ask a question")
     s.add_argument("question")
     s.add_argument("--json", action="store_true")
     s.add_argument("--retrieve-only", action="store_true", help="skip the LLM, show the sources")
     s.add_argument("--k", type=int, help="number of sources to retrieve")
-    s.add_argument("--filter", action="append", metavar="KEY<OP>VALUE",
-                   help="only sources whose metadata match, e.g. year<1900, format=book, language=English, "
-                        "source_type=marc (repeatable: all must hold)")
+    s.add_argument(
+        "--filter",
+        action="append",
+        metavar="KEY<OP>VALUE",
+        help="only sources whose metadata match, e.g. year<1900, format=book, language=English, "
+        "source_type=marc (repeatable: all must hold)",
+    )
     s.add_argument("--handoff", action="store_true", help="also put the question in the librarians' hand-off queue")
     s.add_argument("--contact", help="with --handoff: how the librarian can reach the asker (optional)")
     s.set_defaults(func=cmd_ask)

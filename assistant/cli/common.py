@@ -1,4 +1,5 @@
 """Output helpers shared by the command modules."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """`refdesk` commands at the reference desk: the librarians' hand-off queue and the reference-list checker."""
+
 from __future__ import annotations
 
 import sys
@@ -60,7 +61,6 @@ def cmd_refcheck(services, args) -> int:
     else:
         print(report.text(), end="")
     return 0
-
 
 
 def register(sub) -> None:

@@ -1,4 +1,5 @@
 """`refdesk` commands: evaluation and benchmarks."""
+
 from __future__ import annotations
 
 import sys
@@ -20,8 +21,15 @@ def cmd_bench(services, args) -> int:
         from eval.bench import bench_widget
 
         url = args.url or f"http://{services.settings.serve.host}:{services.settings.serve.port}"
-        print_json(bench_widget(url, sessions=args.sessions, per_session=args.per_session,
-                                 questions_file=args.questions, duration_s=args.duration))
+        print_json(
+            bench_widget(
+                url,
+                sessions=args.sessions,
+                per_session=args.per_session,
+                questions_file=args.questions,
+                duration_s=args.duration,
+            )
+        )
         return 0
     if args.what == "refcheck":
         from eval.refcheck_bench import bench_refcheck, format_refcheck_bench
@@ -65,8 +73,10 @@ def cmd_eval(services, args) -> int:
         result = convert(Path(args.paths[0]), Path(args.paths[1]), limit=args.limit, mismatched=args.mismatched)
         for error in result["errors"]:
             print(error, file=sys.stderr)
-        print(f"{result['written']} questions written to {result['out']} ({result['read']} read, "
-              f"{result['mismatched']} with a mismatched context, {len(result['errors'])} bad lines)")
+        print(
+            f"{result['written']} questions written to {result['out']} ({result['read']} read, "
+            f"{result['mismatched']} with a mismatched context, {len(result['errors'])} bad lines)"
+        )
         return 0
 
     from eval.runner import EvalRunner, RunMismatch
@@ -83,8 +93,14 @@ def cmd_eval(services, args) -> int:
         import shutil
 
         shutil.rmtree(out)
-    runner = EvalRunner(services, out, k=k, retrieve_only=args.retrieve_only, mode=args.mode,
-                        progress=not args.json and sys.stderr.isatty())
+    runner = EvalRunner(
+        services,
+        out,
+        k=k,
+        retrieve_only=args.retrieve_only,
+        mode=args.mode,
+        progress=not args.json and sys.stderr.isatty(),
+    )
     try:
         summary = runner.run(set_path)
     except RunMismatch as exc:
@@ -94,9 +110,11 @@ def cmd_eval(services, args) -> int:
     if args.json:
         print_json(summary)
     else:
-        print(f"{summary['questions']} questions ({summary['resumed_from']} from an earlier, interrupted run) "
-              f"in {summary['seconds_this_invocation']} s; outcomes: "
-              + ", ".join(f"{k_}={v}" for k_, v in sorted(summary["outcomes"].items())))
+        print(
+            f"{summary['questions']} questions ({summary['resumed_from']} from an earlier, interrupted run) "
+            f"in {summary['seconds_this_invocation']} s; outcomes: "
+            + ", ".join(f"{k_}={v}" for k_, v in sorted(summary["outcomes"].items()))
+        )
         for name, v in summary["metrics"].items():
             print(f"  {name:28} {v['value']:.3f}  [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]  n={v['n']:g}")
         total = summary["latency_s"].get("total")
@@ -106,15 +124,18 @@ def cmd_eval(services, args) -> int:
     return 0
 
 
-
 def register(sub) -> None:
     s = sub.add_parser("bench", help="benchmarks")
     s.add_argument("what", choices=["answer", "ingest", "warc-memory", "refcheck", "widget"])
     s.add_argument("--url", help="widget: a running refdesk serve (default: serve.host:serve.port)")
     s.add_argument("--sessions", type=int, default=20, help="widget: patrons at once")
     s.add_argument("--per-session", type=int, default=2, help="widget: questions each")
-    s.add_argument("--duration", type=float, default=0.0,
-                   help="widget: ask for this many seconds instead (patrons told 'busy' wait as told, up to 60 s)")
+    s.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        help="widget: ask for this many seconds instead (patrons told 'busy' wait as told, up to 60 s)",
+    )
     s.add_argument("--size-mb", type=int, default=1024, help="warc-memory: size of the WARC to build and stream")
     s.add_argument("paths", nargs="*", help="ingest: files or folders to ingest into a temporary store")
     s.add_argument("--n", type=int, default=10)
@@ -131,10 +152,18 @@ def register(sub) -> None:
     s.add_argument("--fresh", action="store_true", help="run: discard earlier results in the output folder")
     s.add_argument("--retrieve-only", action="store_true", help="run: retrieval metrics only, no LLM")
     s.add_argument("--k", type=int, help="run: sources retrieved per question")
-    s.add_argument("--mode", choices=["evidence", "plain"], default="evidence",
-                   help="run: evidence-first answers (default) or the LLM's own answer, checked")
+    s.add_argument(
+        "--mode",
+        choices=["evidence", "plain"],
+        default="evidence",
+        help="run: evidence-first answers (default) or the LLM's own answer, checked",
+    )
     s.add_argument("--limit", type=int, help="convert-halueval: first N records only")
-    s.add_argument("--mismatched", type=float, default=0.25,
-                   help="convert-halueval: share of questions repeated with another question's context (unanswerable)")
+    s.add_argument(
+        "--mismatched",
+        type=float,
+        default=0.25,
+        help="convert-halueval: share of questions repeated with another question's context (unanswerable)",
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)

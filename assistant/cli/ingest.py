@@ -1,4 +1,5 @@
 """`refdesk` commands: ingest files and folders into the store."""
+
 from __future__ import annotations
 
 import sys
@@ -23,11 +24,13 @@ def cmd_ingest(services, args) -> int:
     return 1 if summary.files_failed else 0
 
 
-
 def register(sub) -> None:
     s = sub.add_parser("ingest", help="ingest files or folders into the store")
     s.add_argument("paths", nargs="+")
     s.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    s.add_argument("--sync", action="store_true",
-                   help="also remove records no longer in their file, and files gone from the given folders")
+    s.add_argument(
+        "--sync",
+        action="store_true",
+        help="also remove records no longer in their file, and files gone from the given folders",
+    )
     s.set_defaults(func=cmd_ingest)

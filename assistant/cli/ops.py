@@ -1,4 +1,5 @@
 """`refdesk` commands: running refdesk: store and LLM status, the vLLM server, the web app, model preparation."""
+
 from __future__ import annotations
 
 from assistant.cli.common import print_json
@@ -20,13 +21,22 @@ def cmd_status(services, args) -> int:
     status = {
         "data_dir": str(settings.data_dir),
         "config_file": settings.config_file,
-        "store": {"mode": settings.store.mode, "location": services.store.location, "collection": settings.store.collection},
+        "store": {
+            "mode": settings.store.mode,
+            "location": services.store.location,
+            "collection": settings.store.collection,
+        },
         "embedding": services.embedder_name,
         "chunks": counts["chunks"],
         "records": counts["records"],
         "by_type": counts["by_type"],
-        "llm": {"backend": settings.llm.backend, "url": llm_url, "model": settings.llm.model, "reachable": reachable,
-                "launcher_pid": launcher.status().pid},
+        "llm": {
+            "backend": settings.llm.backend,
+            "url": llm_url,
+            "model": settings.llm.model,
+            "reachable": reachable,
+            "launcher_pid": launcher.status().pid,
+        },
         "last_ingest": runs[0] if runs else None,
     }
     if args.json:
@@ -37,7 +47,9 @@ def cmd_status(services, args) -> int:
         print(f"chunks:   {counts['chunks']} in {counts['records']} records")
         for t, c in counts["by_type"].items():
             print(f"  {t:6} {c['records']} records, {c['chunks']} chunks")
-        print(f"LLM:      {settings.llm.model} at {llm_url} — {'reachable' if reachable else 'NOT reachable (refdesk llm start)'}")
+        print(
+            f"LLM:      {settings.llm.model} at {llm_url} — {'reachable' if reachable else 'NOT reachable (refdesk llm start)'}"
+        )
     return 0
 
 
@@ -62,8 +74,10 @@ def cmd_llm(services, args) -> int:
     else:
         status = launcher.status()
         if not args.json:
-            print(f"{status.url}: {'healthy' if status.healthy else 'not serving'}; pid {status.pid or '-'}"
-                  f"{' (alive)' if status.pid_alive else ''}; log {status.log}")
+            print(
+                f"{status.url}: {'healthy' if status.healthy else 'not serving'}; pid {status.pid or '-'}"
+                f"{' (alive)' if status.pid_alive else ''}; log {status.log}"
+            )
     if args.json:
         print_json(status.as_dict())
     return 0 if (status.healthy or args.action == "stop" or args.no_wait) else 1
@@ -86,7 +100,6 @@ def cmd_models(services, args) -> int:
         print(f"embedding model ready: {resolve_model_path(emb.model)}")
     print(f"chat model dir: {path}")
     return 0
-
 
 
 def register(sub) -> None:

@@ -4,6 +4,7 @@ wrong" in one clause and let real bugs surface as tracebacks.
 Each layer defines its own subclasses next to the code that raises them (StoreError in backends.store,
 ReaderError in ingest.registry, …); they all derive from RefdeskError. Messages name the file, record or
 URL concerned and say what to do, because they are shown as they are."""
+
 from __future__ import annotations
 
 

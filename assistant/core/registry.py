@@ -3,6 +3,7 @@
 Entries are "module:attribute" strings, imported only when a backend is used, so the
 fake backends used by unit tests never import torch or vLLM.
 """
+
 from __future__ import annotations
 
 import importlib

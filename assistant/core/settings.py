@@ -2,6 +2,7 @@
 
 This is the only module that reads the process environment.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -12,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
 from assistant.core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -116,8 +118,10 @@ class WidgetSettings(BaseModel):
     """The patron chat widget (/widget)."""
 
     library_name: str = ""  # empty: serve.library_name
-    disclaimer: str = ("Answers come only from the library's own collections and every sentence is checked "
-                       "against them. If nothing fits, you can ask a librarian.")
+    disclaimer: str = (
+        "Answers come only from the library's own collections and every sentence is checked "
+        "against them. If nothing fits, you can ask a librarian."
+    )
     primary_color: str = Field("#1f4e79", pattern=HEX_COLOUR)
     background_color: str = Field("#ffffff", pattern=HEX_COLOUR)
     text_color: str = Field("#1a1a1a", pattern=HEX_COLOUR)
@@ -175,7 +179,9 @@ class ServeSettings(BaseModel):
     library_name: str = "refdesk"
 
 
-_file_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("refdesk_file_values", default={})
+_file_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "refdesk_file_values", default=None
+)
 
 
 class _FileSource(PydanticBaseSettingsSource):
@@ -185,7 +191,7 @@ class _FileSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_file_values.get())
+        return dict(_file_values.get() or {})
 
 
 class Settings(BaseSettings):
@@ -210,11 +216,13 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         return (init_settings, env_settings, _FileSource(settings_cls))
 
     @classmethod
-    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> "Settings":
+    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:
         """Build settings from file + env + explicit overrides (None values are ignored)."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
         path = _find_config(config_file, overrides.get("data_dir"))

@@ -1,10 +1,11 @@
 """Typed records shared by ingest, the store, answering and the front ends."""
+
 from __future__ import annotations
 
 import hashlib
 from pathlib import PurePath
-from urllib.parse import quote, urlparse
 from typing import Literal
+from urllib.parse import quote, urlparse
 
 from pydantic import BaseModel, Field
 
@@ -21,9 +22,17 @@ class Provenance(BaseModel):
     link: str = ""  # OPAC record / finding aid / replay URL
     date: str = ""
     source_file: str = ""
+    # Structured, so that no rule parses them back out of the locator:
+    captured: str = ""  # web archives: when the page was captured ("2008-04-30 20:50 UTC")
+    container: str = ""  # finding aids: "Box 3, Folder 12"
+    call_number: str = ""  # catalogue records: the first call number
 
     def metadata(self) -> dict[str, str]:
         return self.model_dump()
+
+
+FilterValue = str | int | float
+Filters = dict[str, FilterValue]  # chunk metadata a retrieval filter can test (year, format, language …)
 
 
 class SourceRecord(BaseModel):
@@ -33,7 +42,7 @@ class SourceRecord(BaseModel):
     text: str
     extra: dict[str, str] = Field(default_factory=dict)  # attribution and the like, not stored per chunk
     # Stored with every chunk as metadata usable as a retrieval filter (format, year, language...).
-    filters: dict[str, str | int | float] = Field(default_factory=dict)
+    filters: Filters = Field(default_factory=dict)
 
 
 class SkippedRecord(BaseModel):
@@ -67,6 +76,22 @@ class AlsoCaptured(BaseModel):
     record_here: str = ""  # this sighting's own record id (a re-read file's old chunks for it are stale)
 
 
+def structured_provenance(meta: dict) -> dict[str, str]:
+    """captured / container / call_number / collection / url of a stored chunk's metadata.
+
+    Stores written before these fields existed hold them only inside the locator, in the form the readers
+    wrote it ("captured <when> — <uri>", "<title> — call number <n>"); this is the one place that reads them
+    back from there, so old stores keep working until their files are ingested again."""
+    out = {key: str(meta.get(key) or "") for key in ("captured", "container", "call_number", "collection")}
+    out["url"] = str(meta.get("uri") or "")
+    locator = str(meta.get("locator") or "")
+    if not out["captured"] and meta.get("source_type") == "warc" and locator.startswith("captured "):
+        out["captured"] = locator[len("captured ") :].split(" — ")[0]
+    if not out["call_number"] and meta.get("source_type") == "marc" and " — call number " in locator:
+        out["call_number"] = locator.split(" — call number ", 1)[1]
+    return out
+
+
 def public_link(link: str, chunk_id: str) -> str:
     """The link a browser (anyone's) may follow: an http(s) catalogue, finding-aid or replay URL as it is;
     anything else (a file:// link, which would show the server's paths) becomes refdesk's own record page."""
@@ -89,19 +114,24 @@ class Chunk(BaseModel):
     content_hash: str
     provenance: Provenance
     position: int = 0  # index of the chunk within its record
-    filters: dict[str, str | int | float] = Field(default_factory=dict)
+    filters: Filters = Field(default_factory=dict)
 
     @classmethod
-    def make(cls, text: str, provenance: Provenance, position: int = 0,
-             filters: dict[str, str | int | float] | None = None) -> "Chunk":
+    def make(cls, text: str, provenance: Provenance, position: int = 0, filters: Filters | None = None) -> Chunk:
         digest = content_hash(text)
         key = "\x1f".join((provenance.source_file, provenance.source_type, provenance.record_id, digest))
         chunk_id = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-        return cls(id=chunk_id, text=text, content_hash=digest, provenance=provenance, position=position,
-                   filters=dict(filters or {}))
+        return cls(
+            id=chunk_id,
+            text=text,
+            content_hash=digest,
+            provenance=provenance,
+            position=position,
+            filters=dict(filters or {}),
+        )
 
-    def metadata(self) -> dict[str, str | int | float]:
-        meta: dict[str, str | int | float] = {k: v for k, v in self.filters.items() if k not in PROVENANCE_KEYS}
+    def metadata(self) -> Filters:
+        meta: Filters = {k: v for k, v in self.filters.items() if k not in PROVENANCE_KEYS}
         meta.update(self.provenance.metadata())
         meta["content_hash"] = self.content_hash
         meta["position"] = self.position
@@ -124,6 +154,11 @@ class Source(BaseModel):
     text: str = ""
     content_hash: str = ""
     captures: list[str] = Field(default_factory=list)  # archived content: every capture time it was seen
+    captured: str = ""  # see Provenance
+    container: str = ""
+    call_number: str = ""
+    collection: str = ""  # the finding aid's or web collection's title
+    url: str = ""  # an archived page's own address (its link is the replay)
 
 
 SentenceStatus = Literal["supported", "unsupported"]
@@ -157,6 +192,7 @@ class Answer(BaseModel):
     def public_dict(self, web: bool = False) -> dict:
         """The `refdesk ask --json` contract. web=True (the HTTP API): links anyone may follow (the
         configured catalogue URL, else refdesk's /record page) and files by base name, never a server path."""
+
         def link(source: Source) -> str:
             return public_link(source.link, source.chunk_id) if web else source.link
 

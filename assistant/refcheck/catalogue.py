@@ -1,5 +1,6 @@
 """The catalogue as the reference checker sees it: one entry per catalogue record (and per finding-aid
 collection), rebuilt from the stored chunks, with an identifier index and a title-word index."""
+
 from __future__ import annotations
 
 import math
@@ -8,10 +9,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from assistant.answering.evidence import LINE
-from assistant.answering.verify.lexical import STOPWORDS, fold
+from assistant.core.text import FIELD_LINE, STOPWORDS, fold, words
+from assistant.core.types import public_link, structured_provenance
 from assistant.refcheck.parse import YEAR_RE, normalise_isbn
-from assistant.core.types import public_link
 
 ARTICLES = {"the", "a", "an", "le", "la", "les", "l", "der", "die", "das", "el", "los", "las", "il", "lo", "de"}
 SUBTITLE_SEP = re.compile(r"\s*[:;]\s+|\s+[:;=]\s*|\s+[-–—]\s+|\s*[.]\s+(?=[a-z])")
@@ -19,10 +19,10 @@ AUTHOR_FIELDS = ("Author", "Corporate author", "Creator", "Other contributor", "
 
 
 def norm_title(text: str) -> str:
-    words = re.findall(r"[^\W_]+", fold(text).replace("&", " and "))  # any script: Cyrillic, Greek, CJK titles too
-    while words and words[0] in ARTICLES and len(words) > 1:
-        words = words[1:]
-    return " ".join(words)
+    title_words = words(fold(text).replace("&", " and "), folded=True)  # any script: Cyrillic, Greek, CJK too
+    while title_words and title_words[0] in ARTICLES and len(title_words) > 1:
+        title_words = title_words[1:]
+    return " ".join(title_words)
 
 
 def split_title(title: str) -> tuple[str, str]:
@@ -64,10 +64,19 @@ class CatalogueRecord:
     edition: str = ""
 
     def as_dict(self) -> dict:
-        return {"source_type": self.source_type, "record_id": self.record_id, "title": self.title,
-                "authors": self.authors, "year": self.year, "publisher": self.publisher,
-                "edition": self.edition, "call_number": self.call_number, "link": self.link,
-                "isbns": sorted(self.isbns), "source_file": self.source_file}
+        return {
+            "source_type": self.source_type,
+            "record_id": self.record_id,
+            "title": self.title,
+            "authors": self.authors,
+            "year": self.year,
+            "publisher": self.publisher,
+            "edition": self.edition,
+            "call_number": self.call_number,
+            "link": self.link,
+            "isbns": sorted(self.isbns),
+            "source_file": self.source_file,
+        }
 
 
 def _record_from_chunks(chunks: list) -> CatalogueRecord | None:
@@ -76,7 +85,7 @@ def _record_from_chunks(chunks: list) -> CatalogueRecord | None:
     fields: dict[str, list[str]] = defaultdict(list)
     for chunk in chunks:
         for line in chunk.text.splitlines():
-            match = LINE.match(line)
+            match = FIELD_LINE.match(line)
             if match:
                 value = match.group(2).strip().rstrip(".").strip()
                 if value and value not in fields[match.group(1)]:
@@ -102,19 +111,24 @@ def _record_from_chunks(chunks: list) -> CatalogueRecord | None:
     published = (fields.get("Published") or [""])[0]
     publisher = re.sub(r"^[^:]*:\s*", "", published) if ":" in published else published
     publisher = YEAR_RE.sub("", re.sub(r",?\s*[cp]?(?=\d{4})", " ", publisher)).strip(" ,.[]")
-    call = (fields.get("Call number") or [""])[0]
-    if not call:
-        locator = str(meta.get("locator", ""))
-        call = locator.split("call number ", 1)[1] if "call number " in locator else ""
+    call = (fields.get("Call number") or [""])[0] or structured_provenance(meta)["call_number"]
     return CatalogueRecord(
-        key=f"{meta.get('source_file', '')}\x1f{meta.get('record_id', '')}", source_type=source_type,
-        record_id=str(meta.get("record_id", "")), title=title,
+        key=f"{meta.get('source_file', '')}\x1f{meta.get('record_id', '')}",
+        source_type=source_type,
+        record_id=str(meta.get("record_id", "")),
+        title=title,
         alt_titles=fields.get("Variant title", []) + fields.get("Uniform title", []),
-        authors=[a for f in AUTHOR_FIELDS for a in fields.get(f, [])], year=year, years=years, publisher=publisher,
+        authors=[a for f in AUTHOR_FIELDS for a in fields.get(f, [])],
+        year=year,
+        years=years,
+        publisher=publisher,
         isbns={n for v in fields.get("ISBN", []) if (n := normalise_isbn(v.split()[0] if v.split() else v))},
-        issns={v.split()[0] for v in fields.get("ISSN", []) if v.split()}, call_number=call,
-        link=public_link(str(meta.get("link", "")), chunks[0].id), source_file=PurePath(str(meta.get("source_file", ""))).name,
-        edition=(fields.get("Edition") or [""])[0])
+        issns={v.split()[0] for v in fields.get("ISSN", []) if v.split()},
+        call_number=call,
+        link=public_link(str(meta.get("link", "")), chunks[0].id),
+        source_file=PurePath(str(meta.get("source_file", ""))).name,
+        edition=(fields.get("Edition") or [""])[0],
+    )
 
 
 class Catalogue:
@@ -141,7 +155,7 @@ class Catalogue:
         return {w for w in norm_title(title).split() if len(w) >= 3 and w not in STOPWORDS}
 
     @classmethod
-    def from_store(cls, store) -> "Catalogue":
+    def from_store(cls, store) -> Catalogue:
         grouped: dict[str, list] = defaultdict(list)
         for chunk in store.iter_chunks(where={"source_type": {"$in": ["marc", "ead"]}}):
             meta = chunk.metadata

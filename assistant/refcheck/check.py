@@ -1,4 +1,5 @@
 """Matches parsed references against the catalogue and gives each a verdict: held, similar, not found."""
+
 from __future__ import annotations
 
 import time
@@ -14,8 +15,10 @@ SUBTITLE_SAME = 80
 SIMILAR_TITLE = 80  # close enough to name as "similar" on the title alone
 SIMILAR_TITLE_WITH_AUTHOR = 55  # …or with the same author
 YEAR_TOLERANCE = 1  # copyright vs printing year, December releases
-NOT_FOUND_TEXT = ("Nothing in the library's collections matches this reference. That does not prove the work "
-                  "does not exist elsewhere; a librarian can search other libraries and databases.")
+NOT_FOUND_TEXT = (
+    "Nothing in the library's collections matches this reference. That does not prove the work "
+    "does not exist elsewhere; a librarian can search other libraries and databases."
+)
 
 
 @dataclass
@@ -36,10 +39,16 @@ class RefResult:
     message: str = ""
 
     def as_dict(self) -> dict:
-        return {"line": self.reference.line, "reference": self.reference.raw, "verdict": self.verdict,
-                "parsed": self.reference.as_dict(), "message": self.message,
-                "record": self.record.as_dict() if self.record else None,
-                "differences": [d.__dict__ for d in self.differences], "title_score": round(self.title_score, 1)}
+        return {
+            "line": self.reference.line,
+            "reference": self.reference.raw,
+            "verdict": self.verdict,
+            "parsed": self.reference.as_dict(),
+            "message": self.message,
+            "record": self.record.as_dict() if self.record else None,
+            "differences": [d.__dict__ for d in self.differences],
+            "title_score": round(self.title_score, 1),
+        }
 
 
 @dataclass
@@ -63,8 +72,13 @@ class RefCheckReport:
         return line
 
     def as_dict(self) -> dict:
-        return {"summary": self.summary(), "counts": self.counts(), "notes": self.notes,
-                "seconds": round(self.seconds, 3), "results": [r.as_dict() for r in self.results]}
+        return {
+            "summary": self.summary(),
+            "counts": self.counts(),
+            "notes": self.notes,
+            "seconds": round(self.seconds, 3),
+            "results": [r.as_dict() for r in self.results],
+        }
 
     def text(self) -> str:
         """Plain text a librarian can paste into a reply to the patron."""
@@ -148,8 +162,9 @@ class ReferenceChecker:
         if self.embedder is None:
             return []
         query = " ".join([ref.title, *ref.authors[:2]])
-        metas = self.store.nearest(self.embedder.get_query_embedding(query), 10,
-                                   where={"source_type": {"$in": ["marc", "ead"]}})
+        metas = self.store.nearest(
+            self.embedder.get_query_embedding(query), 10, where={"source_type": {"$in": ["marc", "ead"]}}
+        )
         return [f"{m.get('source_file', '')}\x1f{m.get('record_id', '')}" for m in metas]
 
     @staticmethod
@@ -166,11 +181,11 @@ class ReferenceChecker:
         if any(a and _same_words(a, words_c) for a in alts):
             return 100.0, False
         candidates = ref_titles
-        prefixes = [i for i, a in enumerate(alts) if a and len(a) < len(words_c) and _same_words(a, words_c[:len(a)])]
+        prefixes = [i for i, a in enumerate(alts) if a and len(a) < len(words_c) and _same_words(a, words_c[: len(a)])]
         if prefixes:
             i = prefixes[-1]
-            rest = words_c[len(alts[i]):]
-            after = alts[i + 1][len(alts[i]):] if i + 1 < len(alts) else []
+            rest = words_c[len(alts[i]) :]
+            after = alts[i + 1][len(alts[i]) :] if i + 1 < len(alts) else []
             shared = len(set(after) & set(rest)) / max(1, min(len(after), len(rest))) if after else 0.0
             if shared >= 0.5:
                 # The reference goes on like the record's title, but differently ("Lady Susan. The Watsons &
@@ -188,8 +203,11 @@ class ReferenceChecker:
                 # A long shared subtitle must not hide a changed main title.
                 score = main if main >= TITLE_SAME else max(main, full - 10)
                 sub_r, sub_c = norm_title(ref_sub), norm_title(rec_sub)
-                differs = (main >= TITLE_SAME and fuzz.ratio(sub_r, sub_c) < SUBTITLE_SAME
-                           and fuzz.ratio(sub_r, sub_c[:len(sub_r)]) < 95)
+                differs = (
+                    main >= TITLE_SAME
+                    and fuzz.ratio(sub_r, sub_c) < SUBTITLE_SAME
+                    and fuzz.ratio(sub_r, sub_c[: len(sub_r)]) < 95
+                )
             else:
                 score, differs = max(main, full), False
             if score > best:
@@ -199,8 +217,9 @@ class ReferenceChecker:
     @classmethod
     def compare(cls, ref: Reference, record: CatalogueRecord) -> RefResult:
         best_title, subtitle_differs, rec_title_shown = -1.0, False, record.title
-        ref_titles = [ref.title] + [f"{ref.title}. {'. '.join(ref.title_continuations[:i])}"
-                                    for i in range(1, len(ref.title_continuations) + 1)]
+        ref_titles = [ref.title] + [
+            f"{ref.title}. {'. '.join(ref.title_continuations[:i])}" for i in range(1, len(ref.title_continuations) + 1)
+        ]
         for title in [record.title, *record.alt_titles]:
             score, sub_differs = cls.title_match(ref_titles, title)
             if score > best_title:
@@ -216,8 +235,11 @@ class ReferenceChecker:
             ref_words = set().union(*(name_words(a) for a in ref.authors))
             author_match = any(surname(a) and surname(a) <= ref_words for a in record.authors)
             if not author_match:
-                differences.append(Difference("author", "; ".join(ref.authors),
-                                              "; ".join(record.authors[:3]) or "(no author in the record)"))
+                differences.append(
+                    Difference(
+                        "author", "; ".join(ref.authors), "; ".join(record.authors[:3]) or "(no author in the record)"
+                    )
+                )
         if ref.year:
             if not any(abs(ref.year - y) <= YEAR_TOLERANCE for y in record.years):
                 differences.append(Difference("year", str(ref.year), str(record.year or "(no year in the record)")))
@@ -225,27 +247,32 @@ class ReferenceChecker:
         if ref.isbns and record.isbns and not same_id and best_title >= TITLE_SAME:
             differences.append(Difference("isbn", ", ".join(ref.isbns), ", ".join(sorted(record.isbns))))
 
-        if not differences or (same_id and best_title >= SIMILAR_TITLE_WITH_AUTHOR
-                               and all(d.field == "title" for d in differences)):
+        if not differences or (
+            same_id and best_title >= SIMILAR_TITLE_WITH_AUTHOR and all(d.field == "title" for d in differences)
+        ):
             verdict = "held"
             message = f"The library holds this: {describe(record)}."
-        elif (best_title >= SIMILAR_TITLE or same_id
-              or (author_match and best_title >= SIMILAR_TITLE_WITH_AUTHOR)):
+        elif best_title >= SIMILAR_TITLE or same_id or (author_match and best_title >= SIMILAR_TITLE_WITH_AUTHOR):
             verdict = "similar"
             what = "; ".join(f"{d.field}: reference “{d.reference}”, record “{d.record}”" for d in differences)
-            message = f"The library holds something close, but it differs in {what}. Closest record: {describe(record)}."
+            message = (
+                f"The library holds something close, but it differs in {what}. Closest record: {describe(record)}."
+            )
         else:
             verdict, message = "not found", NOT_FOUND_TEXT
-        publisher = fuzz.token_set_ratio(norm_title(ref.publisher), norm_title(record.publisher)) if ref.publisher else 0.0
-        return RefResult(ref, verdict, record if verdict != "not found" else None, differences, best_title,
-                         publisher, message)
+        publisher = (
+            fuzz.token_set_ratio(norm_title(ref.publisher), norm_title(record.publisher)) if ref.publisher else 0.0
+        )
+        return RefResult(
+            ref, verdict, record if verdict != "not found" else None, differences, best_title, publisher, message
+        )
 
 
 def _same_words(a: list[str], b: list[str]) -> bool:
     """Word for word the same title, allowing one misspelt word ("Kavalier" / "Cavalier")."""
     if len(a) != len(b):
         return False
-    different = [(x, y) for x, y in zip(a, b) if x != y]
+    different = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
     return len(different) <= 1 and all(fuzz.ratio(x, y) >= 75 for x, y in different)
 
 

@@ -5,6 +5,7 @@ services with trained models, and refextract targets physics papers; none runs o
 package on a laptop. Structured input goes through well-kept parsers: bibtexparser for BibTeX and rispy for
 RIS; identifiers are validated and normalised with python-stdnum (ISBN-10/13, ISSN).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,31 +24,76 @@ URL_RE = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.I)
 YEAR_RE = re.compile(r"(?<![\d-])(1[4-9]\d\d|20[0-3]\d)(?![\d-])")
 APA_RE = re.compile(r"^(?P<authors>.+?)\s*\((?P<year>1[4-9]\d\d|20[0-3]\d)[a-z]?(?:,[^)]*)?\)\.?\s*(?P<rest>.+)$")
 NUMBERING = re.compile(r"^\s*(?:\[\d+\]|\(\d+\)|\d+[.)]|[-*•–])\s+")
-LOOSE_BY = re.compile(r"^(?P<title>.+?)(?<![Ee]dited)(?<![Tt]ranslated)(?<![Ii]llustrated)(?<![Cc]ompiled)(?<![Ii]ntroduced)"
-                      r"(?<![Rr]evised)\s+by\s+(?P<authors>[^()]+?)\s*[(,]\s*(?P<year>1[4-9]\d\d|20[0-3]\d)\)?\s*\.?$")
+LOOSE_BY = re.compile(
+    r"^(?P<title>.+?)(?<![Ee]dited)(?<![Tt]ranslated)(?<![Ii]llustrated)(?<![Cc]ompiled)(?<![Ii]ntroduced)"
+    r"(?<![Rr]evised)\s+by\s+(?P<authors>[^()]+?)\s*[(,]\s*(?P<year>1[4-9]\d\d|20[0-3]\d)\)?\s*\.?$"
+)
 LIFE_DATES = re.compile(r",?\s*\(?\b1[4-9]\d\d\??-(?:1[4-9]\d\d|20[0-3]\d)?\)?")
 # A quoted title starts the reference or follows the authors ("Hunt, A. “The …”"), not a word inside a title.
 QUOTED = re.compile(r"(?:^|(?<=\.\s)|(?<=\.))[\"“”«»](?P<title>[^\"“”«»]{3,}?)[\"“”«»]")
-PARTICLES = {"and", "&", "et", "al.", "al", "de", "da", "di", "del", "van", "von", "der", "den", "ibn", "bin", "bint",
-             "el", "la", "le", "du", "dos", "w.", "y"}
-ABBREVIATIONS = {"ed", "eds", "vol", "no", "pp", "rev", "trans", "comp", "jr", "sr", "st", "dr", "mr", "mrs", "ms",
-                 "co", "inc", "ltd", "dept", "univ"}
+PARTICLES = {
+    "and",
+    "&",
+    "et",
+    "al.",
+    "al",
+    "de",
+    "da",
+    "di",
+    "del",
+    "van",
+    "von",
+    "der",
+    "den",
+    "ibn",
+    "bin",
+    "bint",
+    "el",
+    "la",
+    "le",
+    "du",
+    "dos",
+    "w.",
+    "y",
+}
+ABBREVIATIONS = {
+    "ed",
+    "eds",
+    "vol",
+    "no",
+    "pp",
+    "rev",
+    "trans",
+    "comp",
+    "jr",
+    "sr",
+    "st",
+    "dr",
+    "mr",
+    "mrs",
+    "ms",
+    "co",
+    "inc",
+    "ltd",
+    "dept",
+    "univ",
+}
 
 
 def _is_initial(token: str) -> bool:
-    """"J", "Ca", "Vē" (romanised Tamil initials), "Ch": a capital and at most one more letter."""
+    """ "J", "Ca", "Vē" (romanised Tamil initials), "Ch": a capital and at most one more letter."""
     letters = [c for c in token if c.isalpha()]
     return 1 <= len(letters) <= 2 and letters[0].isupper() and (len(letters) == 1 or letters[1].islower())
 
 
 def _author_then_title(segment: str) -> tuple[str, str] | None:
-    """"Paris, Bernard J. Rereading George Eliot" -> author, title: the last initial that is followed by
+    """ "Paris, Bernard J. Rereading George Eliot" -> author, title: the last initial that is followed by
     a capitalised word ends the author (the segment has a comma before it)."""
     tokens = segment.split(" ")
     for i in range(len(tokens) - 2, 0, -1):
         tok = tokens[i]
         if tok.endswith(".") and _is_initial(tok[:-1]) and "," in " ".join(tokens[:i]) and _capitalised(tokens[i + 1]):
-            return " ".join(tokens[:i + 1]).rstrip("."), " ".join(tokens[i + 1:])
+            return " ".join(tokens[: i + 1]).rstrip("."), " ".join(tokens[i + 1 :])
     return None
 
 
@@ -95,6 +141,7 @@ class Reference:
 
 # ------------------------------------------------------------------------------- splitting
 
+
 def decode(data: bytes) -> tuple[str, str]:
     """Text and the encoding used: UTF-8 (with or without BOM), UTF-16 with BOM, else a detected one."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -135,6 +182,7 @@ CONTINUES = re.compile(r"([,:;&–-]|\band|\bby|\bof|\bthe|\bin)$", re.I)
 
 # ------------------------------------------------------------------------------- identifiers
 
+
 def _identifiers(text: str, ref: Reference) -> str:
     for match in ISSN_RE.finditer(text):
         if stdnum_issn.is_valid(match.group(1)):
@@ -160,6 +208,7 @@ def normalise_isbn(value: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------- free text
+
 
 def _clean_title(title: str) -> str:
     title = re.sub(r"[*_]+", "", title)  # Markdown italics
@@ -200,8 +249,11 @@ def _looks_like_names(segment: str) -> bool:
     words = segment.replace(",", " ").split()
     if len(words) < 2 or len(words) > 14:  # one word alone is more often a title ("Nature") than a name
         return False
-    capital = sum(1 for w in words if _capitalised(w) or w in PARTICLES or w.split("-")[0] in PARTICLES
-                  or _is_initial(w.rstrip(".").upper()))
+    capital = sum(
+        1
+        for w in words
+        if _capitalised(w) or w in PARTICLES or w.split("-")[0] in PARTICLES or _is_initial(w.rstrip(".").upper())
+    )
     return capital / len(words) >= 0.8 and ("," in segment or len(words) <= 4)
 
 
@@ -239,12 +291,12 @@ def parse_free_text(text: str, line: int = 0) -> Reference:
         split = _author_then_title(segments[0])
         if split and len(split[1].split()) >= 2:
             segments[:1] = [split[0].strip(), split[1].strip()]
-    if quoted and len(SEGMENT.split(text[:quoted.start()].strip())) <= 1:  # quoted right after the authors
+    if quoted and len(SEGMENT.split(text[: quoted.start()].strip())) <= 1:  # quoted right after the authors
         ref.style = "free text (quoted title)"
         ref.title = _clean_title(quoted.group("title"))
-        before = text[:quoted.start()].strip(" .,")
+        before = text[: quoted.start()].strip(" .,")
         ref.authors = _split_authors(before) if before and _looks_like_names(before) else []
-        ref.publisher = _clean_title(YEAR_RE.sub("", text[quoted.end():]))
+        ref.publisher = _clean_title(YEAR_RE.sub("", text[quoted.end() :]))
     elif " by " in text and not _looks_like_names(segments[0] if segments else ""):
         ref.style = "free text (title by author)"
         title, _, rest = text.partition(" by ")
@@ -287,6 +339,7 @@ def problem(ref: Reference) -> str:
 
 # ------------------------------------------------------------------------------- structured files
 
+
 def parse_bibtex(text: str) -> list[Reference]:
     import bibtexparser
 
@@ -295,14 +348,20 @@ def parse_bibtex(text: str) -> list[Reference]:
     for entry in library.entries:
         fields = {k.lower(): str(v.value if hasattr(v, "value") else v) for k, v in entry.fields_dict.items()}
         clean = lambda s: re.sub(r"[{}]", "", s).strip()  # noqa: E731
-        ref = Reference(raw="", line=getattr(entry, "start_line", 0) + 1, style="bibtex",
-                        title=_clean_title(clean(fields.get("title", ""))),
-                        authors=[clean(a) for a in re.split(r"\s+and\s+", fields.get("author", fields.get("editor", ""))) if clean(a)],
-                        publisher=clean(fields.get("publisher", fields.get("journal", fields.get("booktitle", "")))))
+        ref = Reference(
+            raw="",
+            line=getattr(entry, "start_line", 0) + 1,
+            style="bibtex",
+            title=_clean_title(clean(fields.get("title", ""))),
+            authors=[
+                clean(a) for a in re.split(r"\s+and\s+", fields.get("author", fields.get("editor", ""))) if clean(a)
+            ],
+            publisher=clean(fields.get("publisher", fields.get("journal", fields.get("booktitle", "")))),
+        )
         year = YEAR_RE.search(fields.get("year", "") or fields.get("date", ""))
         ref.year = int(year.group(1)) if year else None
         for value in re.split(r"[,;\s]+", fields.get("isbn", "")):
-            if (n := normalise_isbn(value)):
+            if n := normalise_isbn(value):
                 ref.isbns.append(n)
         ref.doi = clean(fields.get("doi", ""))
         ref.raw = f"[{entry.key}] {'; '.join(ref.authors)}: {ref.title}" + (f" ({ref.year})" if ref.year else "")
@@ -311,8 +370,14 @@ def parse_bibtex(text: str) -> list[Reference]:
         raw = " ".join(str(getattr(block, "raw", "")).split())[:200]
         error = getattr(block, "error", None)
         why = f"{type(error).__name__}: {error}" if error else type(block).__name__
-        out.append(Reference(raw=raw, line=getattr(block, "start_line", 0) + 1, style="bibtex",
-                             problem=f"BibTeX entry could not be parsed ({why})"))
+        out.append(
+            Reference(
+                raw=raw,
+                line=getattr(block, "start_line", 0) + 1,
+                style="bibtex",
+                problem=f"BibTeX entry could not be parsed ({why})",
+            )
+        )
     return out
 
 
@@ -322,17 +387,22 @@ def parse_ris(text: str) -> list[Reference]:
     out = []
     try:
         entries = rispy.loads(text)
-    except Exception as exc:  # rispy raises plain exceptions on malformed files
+    except Exception as exc:  # noqa: BLE001 - rispy raises plain exceptions on malformed files
         return [Reference(raw=text[:200], line=1, style="ris", problem=f"RIS file could not be parsed: {exc}")]
     for i, entry in enumerate(entries, 1):
         title = entry.get("title") or entry.get("primary_title") or entry.get("secondary_title") or ""
-        ref = Reference(raw=f"{'; '.join(entry.get('authors', []))} {title}".strip(), line=i, style="ris",
-                        title=_clean_title(title), authors=list(entry.get("authors", []) or entry.get("first_authors", [])),
-                        publisher=entry.get("publisher", "") or entry.get("journal_name", "") or "")
+        ref = Reference(
+            raw=f"{'; '.join(entry.get('authors', []))} {title}".strip(),
+            line=i,
+            style="ris",
+            title=_clean_title(title),
+            authors=list(entry.get("authors", []) or entry.get("first_authors", [])),
+            publisher=entry.get("publisher", "") or entry.get("journal_name", "") or "",
+        )
         year = YEAR_RE.search(str(entry.get("year", "") or entry.get("publication_year", "") or entry.get("date", "")))
         ref.year = int(year.group(1)) if year else None
         for value in re.split(r"[,;\s]+", str(entry.get("issn", ""))):  # RIS "SN" holds ISBN or ISSN
-            if (n := normalise_isbn(value)):
+            if n := normalise_isbn(value):
                 ref.isbns.append(n)
             elif value and stdnum_issn.is_valid(value):
                 ref.issns.append(stdnum_issn.format(value))
@@ -358,7 +428,9 @@ def parse_input(text: str, limit: int = MAX_REFERENCES) -> tuple[list[Reference]
         if not ref.problem and ref.style in ("bibtex", "ris"):
             ref.problem = problem(ref)
     if len(refs) > limit:
-        notes.append(f"{len(refs)} references pasted; only the first {limit} were checked "
-                     f"(split the list, or raise refcheck.max_references)")
+        notes.append(
+            f"{len(refs)} references pasted; only the first {limit} were checked "
+            f"(split the list, or raise refcheck.max_references)"
+        )
         refs = refs[:limit]
     return refs, notes

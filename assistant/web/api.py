@@ -1,9 +1,11 @@
 """OpenAI-compatible chat completions over AnswerService: model "refdesk", the checked answer with its
 [n] markers as the message, the sources in an extra "refdesk" field. Errors are JSON, never tracebacks."""
+
 import time
 import uuid
 
 from fastapi import Request  # at module level: FastAPI resolves the handlers' annotations at runtime
+
 from assistant.core.errors import RefdeskError
 
 MODEL = "refdesk"
@@ -27,9 +29,10 @@ def _last_user_text(messages: list) -> str:
             raise BadMessages(f"messages[{i}]: an object with a string role is required")
         content = message.get("content")
         if isinstance(content, list):
-            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-                       for p in content):
-                raise BadMessages(f"messages[{i}].content: parts must be {{type: \"text\", text: string}}")
+            if not all(
+                isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content
+            ):
+                raise BadMessages(f'messages[{i}].content: parts must be {{type: "text", text: string}}')
             content = " ".join(p["text"] for p in content)
         elif content is not None and not isinstance(content, str):
             raise BadMessages(f"messages[{i}].content: a string or a list of text parts is required")
@@ -46,7 +49,9 @@ def install(app, services) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
-        return _error(400, "invalid request: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        return _error(
+            400, "invalid request: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -99,9 +104,13 @@ def install(app, services) -> None:
             return response
         created = int(time.time())
         payload = {
-            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": created, "model": MODEL,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
-                         "finish_reason": "stop"}],
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": created,
+            "model": MODEL,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": answer.answer}, "finish_reason": "stop"}
+            ],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             "refdesk": {k: v for k, v in answer.public_dict(web=True).items() if k != "answer"},
         }
@@ -110,14 +119,22 @@ def install(app, services) -> None:
 
             from fastapi.responses import StreamingResponse
 
-            chunk = {"id": payload["id"], "object": "chat.completion.chunk", "created": created, "model": MODEL,
-                     "choices": [{"index": 0, "delta": {"role": "assistant", "content": answer.answer},
-                                  "finish_reason": "stop"}], "refdesk": payload["refdesk"]}
+            chunk = {
+                "id": payload["id"],
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": MODEL,
+                "choices": [
+                    {"index": 0, "delta": {"role": "assistant", "content": answer.answer}, "finish_reason": "stop"}
+                ],
+                "refdesk": payload["refdesk"],
+            }
             lines = [f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n", "data: [DONE]\n\n"]
             return StreamingResponse(iter(lines), media_type="text/event-stream")
         return payload
 
     @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def unknown(rest: str):
-        return _error(404, f"/v1/{rest}: no such endpoint (refdesk serves /v1/chat/completions and /v1/models)",
-                      "not_found")
+        return _error(
+            404, f"/v1/{rest}: no such endpoint (refdesk serves /v1/chat/completions and /v1/models)", "not_found"
+        )

@@ -1,13 +1,8 @@
 """The web front ends, mounted on one FastAPI app: the librarian console (/), the patron widget
 (/widget), the OpenAI-compatible API (/v1) and /healthz. All are thin adapters over the services."""
-import datetime as dt
-import html
 
-from assistant.web.render import CSS, SOURCE_LABELS, answer_html, plain_text, sources_html
-
-
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
+from assistant.web.render import CSS, SOURCE_LABELS, answer_html, message_html, plain_text, sources_html
+from assistant.web.templates import render, utc
 
 
 def build_filters(types, files, year_from, year_to, language):
@@ -28,16 +23,7 @@ def build_filters(types, files, year_from, year_to, language):
 
 
 def handoff_table(services) -> str:
-    items = services.handoffs.list("open")
-    if not items:
-        return '<p class="queue-empty">No open requests.</p>'
-    rows = "".join(
-        f"<tr data-handoff-id='{h.id}'><td>#{h.id}</td><td>{_e(dt.datetime.fromtimestamp(h.created_at, dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))}</td>"
-        f"<td>{_e(h.question)}</td><td>{_e(h.contact) or '—'}</td><td>{len(h.sources)}</td><td>{_e(h.draft[:300])}</td></tr>"
-        for h in items)
-    return ("<table class='queue'><caption>Open questions handed off by refdesk</caption><tr><th>request</th>"
-            "<th>asked</th><th>question</th><th>contact</th><th>sources</th><th>refdesk's draft</th></tr>"
-            f"{rows}</table>")
+    return render("handoff_queue.html", items=services.handoffs.list("open"))
 
 
 def status_html(services) -> str:
@@ -47,47 +33,29 @@ def status_html(services) -> str:
         runs = manifest.last_runs(5)
     finally:
         manifest.close()
-    types = "".join(f"<tr><td>{_e(SOURCE_LABELS.get(t, t))}</td><td>{v['records']}</td><td>{v['chunks']}</td></tr>"
-                    for t, v in counts["by_type"].items())
-    run_rows, skipped_rows = [], []
+    run_rows, skipped = [], []
     for run in runs:
-        when = dt.datetime.fromtimestamp(run.get("finished_at", 0), dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        when = utc(run.get("finished_at", 0))
         s = run.get("summary", run)
-        run_rows.append(f"<tr><td>{_e(when)}</td><td>{s.get('files', '')}</td><td>{s.get('files_failed', '')}</td>"
-                        f"<td>{s.get('records', '')}</td><td>{s.get('chunks_added', '')}</td>"
-                        f"<td>{s.get('chunks_removed', '')}</td><td>{len(s.get('skipped', []))}</td></tr>")
-        for item in s.get("skipped", [])[:50]:
-            skipped_rows.append(f"<tr><td>{_e(when)}</td><td>{_e(item.get('path', ''))}</td>"
-                                f"<td>{_e(item.get('record', ''))}</td><td>{_e(item.get('reason', ''))}</td></tr>")
-    return (f"<div id='collection-status'><p>{counts['chunks']} chunks in {counts['records']} records, "
-            f"{counts['files']} files.</p>"
-            f"<table><caption>By source type</caption><tr><th>type</th><th>records</th><th>chunks</th></tr>{types}</table>"
-            "<table><caption>Last ingest runs</caption><tr><th>finished</th><th>files</th><th>failed</th><th>records</th>"
-            f"<th>chunks added</th><th>removed</th><th>skipped</th></tr>{''.join(run_rows) or '<tr><td colspan=7>none yet</td></tr>'}</table>"
-            "<table><caption>Skipped files and records (with reasons)</caption><tr><th>run</th><th>file</th><th>record</th>"
-            f"<th>reason</th></tr>{''.join(skipped_rows) or '<tr><td colspan=4>none</td></tr>'}</table></div>")
+        keys = ("files", "files_failed", "records", "chunks_added", "chunks_removed")
+        run_rows.append({"when": when, "s": {**{k: s.get(k, "") for k in keys}, "skipped": s.get("skipped", [])}})
+        skipped += [
+            (when, {k: item.get(k, "") for k in ("path", "record", "reason")}) for item in s.get("skipped", [])[:50]
+        ]
+    types = [(SOURCE_LABELS.get(t, t), v) for t, v in counts["by_type"].items()]
+    return render("collection_status.html", counts=counts, types=types, runs=run_rows, skipped=skipped)
 
 
 def refcheck_html(report) -> str:
-    rows = []
-    for i, r in enumerate(report.results, 1):
-        record = r.record
-        link = ""
-        if record and record.link:  # already a public link (the catalogue builds it so)
-            link = f' <a href="{_e(record.link)}" target="_blank" rel="noopener noreferrer">open</a>'
-        rows.append(f"<tr class='verdict-{_e(r.verdict.replace(' ', '-'))}'><td>{i}</td><td>{_e(r.reference.raw)}</td>"
-                    f"<td><b>{_e(r.verdict)}</b></td><td>{_e(r.message)}{link}</td></tr>")
-    notes = "".join(f"<p class='note'>{_e(n)}</p>" for n in report.notes)
-    return (f"<div id='refcheck-report'><p class='summary'>{_e(report.summary())}</p>{notes}<table><tr><th>#</th>"
-            f"<th>reference</th><th>verdict</th><th>details</th></tr>{''.join(rows)}</table></div>")
+    return render("refcheck_report.html", report=report)
 
 
 def build_console(services):
     import gradio as gr
 
-    from assistant.answering.evidence import key_terms
-    from assistant.web.facets import collection_facets
+    from assistant.answering.questions import key_terms
     from assistant.core.types import Answer
+    from assistant.web.facets import collection_facets
 
     settings = services.settings
     facets = collection_facets(services.store)
@@ -98,23 +66,39 @@ def build_console(services):
         question = (question or "").strip()
         hidden = gr.update(visible=False)
         if not question:
-            yield ("<p role='status'>Type a question first.</p>", "", "", "", None, hidden, "", "")
+            yield (message_html("Type a question first."), "", "", "", None, hidden, "", "")
             return
         try:
             filters = build_filters(types, files, year_from, year_to, language)
         except (TypeError, ValueError) as exc:
-            yield (f"<p role='alert'>Bad filter: {_e(exc)}</p>", "", "", "", None, hidden, "", "")
+            yield (message_html(f"Bad filter: {exc}", "alert"), "", "", "", None, hidden, "", "")
             return
         terms = key_terms(question)
-        yield ("<p role='status' class='working'>Searching the collections…</p>", "", "", "", None, hidden, "", "")
+        yield (message_html("Searching the collections…", cls="working"), "", "", "", None, hidden, "", "")
         found = services.answers.ask(question, k=int(k), retrieve_only=True, filters=filters)
-        yield (f"<p role='status' class='working'>Checking an answer against {len(found.sources)} source(s)…</p>", "",
-               sources_html(found.sources, None, True, terms), "", None, hidden, "", "")
+        yield (
+            message_html(f"Checking an answer against {len(found.sources)} source(s)…", cls="working"),
+            "",
+            sources_html(found.sources, None, True, terms),
+            "",
+            None,
+            hidden,
+            "",
+            "",
+        )
         answer = services.answers.ask(question, k=int(k), filters=filters, retrieved=found)
         if answer.handoff_offered:
             answer.handoff_token = services.patron_limits.offers.offer()
-        yield ("", answer_html(answer), sources_html(answer.sources, answer, bool(show_uncited), terms),
-               plain_text(answer), answer.model_dump(), gr.update(visible=answer.handoff_offered), "", "")
+        yield (
+            "",
+            answer_html(answer),
+            sources_html(answer.sources, answer, bool(show_uncited), terms),
+            plain_text(answer),
+            answer.model_dump(),
+            gr.update(visible=answer.handoff_offered),
+            "",
+            "",
+        )
 
     def toggle_uncited(answer_state, show_uncited):
         if not answer_state:
@@ -129,22 +113,33 @@ def build_console(services):
             answer = Answer.model_validate(answer_state) if isinstance(answer_state, dict) else None
             handoff = services.handoffs.create_offered(answer, contact, services.patron_limits.offers)
         except HandoffRefused as refused:
-            return f"<p role='status'>{_e(refused)}</p>", answer_state
+            return message_html(str(refused)), answer_state
         services.accounts.audit(services.auth.actor(request), "hand-off created", f"#{handoff.id}")
-        return (f'<p class="handoff-done" role="status">Sent to a librarian as request #{handoff.id}. '
-                f'{"They will contact you at " + _e(handoff.contact) + "." if handoff.contact else ""}</p>',
-                dict(answer_state, handoff_token=""))
+        return (
+            message_html(
+                f"Sent to a librarian as request #{handoff.id}. "
+                + (f"They will contact you at {handoff.contact}." if handoff.contact else ""),
+                cls="handoff-done",
+            ),
+            dict(answer_state, handoff_token=""),
+        )
 
     def feedback(rating: int):
         def save(answer_state, comment):
             if not answer_state:
-                return "<p role='status'>Ask a question first.</p>"
+                return message_html("Ask a question first.")
             answer = Answer.model_validate(answer_state)
             by_n = {s.n: s for s in answer.sources}
-            cited = [f"{by_n[n].source_type}:{by_n[n].record_id}" for s in answer.sentences if s.shown
-                     for n in s.citations if n in by_n]
+            cited = [
+                f"{by_n[n].source_type}:{by_n[n].record_id}"
+                for s in answer.sentences
+                if s.shown
+                for n in s.citations
+                if n in by_n
+            ]
             fid = services.feedback.add(answer.question, answer.answer, cited, rating, comment or "")
-            return f"<p class='feedback-done' role='status'>Thank you: feedback #{fid} saved.</p>"
+            return message_html(f"Thank you: feedback #{fid} saved.", cls="feedback-done")
+
         return save
 
     def close_handoff(handoff_id, note, request: gr.Request):
@@ -153,9 +148,9 @@ def build_console(services):
         try:
             services.handoffs.close(int(handoff_id), note or "")
             services.accounts.audit(services.auth.actor(request), "hand-off closed", f"#{int(handoff_id)}")
-            message = f"<p role='status' class='closed'>Request #{int(handoff_id)} marked answered.</p>"
+            message = message_html(f"Request #{int(handoff_id)} marked answered.", cls="closed")
         except (HandoffError, TypeError, ValueError) as exc:
-            message = f"<p role='alert'>{_e(exc)}</p>"
+            message = message_html(str(exc), "alert")
         return handoff_table(services), message
 
     def check_references(text):
@@ -167,26 +162,32 @@ def build_console(services):
     with gr.Blocks(title=f"{settings.serve.library_name} — reference desk", analytics_enabled=False) as blocks:
         with gr.Row():
             gr.Markdown(f"## {settings.serve.library_name} — reference desk console")
-            gr.HTML('<form method="post" action="/logout" style="text-align:right">'
-                    '<button type="submit" id="sign-out">Sign out</button></form>')
+            gr.HTML(
+                '<form method="post" action="/logout" style="text-align:right">'
+                '<button type="submit" id="sign-out">Sign out</button></form>'
+            )
         with gr.Tabs():
             with gr.Tab("Ask", id="ask-tab"):
                 answer_state = gr.State(None)
                 with gr.Row():
-                    question = gr.Textbox(label="Question", placeholder="e.g. Who wrote Summerland?", scale=5,
-                                          elem_id="question")
-                    k = gr.Slider(1, 20, value=settings.retrieval.top_k, step=1, label="Sources (top-k)", scale=1,
-                                  elem_id="top-k")
+                    question = gr.Textbox(
+                        label="Question", placeholder="e.g. Who wrote Summerland?", scale=5, elem_id="question"
+                    )
+                    k = gr.Slider(
+                        1, 20, value=settings.retrieval.top_k, step=1, label="Sources (top-k)", scale=1, elem_id="top-k"
+                    )
                 with gr.Accordion("Filters", open=False, elem_id="filters"):
                     with gr.Row():
                         types = gr.CheckboxGroup(type_choices, label="Source type", elem_id="filter-type")
-                        files = gr.Dropdown(file_choices, multiselect=True, label="Collection / file",
-                                            elem_id="filter-file")
+                        files = gr.Dropdown(
+                            file_choices, multiselect=True, label="Collection / file", elem_id="filter-file"
+                        )
                     with gr.Row():
                         year_from = gr.Number(None, label="From year", precision=0, elem_id="filter-year-from")
                         year_to = gr.Number(None, label="To year", precision=0, elem_id="filter-year-to")
-                        language = gr.Dropdown([""] + facets["languages"], value="", label="Language",
-                                               elem_id="filter-language")
+                        language = gr.Dropdown(
+                            [""] + facets["languages"], value="", label="Language", elem_id="filter-language"
+                        )
                 ask_button = gr.Button("Ask", variant="primary", elem_id="ask")
                 progress = gr.HTML(elem_id="progress")
                 answer_box = gr.HTML(elem_id="answer")
@@ -202,8 +203,9 @@ def build_console(services):
                 with gr.Accordion("Copy answer with citations", open=False):
                     copy_box = gr.Textbox(show_label=False, lines=6, buttons=["copy"], elem_id="copy-answer")
                 gr.Markdown("### Sources")
-                show_uncited = gr.Checkbox(label="Show sources retrieved but not cited", value=False,
-                                           elem_id="show-uncited")
+                show_uncited = gr.Checkbox(
+                    label="Show sources retrieved but not cited", value=False, elem_id="show-uncited"
+                )
                 sources_box = gr.HTML(elem_id="sources")
             with gr.Tab("Hand-off queue", id="queue-tab") as queue_tab:
                 queue = gr.HTML(handoff_table(services), elem_id="handoff-queue")
@@ -215,8 +217,9 @@ def build_console(services):
                     refresh_queue = gr.Button("Refresh", elem_id="refresh-queue")
                 queue_status = gr.HTML(elem_id="queue-status")
             with gr.Tab("Reference check", id="refcheck-tab"):
-                pasted = gr.Textbox(label="Paste a reference list (one per line), BibTeX or RIS", lines=8,
-                                    elem_id="refcheck-input")
+                pasted = gr.Textbox(
+                    label="Paste a reference list (one per line), BibTeX or RIS", lines=8, elem_id="refcheck-input"
+                )
                 check_button = gr.Button("Check the references", elem_id="refcheck-run")
                 refcheck_box = gr.HTML(elem_id="refcheck-output")
                 with gr.Accordion("Copy the report for the patron", open=False):
@@ -225,8 +228,7 @@ def build_console(services):
                 status_box = gr.HTML(status_html(services), elem_id="status")
                 refresh_status = gr.Button("Refresh", elem_id="refresh-status")
 
-        outputs = [progress, answer_box, sources_box, copy_box, answer_state, handoff_group, handoff_box,
-                   feedback_box]
+        outputs = [progress, answer_box, sources_box, copy_box, answer_state, handoff_group, handoff_box, feedback_box]
         inputs = [question, k, types, files, year_from, year_to, language, show_uncited]
         ask_button.click(ask, inputs, outputs, api_name="ask")
         question.submit(ask, inputs, outputs)
@@ -250,9 +252,7 @@ def build_console(services):
 def build_app(services):
     import gradio as gr
     from fastapi import FastAPI
-    from fastapi.responses import Response
-
-    from fastapi.responses import RedirectResponse
+    from fastapi.responses import RedirectResponse, Response
 
     from assistant.web import api
     from assistant.web.auth.guard import AccessGuard, WidgetEndpoints, install_login_routes
@@ -272,16 +272,11 @@ def build_app(services):
 
         stored = services.store.get([chunk]).get(chunk) if chunk else None
         if stored is None:
-            return HTMLResponse("<!doctype html><title>Not found</title><p>No such record in the store.</p>",
-                                status_code=404)
-        meta = stored.metadata
-        rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(meta.get(k))}</td></tr>"
-                       for k in ("source_type", "record_id", "locator", "date") if meta.get(k))
-        return HTMLResponse(
-            f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(meta.get('title', 'Record'))}</title>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'></head><body>"
-            f"<h1>{_e(meta.get('title', ''))}</h1><table>{rows}</table>"
-            f"<pre style='white-space:pre-wrap' id='record-text'>{_e(stored.text)}</pre></body></html>")
+            return HTMLResponse(
+                "<!doctype html><title>Not found</title><p>No such record in the store.</p>", status_code=404
+            )
+        fields = ("source_type", "record_id", "locator", "date")
+        return HTMLResponse(render("record.html", meta=stored.metadata, fields=fields, text=stored.text))
 
     @app.get("/embed.js")
     def embed_js():
@@ -296,8 +291,9 @@ def build_app(services):
     app = gr.mount_gradio_app(app, widget, path="/widget", css=WIDGET_CSS(services.settings.widget))
     app = gr.mount_gradio_app(app, build_console(services), path="/", css=CSS)
     # Every request, Gradio's own endpoints included, passes the guard first.
-    app.add_middleware(AccessGuard, auth=services.auth, limits=services.patron_limits,
-                       widget_endpoints=WidgetEndpoints.of(widget))
+    app.add_middleware(
+        AccessGuard, auth=services.auth, limits=services.patron_limits, widget_endpoints=WidgetEndpoints.of(widget)
+    )
     return app
 
 
@@ -308,11 +304,16 @@ def serve(services, host: str | None = None, port: int | None = None) -> None:
     host = host or settings.serve.host
     port = port or settings.serve.port
     app = build_app(services)
-    print(f"refdesk is serving at http://{host}:{port}/ (patron widget: http://{host}:{port}/widget/, API: /v1)",
-          flush=True)
+    print(
+        f"refdesk is serving at http://{host}:{port}/ (patron widget: http://{host}:{port}/widget/, API: /v1)",
+        flush=True,
+    )
     if not services.accounts.has_users() and not settings.auth.trusted_header:
-        print("No librarian accounts: the console answers only on this machine (localhost). "
-              "Add one with `refdesk user add NAME`.", flush=True)
+        print(
+            "No librarian accounts: the console answers only on this machine (localhost). "
+            "Add one with `refdesk user add NAME`.",
+            flush=True,
+        )
     # No access log: it would write patrons' IP addresses.
     # Patrons' open event streams must not hold a stop (or a restart) for ever.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10)

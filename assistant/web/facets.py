@@ -1,4 +1,5 @@
 """What the store holds, for the console's filters and its collection-status tab."""
+
 from __future__ import annotations
 
 from collections import Counter

@@ -1,4 +1,5 @@
 """Librarians' feedback on answers (up/down + comment), kept in SQLite in the data dir."""
+
 from __future__ import annotations
 
 import json
@@ -33,11 +34,30 @@ class FeedbackStore:
         with self.lock, self.db:
             cur = self.db.execute(
                 "INSERT INTO feedback (created_at, question, answer, cited, rating, comment) VALUES (?, ?, ?, ?, ?, ?)",
-                (time.time(), question, answer, json.dumps(cited), rating, comment.strip()[:2000]))
-        return int(cur.lastrowid)
+                (time.time(), question, answer, json.dumps(cited), rating, comment.strip()[:2000]),
+            )
+        return _row_id(cur)
 
     def list(self, limit: int = 100) -> list[dict]:
-        rows = self.db.execute("SELECT id, created_at, question, answer, cited, rating, comment FROM feedback "
-                               "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [{"id": r[0], "created_at": r[1], "question": r[2], "answer": r[3], "cited": json.loads(r[4]),
-                 "rating": r[5], "comment": r[6]} for r in rows]
+        rows = self.db.execute(
+            "SELECT id, created_at, question, answer, cited, rating, comment FROM feedback ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            {
+                "id": r[0],
+                "created_at": r[1],
+                "question": r[2],
+                "answer": r[3],
+                "cited": json.loads(r[4]),
+                "rating": r[5],
+                "comment": r[6],
+            }
+            for r in rows
+        ]
+
+
+def _row_id(cursor) -> int:
+    if cursor.lastrowid is None:  # sqlite sets it on every INSERT; None would be a bug here
+        raise RuntimeError("INSERT returned no row id")
+    return int(cursor.lastrowid)

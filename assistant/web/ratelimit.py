@@ -1,6 +1,7 @@
 """Limits on what anonymous patrons can make refdesk do, held in memory only (nothing about a patron is
 written to disk): sliding-window rate limits, the bound on answers made at once, and the server-issued
 widget session that per-session limits are keyed by (a client-chosen Gradio session_hash is not)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +12,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from contextlib import contextmanager
+
 from assistant.core.errors import RefdeskError
 
 

@@ -3,6 +3,7 @@
 What a row holds: a random per-browser-session id (not derived from the patron), the time, the
 question and refdesk's answer. Never an IP address, a user agent or a cookie.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -33,8 +34,10 @@ class TranscriptStore:
         now = time.time() if now is None else now
         with self.lock, self.db:
             self.db.execute("DELETE FROM transcripts WHERE created_at < ?", (now - self.retention_s,))
-            self.db.execute("INSERT INTO transcripts (session, created_at, question, answer) VALUES (?, ?, ?, ?)",
-                            (session, now, question, answer))
+            self.db.execute(
+                "INSERT INTO transcripts (session, created_at, question, answer) VALUES (?, ?, ?, ?)",
+                (session, now, question, answer),
+            )
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM transcripts").fetchone()[0])

@@ -4,11 +4,11 @@ Kept per browser session in server memory only while the page is open: the conve
 disk: nothing, unless privacy.keep_transcripts (question + answer + a random session id, deleted after
 privacy.retention_days), or the patron asks for a librarian (question, sources, the contact they typed).
 """
-import html
 
 import gradio as gr  # not lazy: gradio reads the gr.Request annotations of the handlers at build time
+from markupsafe import Markup
 
-from assistant.web.render import chat_html
+from assistant.web.render import chat_html, message_html
 
 MAX_TURNS = 20  # turns kept per open widget page
 
@@ -49,7 +49,9 @@ footer {{ display: none !important; }}
 
 def log_html(turns: list[dict], name: str) -> str:
     """The conversation as a live region screen readers announce."""
-    return f'<div role="log" aria-live="polite" aria-label="Conversation">{chat_html(turns, name)}</div>'
+    return Markup('<div role="log" aria-live="polite" aria-label="Conversation">{}</div>').format(
+        Markup(chat_html(turns, name))
+    )
 
 
 def _request_identity(services, request) -> tuple[str, str]:
@@ -62,12 +64,12 @@ def _request_identity(services, request) -> tuple[str, str]:
 
 
 def _notice(text: str) -> str:
-    return f"<p role='alert'>{html.escape(text)}</p>"
+    return message_html(text, "alert")
 
 
 def build_widget(services):
-    from assistant.web.ratelimit import Busy
     from assistant.core.types import Answer
+    from assistant.web.ratelimit import Busy
 
     settings = services.settings
     cfg = settings.widget
@@ -81,20 +83,37 @@ def build_widget(services):
         if not question:
             return gr.update(), "", turns, None, no_handoff, ""
         if len(question) > cfg.max_question_chars:
-            return (gr.update(), question[:cfg.max_question_chars], turns, None, no_handoff,
-                    _notice(f"Please keep questions under {cfg.max_question_chars} characters."))
+            return (
+                gr.update(),
+                question[: cfg.max_question_chars],
+                turns,
+                None,
+                no_handoff,
+                _notice(f"Please keep questions under {cfg.max_question_chars} characters."),
+            )
         _address, session = _request_identity(services, request)
         if not limits.questions.allow(session):
             wait = limits.questions.retry_after(session)
-            return (gr.update(), question, turns, None, no_handoff,
-                    _notice(f"You have asked many questions in a short time. Please try again in {wait} s."))
+            return (
+                gr.update(),
+                question,
+                turns,
+                None,
+                no_handoff,
+                _notice(f"You have asked many questions in a short time. Please try again in {wait} s."),
+            )
         try:
             with limits.answers.slot():
                 answer = services.answers.ask(question)
         except Busy as busy:
-            return (gr.update(), question, turns, None, no_handoff,
-                    _notice(f"The library's assistant is busy right now. Please try again in "
-                            f"{busy.retry_after_s} s."))
+            return (
+                gr.update(),
+                question,
+                turns,
+                None,
+                no_handoff,
+                _notice(f"The library's assistant is busy right now. Please try again in {busy.retry_after_s} s."),
+            )
         if services.transcripts is not None:
             services.transcripts.add(session, question, answer.answer)
         # Only the last few turns are kept in the session (server memory): bounded whatever a patron sends.
@@ -112,35 +131,51 @@ def build_widget(services):
         try:
             answer = Answer.model_validate(state) if isinstance(state, dict) else None
             handoff = services.handoffs.create_offered(
-                answer, contact, limits.offers,
-                lambda: limits.handoffs_per_session.allow(session) and limits.handoffs_per_address.allow(address))
+                answer,
+                contact,
+                limits.offers,
+                lambda: limits.handoffs_per_session.allow(session) and limits.handoffs_per_address.allow(address),
+            )
         except HandoffRefused as refused:
             return _notice(str(refused)), state
-        message = (f'<p class="handoff-done" role="status">Your question went to a librarian (request #{handoff.id}).'
-                   f'{" They will reply to " + html.escape(handoff.contact) + "." if handoff.contact else ""}</p>')
+        message = message_html(
+            f"Your question went to a librarian (request #{handoff.id})."
+            + (f" They will reply to {handoff.contact}." if handoff.contact else ""),
+            cls="handoff-done",
+        )
         return message, dict(state, handoff_token="")
 
     with gr.Blocks(title=f"{name} — ask the library", analytics_enabled=False) as blocks:
-        gr.HTML(f"<h1>{html.escape(name)}</h1>", elem_id="w-title")
+        gr.HTML(Markup("<h1>{}</h1>").format(name), elem_id="w-title")
         turns = gr.State([])
         last_answer = gr.State(None)
         log = gr.HTML(log_html([], name), elem_id="w-log")
         notice = gr.HTML(elem_id="w-notice")
-        question = gr.Textbox(label="Your question", placeholder="Ask about our books, archives or web archive",
-                              lines=1, max_lines=4, max_length=cfg.max_question_chars, elem_id="w-question")
+        question = gr.Textbox(
+            label="Your question",
+            placeholder="Ask about our books, archives or web archive",
+            lines=1,
+            max_lines=4,
+            max_length=cfg.max_question_chars,
+            elem_id="w-question",
+        )
         send_button = gr.Button("Send", variant="primary", elem_id="w-send")
         with gr.Group(visible=False, elem_id="w-handoff") as handoff_group:
-            contact = gr.Textbox(label="Your e-mail or phone, if you want a reply (optional)",
-                                 max_length=cfg.max_contact_chars, elem_id="w-contact")
+            contact = gr.Textbox(
+                label="Your e-mail or phone, if you want a reply (optional)",
+                max_length=cfg.max_contact_chars,
+                elem_id="w-contact",
+            )
             handoff_button = gr.Button("Ask a librarian", elem_id="w-ask-librarian")
         handoff_status = gr.HTML(elem_id="w-handoff-status")
-        gr.HTML(f'<p id="w-disclaimer">{html.escape(cfg.disclaimer)}</p>')
+        gr.HTML(Markup('<p id="w-disclaimer">{}</p>').format(cfg.disclaimer))
 
         outputs = [log, question, turns, last_answer, handoff_group, notice]
         # No Gradio-side concurrency limit: its queue would hold questions without bound. The answer gate
         # (widget.concurrency + widget.max_waiting) decides, and says "busy" past capacity.
         send_button.click(send, [question, turns], outputs, api_name="ask", concurrency_limit=None)
         question.submit(send, [question, turns], outputs, api_name=False, concurrency_limit=None)
-        handoff_button.click(hand_off, [last_answer, contact], [handoff_status, last_answer], api_name="hand_off",
-                             concurrency_limit=None)
+        handoff_button.click(
+            hand_off, [last_answer, contact], [handoff_status, last_answer], api_name="hand_off", concurrency_limit=None
+        )
     return blocks

@@ -1,20 +1,24 @@
 """Runs the structural check and the configured verifiers over every sentence of a draft answer."""
+
 from __future__ import annotations
 
 from typing import Literal
 
 from assistant.answering.citations import sentences_with_markers, with_markers
-from assistant.core.registry import Registry
-from assistant.core.types import Sentence, Source
 from assistant.answering.verify.base import CitedSource, SentenceCheck, Verifier
 from assistant.answering.verify.injection import split_instructions
+from assistant.core.registry import Registry
+from assistant.core.types import Sentence, SentenceKind, Source
 
-VERIFIERS = Registry("verifier", {
-    "lexical": "assistant.answering.verify.lexical:LexicalVerifier",
-    "injection": "assistant.answering.verify.injection:InjectionVerifier",
-    "semantic": "assistant.answering.verify.semantic:SemanticVerifier",
-    "nli": "assistant.answering.verify.nli:NLIVerifier",
-})
+VERIFIERS = Registry(
+    "verifier",
+    {
+        "lexical": "assistant.answering.verify.lexical:LexicalVerifier",
+        "injection": "assistant.answering.verify.injection:InjectionVerifier",
+        "semantic": "assistant.answering.verify.semantic:SemanticVerifier",
+        "nli": "assistant.answering.verify.nli:NLIVerifier",
+    },
+)
 
 
 def build_verifiers(settings, embedder) -> list[Verifier]:
@@ -54,8 +58,9 @@ class CitationChecker:
             out[s.n] = f"{header}\n{chunk.text}" if header else chunk.text
         return out
 
-    def check(self, question: str, sources: list[Source], draft: str,
-              valid: dict[int, str] | None = None) -> tuple[list[Sentence], int]:
+    def check(
+        self, question: str, sources: list[Source], draft: str, valid: dict[int, str] | None = None
+    ) -> tuple[list[Sentence], int]:
         """Per-sentence verdicts for a draft with [n] markers, and how many markers resolved to nothing.
         valid: stored_texts(sources), when the caller already read it."""
         valid = self.stored_texts(sources) if valid is None else valid
@@ -68,27 +73,44 @@ class CitationChecker:
             sentences.append(self.check_sentence(question, sources, text, numbers, valid))
         return sentences, sum(len(s.dropped_markers) for s in sentences)
 
-    def check_sentence(self, question: str, sources: list[Source], text: str, numbers: list[int],
-                       valid: dict[int, str] | None = None, kind: str = "generated") -> Sentence:
+    def check_sentence(
+        self,
+        question: str,
+        sources: list[Source],
+        text: str,
+        numbers: list[int],
+        valid: dict[int, str] | None = None,
+        kind: SentenceKind = "generated",
+    ) -> Sentence:
         valid = self.stored_texts(sources) if valid is None else valid
         retrieved = {s.n: s for s in sources}
         good = [n for n in numbers if n in valid]
         bad = [n for n in numbers if n not in valid]
-        reasons = [f"[{n}] changed or deleted in the store" if n in retrieved else f"[{n}] points to no retrieved source"
-                   for n in bad]
+        reasons = [
+            f"[{n}] changed or deleted in the store" if n in retrieved else f"[{n}] points to no retrieved source"
+            for n in bad
+        ]
         if not good:
             if not numbers:
                 reasons.append("no citation")
         else:
-            check = SentenceCheck(text=text, question=question,
-                                  cited=[CitedSource(n, retrieved[n].chunk_id, *split_instructions(valid[n]))
-                                         for n in good])
+            check = SentenceCheck(
+                text=text,
+                question=question,
+                cited=[CitedSource(n, retrieved[n].chunk_id, *split_instructions(valid[n])) for n in good],
+            )
             for verifier in self.verifiers:
                 reasons.extend(f"{verifier.name}: {r}" for r in verifier.reasons(check))
         supported = bool(good) and not any(not r.startswith("[") for r in reasons)
-        return Sentence(text=with_markers(text, good), citations=good, dropped_markers=bad,
-                        status="supported" if supported else "unsupported", reasons=reasons,
-                        shown=supported or self.unsupported == "flag", kind=kind)
+        return Sentence(
+            text=with_markers(text, good),
+            citations=good,
+            dropped_markers=bad,
+            status="supported" if supported else "unsupported",
+            reasons=reasons,
+            shown=supported or self.unsupported == "flag",
+            kind=kind,
+        )
 
     def shown_text(self, sentences: list[Sentence]) -> str:
         return "\n".join(s.text if s.status == "supported" else f"{s.text} [unverified]" for s in sentences if s.shown)

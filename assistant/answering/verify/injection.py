@@ -4,11 +4,13 @@ Sentences of a source that read as instructions to the assistant are taken out o
 evidence (so they can never support a claim), and an answer sentence that repeats one is
 rejected.
 """
+
 from __future__ import annotations
 
 import re
 
 from assistant.answering.verify.base import SentenceCheck
+from assistant.core.text import words
 
 INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget)\b[^.!?\n]{0,40}\b(instructions?|prompts?|rules?|above|previous)\b"
@@ -20,14 +22,15 @@ SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 def split_instructions(text: str) -> tuple[str, list[str]]:
     """(text without instruction-like sentences, the sentences removed)."""
-    kept, removed = [], []
+    kept: list[str] = []
+    removed: list[str] = []
     for piece in SENTENCE.split(text):
         (removed if INSTRUCTION.search(piece) else kept).append(piece)
     return (" ".join(kept) if removed else text), removed
 
 
 def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]{3,}", text.lower())}
+    return {w for w in words(text) if len(w) >= 3}
 
 
 class InjectionVerifier:

@@ -4,42 +4,42 @@ Numbers, years and dates, quoted strings, identifiers (ISBN, call numbers) and c
 names are the things a small model gets wrong; each must be found in the cited chunk(s)
 after normalisation (case, diacritics, digit grouping, ISBN hyphens, month names).
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
 
 from assistant.answering.verify.base import SentenceCheck
+from assistant.core.text import STOPWORDS, fold, word_set, words  # noqa: F401 - fold is this module's API too
 
-MONTHS = {m: i for i, m in enumerate(
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
-     "december"], 1)}
+MONTHS = {
+    m: i
+    for i, m in enumerate(
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ],
+        1,
+    )
+}
 MONTHS.update({k[:3]: v for k, v in list(MONTHS.items())})
 MONTHS["sept"] = 9
-
-# Capitalised words that carry no checkable fact: sentence openers and function words.
-STOPWORDS = set("""
-a about according after all also although an and another any are as at based be because been before both but by can
-could did do does each either every for from further had has have he her here hers him his how however i if in
-including into is it its just many may more most much my neither no nor not of on one or other our out over please
-she since so some such than that the their them then there these they this those though through to under unlike until
-upon us was we were what when where whether which while who whom whose why will with within without would yes yet you
-your sorry unfortunately note see sources source answer library collections collection records record catalogue
-catalog archive archives book books title author published publisher edition
-""".split())
 
 QUOTED = re.compile(r"[\"“”«»]([^\"“”«»]{3,200})[\"“”«»]")
 NUMBER = re.compile(r"(?<![\w.])\d[\d,.\-–/]*\d(?![\w])|(?<![\w.])\d(?![\w])")
 IDENTIFIER = re.compile(r"\b(?=[\w.\-]*\d)(?=[\w.\-]*[A-Za-z])[A-Za-z0-9][\w.\-]*[A-Za-z0-9]\b")
 CAPITALISED = re.compile(r"\b[A-Z][\w'’\-]*\w")
-
-
-def fold(text: str) -> str:
-    """Case-folded, diacritics removed, quotes unified, whitespace collapsed."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.replace("’", "'").replace("‘", "'")
-    return re.sub(r"\s+", " ", text.casefold()).strip()
 
 
 def strip_marks(text: str) -> str:
@@ -75,7 +75,7 @@ class LexicalVerifier:
     def reasons(self, check: SentenceCheck) -> list[str]:
         source = " \n ".join(c.text for c in check.cited)
         folded = fold(source)
-        words = set(re.findall(r"\w+", folded))
+        source_words = word_set(folded, folded=True)
         source_numbers = numbers_in(source)
         source_alnum = alnum(source)
         missing: list[str] = []
@@ -102,20 +102,22 @@ class LexicalVerifier:
             if key in STOPWORDS or any(a <= match.start() < b for a, b in checked_spans):
                 continue
             if key in MONTHS:
-                if key in words or str(MONTHS[key]) in source_numbers:
+                if key in source_words or str(MONTHS[key]) in source_numbers:
                     continue
                 missing.append(word)
                 continue
-            if not all(part in words for part in re.findall(r"\w+", key)):
+            if not all(part in source_words for part in words(key, folded=True)):
                 missing.append(word)
         out = []
         if missing:
             unique = list(dict.fromkeys(missing))
             out.append("not in the cited source: " + ", ".join(unique[:8]))
-        content = [w for w in re.findall(r"[a-z]{4,}", fold(sentence)) if w not in STOPWORDS]
+        content = [w for w in words(sentence) if len(w) >= 4 and w.isalpha() and w not in STOPWORDS]
         if content:
             # Prefix match tolerates inflection ("published" ~ "publisher") without a stemmer.
-            found = sum(1 for w in content if w in words or any(s.startswith(w[:5]) for s in words if len(s) >= 4))
+            found = sum(
+                1 for w in content if w in source_words or any(s.startswith(w[:5]) for s in source_words if len(s) >= 4)
+            )
             if found / len(content) < self.min_coverage:
                 out.append(f"only {found} of {len(content)} content words found in the cited source")
         return out

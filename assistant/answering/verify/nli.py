@@ -2,6 +2,7 @@
 
 Enabled by `verify.nli_model = "/path/to/local/model"`; refdesk never downloads one.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,9 +23,12 @@ class NLIVerifier:
             model = CrossEncoder(str(path), device="cpu")
         self.model = model
         self.threshold = threshold
-        labels = getattr(getattr(model, "config", None), "id2label", None) or {0: "contradiction", 1: "entailment",
-                                                                               2: "neutral"}
-        self.entail_index = next((int(i) for i, l in labels.items() if str(l).lower() == entailment_label), 1)
+        labels = getattr(getattr(model, "config", None), "id2label", None) or {
+            0: "contradiction",
+            1: "entailment",
+            2: "neutral",
+        }
+        self.entail_index = next((int(i) for i, label in labels.items() if str(label).lower() == entailment_label), 1)
 
     def reasons(self, check: SentenceCheck) -> list[str]:
         if not check.cited:

@@ -3,6 +3,7 @@
 It only flags off-topic citations: similarity never certifies support on its own (the
 lexical and, when configured, NLI verifiers do that part).
 """
+
 from __future__ import annotations
 
 import math
@@ -11,7 +12,7 @@ from assistant.answering.verify.base import SentenceCheck
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
     na = math.sqrt(sum(x * x for x in a))
     nb = math.sqrt(sum(y * y for y in b))
     return dot / (na * nb) if na and nb else 0.0

@@ -8,9 +8,9 @@ Zones, by path:
 - console: everything else (the Gradio console and all its endpoints) — a signed-in librarian; state-
   changing requests must come from refdesk's own origin (Origin/Referer check) besides the SameSite cookie
 """
+
 from __future__ import annotations
 
-import html
 import ipaddress
 import json
 import re
@@ -23,8 +23,9 @@ from urllib.parse import quote, urlparse
 
 from fastapi import Request  # module level: FastAPI resolves the login handlers' annotations from here
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse, RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Message, Receive, Scope, Send
+
 from assistant.core.errors import RefdeskError
 
 SESSION_COOKIE = "refdesk_session"
@@ -70,7 +71,9 @@ class Backoff:
                     del self.state[key]
             for k in keys:
                 count = self.state.get(k, (0, 0.0))[0] + 1
-                delay = min(self.max_backoff_s, 2.0 ** (count - self.max_failures)) if count >= self.max_failures else 0.0
+                delay = (
+                    min(self.max_backoff_s, 2.0 ** (count - self.max_failures)) if count >= self.max_failures else 0.0
+                )
                 self.state[k] = (count, now + delay)
 
     def succeeded(self, keys: list[str]) -> None:
@@ -154,7 +157,9 @@ class Auth:
 
     def secure_origin(self, scope, headers: dict[str, str]) -> bool:
         """Did the browser reach refdesk over https (directly, or through a trusted proxy)?"""
-        forwarded = headers.get("x-forwarded-proto", "") if self.client_address(scope) in self.cfg.trusted_proxies else ""
+        forwarded = (
+            headers.get("x-forwarded-proto", "") if self.client_address(scope) in self.cfg.trusted_proxies else ""
+        )
         return scope.get("scheme") in ("https", "wss") or forwarded == "https"
 
     def secure_cookie(self, scope, headers: dict[str, str]) -> bool:
@@ -199,10 +204,12 @@ class WidgetEndpoints:
     api_names: frozenset[str]
 
     @classmethod
-    def of(cls, blocks) -> "WidgetEndpoints":
+    def of(cls, blocks) -> WidgetEndpoints:
         fns = list(blocks.fns.values())
-        return cls(frozenset(fn._id for fn in fns),
-                   frozenset(str(fn.api_name) for fn in fns if isinstance(fn.api_name, str) and fn.api_name))
+        return cls(
+            frozenset(fn._id for fn in fns),
+            frozenset(str(fn.api_name) for fn in fns if isinstance(fn.api_name, str) and fn.api_name),
+        )
 
 
 GRADIO_CALL = re.compile(r"^/gradio_api/(?:call|run|api)/([^/]+)/?$")
@@ -271,20 +278,29 @@ class AccessGuard:
 
         if where == "widget":
             extra["content-security-policy"] = self.widget_csp
-            refusal = self._widget_refusal(path[len("/widget"):], method, address)
+            refusal = self._widget_refusal(path[len("/widget") :], method, address)
             if refusal is not None:
                 return await refusal(scope, receive, send)
             cookie = _cookies(headers).get(self.limits.sessions.COOKIE)
-            if (method == "GET" and path == "/widget/" and self.limits.sessions.verify(cookie) is None
-                    and self.limits.new_sessions.allow(address)):
+            if (
+                method == "GET"
+                and path == "/widget/"
+                and self.limits.sessions.verify(cookie) is None
+                and self.limits.new_sessions.allow(address)
+            ):
                 set_cookie = self._session_cookie(scope, headers)
         elif where == "api":
             token = headers.get("authorization", "")
             key = self.auth.accounts.check_key(token[7:].strip()) if token.lower().startswith("bearer ") else None
             if key is None:
-                return await _json(scope, receive, send, 401,
-                                   "a valid API key is required (Authorization: Bearer rdk_…)",
-                                   {"www-authenticate": "Bearer"})
+                return await _json(
+                    scope,
+                    receive,
+                    send,
+                    401,
+                    "a valid API key is required (Authorization: Bearer rdk_…)",
+                    {"www-authenticate": "Bearer"},
+                )
         elif where == "public":
             if path == "/embed.js" and headers.get("origin") in self.allowed_origins:
                 extra["access-control-allow-origin"] = headers["origin"]
@@ -296,15 +312,21 @@ class AccessGuard:
             user = self.auth.librarian(headers, _cookies(headers), address)
             if user is None:
                 if not self.auth.accounts.has_users():
-                    return await _json(scope, receive, send, 403,
-                                       "no librarian accounts yet: the console answers on this machine only; "
-                                       "add one with `refdesk user add NAME`")
+                    return await _json(
+                        scope,
+                        receive,
+                        send,
+                        403,
+                        "no librarian accounts yet: the console answers on this machine only; "
+                        "add one with `refdesk user add NAME`",
+                    )
                 if method == "GET" and "text/html" in headers.get("accept", ""):
                     return await RedirectResponse("/login?next=" + quote(path), status_code=303)(scope, receive, send)
                 return await _json(scope, receive, send, 401, "sign in first (/login)")
             if method not in SAFE_METHODS and not self.auth.same_origin(headers, scope):
-                return await _json(scope, receive, send, 403,
-                                   "cross-site request refused (no matching Origin or Referer)")
+                return await _json(
+                    scope, receive, send, 403, "cross-site request refused (no matching Origin or Referer)"
+                )
             if scope["type"] == "http":
                 scope.setdefault("state", {})["librarian"] = user
 
@@ -318,7 +340,7 @@ class AccessGuard:
             except BodyTooLarge:
                 return await _json(scope, receive, send, 413, f"request too large (over {limit} bytes)")
             if where == "widget" and method not in SAFE_METHODS:
-                refusal = self._widget_call_refusal(path[len("/widget"):], body)
+                refusal = self._widget_call_refusal(path[len("/widget") :], body)
                 if refusal is not None:
                     return await refusal(scope, receive, send)
             receive = replay(body, receive)
@@ -343,8 +365,9 @@ class AccessGuard:
             return None
         if not self.limits.calls_per_address.allow(address):
             wait = self.limits.calls_per_address.retry_after(address)
-            return _error(429, f"too many requests from this address; try again in {wait} s",
-                          {"retry-after": str(wait)})
+            return _error(
+                429, f"too many requests from this address; try again in {wait} s", {"retry-after": str(wait)}
+            )
         return None
 
     def _widget_call_refusal(self, sub: str, body: bytes):
@@ -375,8 +398,11 @@ class AccessGuard:
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "code": status}}, status_code=status,
-                        headers={"x-content-type-options": "nosniff", **(headers or {})})
+    return JSONResponse(
+        {"error": {"message": message, "code": status}},
+        status_code=status,
+        headers={"x-content-type-options": "nosniff", **(headers or {})},
+    )
 
 
 async def _json(scope, receive, send, status: int, message: str, headers: dict[str, str] | None = None):
@@ -384,18 +410,9 @@ async def _json(scope, receive, send, status: int, message: str, headers: dict[s
 
 
 def login_page(csrf: str, next_path: str, message: str = "", library: str = "refdesk") -> str:
-    e = lambda v: html.escape(str(v), quote=True)  # noqa: E731
-    note = f'<p role="alert" class="error">{e(message)}</p>' if message else ""
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in — {e(library)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font:16px system-ui,sans-serif;max-width:22rem;margin:4rem auto;padding:0 1rem}}
-label,input,button{{display:block;width:100%;margin:.3rem 0}}input{{padding:.4rem}}button{{padding:.5rem}}
-.error{{color:#a40000}}</style></head><body><h1>{e(library)} — librarians</h1>{note}
-<form method="post" action="/login"><input type="hidden" name="csrf" value="{e(csrf)}">
-<input type="hidden" name="next" value="{e(next_path)}">
-<label for="username">User name</label><input id="username" name="username" autocomplete="username" required>
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit" id="sign-in">Sign in</button></form></body></html>"""
+    from assistant.web.templates import render
+
+    return render("login.html", csrf=csrf, next_path=next_path, message=message, library=library)
 
 
 def install_login_routes(app, auth: Auth) -> None:
@@ -409,9 +426,17 @@ def install_login_routes(app, auth: Auth) -> None:
 
     async def login_form(request: Request):
         csrf = secrets.token_urlsafe(24)
-        response = HTMLResponse(login_page(csrf, safe_next(request.query_params.get("next", "/")), library=library))
-        response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/login",
-                            secure=auth.secure_cookie(request.scope, dict(request.headers)))
+        response: Response = HTMLResponse(
+            login_page(csrf, safe_next(request.query_params.get("next", "/")), library=library)
+        )
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            csrf,
+            httponly=True,
+            samesite="strict",
+            path="/login",
+            secure=auth.secure_cookie(request.scope, dict(request.headers)),
+        )
         return response
 
     async def login(request: Request):
@@ -419,24 +444,44 @@ def install_login_routes(app, auth: Auth) -> None:
         form = await request.form()
         csrf = str(form.get("csrf", ""))
         if not csrf or csrf != request.cookies.get(LOGIN_CSRF_COOKIE) or not auth.same_origin(headers, request.scope):
-            return JSONResponse({"error": {"message": "sign-in form expired or cross-site; reload /login", "code": 403}},
-                                status_code=403)
+            return JSONResponse(
+                {"error": {"message": "sign-in form expired or cross-site; reload /login", "code": 403}},
+                status_code=403,
+            )
         username, password = str(form.get("username", ""))[:200], str(form.get("password", ""))[:1000]
         sid, wait = auth.sign_in(username, password, auth.client_address(request.scope))
         next_path = safe_next(str(form.get("next", "/")))
         if sid is None:
             new_csrf = secrets.token_urlsafe(24)
-            message = (f"Too many failed sign-ins: wait {int(wait) + 1} s and try again." if wait > 0
-                       else "Wrong user name or password.")
-            response = HTMLResponse(login_page(new_csrf, next_path, message, library), status_code=429 if wait > 0 else 401)
+            message = (
+                f"Too many failed sign-ins: wait {int(wait) + 1} s and try again."
+                if wait > 0
+                else "Wrong user name or password."
+            )
+            response: Response = HTMLResponse(
+                login_page(new_csrf, next_path, message, library), status_code=429 if wait > 0 else 401
+            )
             if wait > 0:
                 response.headers["Retry-After"] = str(int(wait) + 1)
-            response.set_cookie(LOGIN_CSRF_COOKIE, new_csrf, httponly=True, samesite="strict", path="/login",
-                                secure=auth.secure_cookie(request.scope, headers))
+            response.set_cookie(
+                LOGIN_CSRF_COOKIE,
+                new_csrf,
+                httponly=True,
+                samesite="strict",
+                path="/login",
+                secure=auth.secure_cookie(request.scope, headers),
+            )
             return response
         response = RedirectResponse(next_path, status_code=303)
-        response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", path="/",
-                            max_age=int(auth.cfg.session_hours * 3600), secure=auth.secure_cookie(request.scope, headers))
+        response.set_cookie(
+            SESSION_COOKIE,
+            sid,
+            httponly=True,
+            samesite="strict",
+            path="/",
+            max_age=int(auth.cfg.session_hours * 3600),
+            secure=auth.secure_cookie(request.scope, headers),
+        )
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
         return response
 
