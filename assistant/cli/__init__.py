@@ -10,6 +10,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from assistant.cli.common import setup_logging
 from assistant.core.errors import RefdeskError
 from assistant.core.settings import Settings, SettingsError
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refdesk", description="Library reference assistant with checked citations.")
     p.add_argument("--data-dir", help="data directory (env REFDESK_DATA_DIR; default ./data)")
     p.add_argument("--config", help="settings file (default ./refdesk.toml, then DATA_DIR/refdesk.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging, with logger names")
     sub = p.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, services=None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
     try:
         if services is None:
             from assistant.services import Services

@@ -29,7 +29,7 @@ WORD = re.compile(r"[^\W_]+")  # letters and digits of any script, after folding
 HYPHENATED = re.compile(r"(?<![^\W_])[^\W_]+(?:-[^\W_]+)+(?![^\W_])")  # "a-c", "1939-1945": a folder range
 FIELD_LINE = re.compile(r"^\s*([A-Z][\w /()-]{1,40}?)\s*:\s*(.+?)\s*$")
 STEM_SUFFIXES = ("ings", "ing", "ies", "es", "ed", "s")  # longest first
-STEM_MIN_REMAINDER = 4  # "news" stays "news"; "dates" -> "dat", "published" -> "publish"
+STEM_MIN_REMAINDER = 4  # "news" stays "news"; "dates" -> "date", "published" -> "publish"
 
 
 def fold(text: str) -> str:

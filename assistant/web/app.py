@@ -1,8 +1,12 @@
 """The web front ends, mounted on one FastAPI app: the librarian console (/), the patron widget
 (/widget), the OpenAI-compatible API (/v1) and /healthz. All are thin adapters over the services."""
 
+import logging
+
 from assistant.web.render import CSS, SOURCE_LABELS, answer_html, message_html, plain_text, sources_html
 from assistant.web.templates import render, utc
+
+logger = logging.getLogger(__name__)
 
 
 def build_filters(types, files, year_from, year_to, language):
@@ -304,15 +308,11 @@ def serve(services, host: str | None = None, port: int | None = None) -> None:
     host = host or settings.serve.host
     port = port or settings.serve.port
     app = build_app(services)
-    print(
-        f"refdesk is serving at http://{host}:{port}/ (patron widget: http://{host}:{port}/widget/, API: /v1)",
-        flush=True,
-    )
+    logger.info("refdesk is serving at http://%s:%s/ (patron widget: /widget/, API: /v1)", host, port)
     if not services.accounts.has_users() and not settings.auth.trusted_header:
-        print(
+        logger.warning(
             "No librarian accounts: the console answers only on this machine (localhost). "
-            "Add one with `refdesk user add NAME`.",
-            flush=True,
+            "Add one with `refdesk user add NAME`."
         )
     # No access log: it would write patrons' IP addresses.
     # Patrons' open event streams must not hold a stop (or a restart) for ever.
