@@ -53,7 +53,7 @@ class Services:
     def retriever(self):
         from assistant.answering.retrieval import Retriever
 
-        return Retriever(self.store, self.embedder)
+        return Retriever(self.store, self.embedder, self.settings.retrieval)
 
     @cached_property
     def answers(self):

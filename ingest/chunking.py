@@ -63,4 +63,4 @@ class Chunker:
             # The title travels with every piece so a chunk read alone still says what it is about.
             first_line = piece.split("\n", 1)[0]
             text = piece if not title or title in first_line else f"{title}\n{piece}"[: self.max_chars]
-            yield Chunk.make(text, record.provenance, position, record.filters)
+            yield Chunk.make(text, record.provenance, position, record.filters, record.search)

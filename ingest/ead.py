@@ -119,6 +119,8 @@ class _Collection:
         self.date = ""
         self.lines: list[str] = []
         self.emitted = False
+        self.names: list[str] = []  # origination, controlaccess persname/corpname/famname: search fields
+        self.subjects: list[str] = []  # controlaccess subject/geogname/genreform/occupation/function
 
 
 def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRecord | SkippedRecord]:
@@ -174,6 +176,7 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
                     label = CONTROLLED.get(_local(term))
                     if label and _text(term):
                         coll.lines.append(f"{label}: {_text(term)}")
+                        (coll.names if label == "Name" else coll.subjects).append(_text(term))
             elif name == "did" and stack and parent is stack[-1].element:
                 frame = stack[-1]
                 frame.has_did = True
@@ -228,6 +231,7 @@ def _collection_did_lines(coll: _Collection, did) -> None:
         n = _local(c)
         if n == "origination":
             lines.append(f"Creator: {_text(c)}")
+            coll.names.append(_text(c))
         elif n == "physdesc" or n == "physdescstructured":
             lines.append(f"Extent: {_text(c)}")
         elif n == "abstract":
@@ -268,6 +272,12 @@ def _collection_record(coll: _Collection, template: str) -> SourceRecord:
         ),
         text="\n".join(coll.lines) or coll.title,
         filters=filters,
+        search={
+            "title": coll.title,
+            "names": "\n".join(coll.names),
+            "subjects": "\n".join(coll.subjects),
+            "identifiers": "\n".join(x for x in (coll.unitid, coll.eadid) if x),
+        },
     )
 
 
@@ -304,4 +314,11 @@ def _component_record(coll, frame: Frame, ancestors: list[Frame], el, daos, temp
         ),
         text="\n".join(lines),
         filters=filters,
+        search={
+            # The component's own title, then the series and collection it sits in.
+            "title": "\n".join(x for x in (title, series, coll.title) if x),
+            "names": "\n".join(coll.names),
+            "subjects": "\n".join(coll.subjects),
+            "identifiers": "\n".join(x for x in (frame.unitid, coll.unitid, frame.containers) if x),
+        },
     )

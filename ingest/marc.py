@@ -375,6 +375,41 @@ def record_text(record: pymarc.Record, fmt: str, year: int | None, languages: li
     return title, "\n".join(lines)
 
 
+# The lexical index's fields, by MARC tag (cf. VuFind's marc.properties: title_full, author, topic, isbn …).
+SEARCH_TAGS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "title": (("245", "abnp"), ("246", "abnp"), ("130", None), ("240", None), ("740", "a")),
+    "names": (("100", "abcdq"), ("110", "ab"), ("111", "acd"), ("700", "abcdq"), ("710", "ab"), ("711", "acd")),
+    "subjects": tuple((tag, None) for tag in SUBJECT_TAGS),
+    "identifiers": (("020", "az"), ("022", "a"), ("010", "a"), ("035", "a")),
+}
+
+
+def search_fields(record: pymarc.Record, call: list[str]) -> dict[str, str]:
+    """Title, names, subjects and identifiers (ISBN, ISSN, LCCN, OCLC and other 035s, call numbers) from the
+    record's own tags, 880 original-script titles and names included."""
+    out: dict[str, list[str]] = {name: [] for name in SEARCH_TAGS}
+    for name, tags in SEARCH_TAGS.items():
+        for tag, codes in tags:
+            for f in record.get_fields(tag):
+                values = (
+                    f.get_subfields(*codes) if codes else [sf.value for sf in f.subfields if sf.code not in SKIP_CODES]
+                )
+                if name == "identifiers":
+                    # "0306406152 (pbk.)", "(OCoLC)12345": the identifier is the first word, prefix dropped
+                    out[name] += [re.sub(r"^\([^)]*\)", "", v.split()[0]) for v in values if v.split()]
+                else:
+                    value = _clean(" ".join(v for v in values if v))
+                    if value:
+                        out[name].append(value)
+    for f in record.get_fields("880"):
+        linked = (f.get("6") or "")[:3]
+        for name, tags in SEARCH_TAGS.items():
+            if name != "identifiers" and linked in {t for t, _ in tags}:
+                out[name].append(_field_text(f, None))
+    out["identifiers"] += call
+    return {name: "\n".join(dict.fromkeys(v for v in values if v)) for name, values in out.items()}
+
+
 def to_source_record(record: pymarc.Record, raw: bytes, path: Path, link_template: str) -> SourceRecord:
     raw_hash = hashlib.sha256(raw).hexdigest()
     record_id = control_number(record, raw_hash)
@@ -408,6 +443,7 @@ def to_source_record(record: pymarc.Record, raw: bytes, path: Path, link_templat
         ),
         text=text or title,
         filters=filters,
+        search=search_fields(record, numbers),
     )
 
 

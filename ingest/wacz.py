@@ -180,6 +180,7 @@ def _page_only(path: Path, url: str, page: dict, template: str, collection: str,
             **({"collection": collection} if collection else {}),
             **({"year": int(date[:4])} if date[:4].isdigit() else {}),
         },
+        search={"title": page.get("title") or url, "identifiers": url},
     )
 
 

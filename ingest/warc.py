@@ -375,6 +375,7 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
             ),
             text=f"Archived page {uri}, captured {_human_date(date)}.\n{text}",
             filters=dict(filters, language=lang, text_source=source),
+            search={"title": title or uri, "identifiers": uri},
         )
 
     is_html = "html" in content_type or "<html" in text_content[:2000].lower()
@@ -432,4 +433,5 @@ def _pdf_pages(label: str, payload, uri, record_id, date, locator, link, source_
             ),
             text=f"Archived PDF {uri}, captured {_human_date(date)}, page {number}.\n{text}",
             filters=dict(filters, format="pdf page", page=number),
+            search={"title": f"{uri.rsplit('/', 1)[-1] or uri}", "identifiers": uri},
         )

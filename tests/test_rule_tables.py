@@ -183,3 +183,11 @@ def test_hyphenated_labels_and_stems():
         ("Title", "Nature"),
         ("ISSN", "0028-0836"),
     ]
+
+
+def test_a_kind_of_material_is_not_answered_by_a_name_alone():
+    from assistant.answering.evidence import coverage
+
+    book = next(s for s in _sources("george_eliot.marc") if "Paris, Bernard" in s.text)
+    assert coverage("Do you hold any maps of Paris?", book) == 0.0  # Paris is the author here, not a map
+    assert coverage("Which books by Paris do you hold?", book) > 0.0  # no kind asked for: the name answers

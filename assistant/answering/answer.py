@@ -83,7 +83,9 @@ class AnswerService:
                     answer.sources = self.retriever.retrieve(question, k or self.top_k, answer.timings, filters=filters)
             if retrieve_only or self.llm is None:
                 return answer
-            if not contexts and (not answer.sources or answer.sources[0].score < self.min_score):
+            if not contexts and not any(
+                s.score >= self.min_score or s.matched_by == "identifier" for s in answer.sources
+            ):
                 # Nothing relevant was found: do not let the model guess from its own memory.
                 self._refuse(answer)
                 return answer

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from assistant.answering.query import FORMAT_WORDS
 from assistant.answering.questions import (  # noqa: F401 - intents/rule_routed are this module's API too
     INTENTS_BY_NAME,
     Question,
@@ -70,7 +71,7 @@ def _covers(term: str, words: set[str], text: str, t: EvidenceThresholds = THRES
 
 def coverage(question: str | Question, source: Source, t: EvidenceThresholds = THRESHOLDS) -> float:
     """Share of the question's key terms found in the source (title, locator and text); 0 when the
-    source names too few of the names the question is about."""
+    source names too few of the names the question is about, or only names where a kind of material is asked for."""
     q = question if isinstance(question, Question) else analyse(question)
     if not q.key_terms:
         return 0.0
@@ -78,7 +79,13 @@ def coverage(question: str | Question, source: Source, t: EvidenceThresholds = T
     words = word_set(text, folded=True)
     if q.names and sum(_covers(n, words, text) for n in q.names) < len(q.names) * t.min_names_share:
         return 0.0
-    return sum(_covers(term, words, text) for term in q.key_terms) / len(q.key_terms)
+    covered = {term for term in q.key_terms if _covers(term, words, text)}
+    kinds = [term for term in q.key_terms if term in FORMAT_WORDS and term not in q.names]
+    if kinds and not covered.intersection(kinds) and covered <= set(q.names):
+        # The question asks for a kind of material (maps, photographs, recordings …) and the source matches
+        # only its names: "maps of Paris" is not a book by B. J. Paris.
+        return 0.0
+    return len(covered) / len(q.key_terms)
 
 
 def title_match(question: str, title: str, t: EvidenceThresholds = THRESHOLDS) -> float:

@@ -36,6 +36,24 @@ class Filter:
             raise FilterError(f"bad filter {text!r}: {op} needs a number")
         return cls(key, op, value)
 
+    def matches(self, meta: dict) -> bool:
+        """The same test Chroma applies to a `where`, for candidates found by the lexical index."""
+        have = meta.get(self.key)
+        if self.op == "in":
+            return have in tuple(self.value) if isinstance(self.value, tuple) else have == self.value
+        if self.op == "=":
+            return have == self.value
+        if self.op == "!=":
+            return have != self.value
+        if not isinstance(have, (int, float)) or isinstance(have, bool) or not isinstance(self.value, (int, float)):
+            return False
+        return {
+            "<": have < self.value,
+            ">": have > self.value,
+            "<=": have <= self.value,
+            ">=": have >= self.value,
+        }[self.op]
+
 
 def to_metadata_filters(filters: list[Filter]):
     """llama-index MetadataFilters (all must hold), which ChromaVectorStore turns into a `where`."""

@@ -1,56 +1,160 @@
-"""Top-k retrieval through llama-index (VectorStoreIndex over ChromaVectorStore)."""
+"""Hybrid retrieval: exact identifiers first, then reciprocal-rank fusion of the fielded lexical index
+(backends/lexical.py) and the embedding (VectorStoreIndex over ChromaVectorStore), with the question's stated
+preferences (answering/query.py) and a known-item title boost, balanced so that no source type crowds out
+the rest by its count. Every candidate gets its cosine to the question, whichever list found it, so the
+refusal threshold means the same thing for all of them."""
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 
 from assistant.answering.evidence import title_match
+from assistant.answering.query import understand
+from assistant.core.settings import RetrievalSettings
 from assistant.core.types import Source, structured_provenance
 
-TITLE_BOOST = 0.25  # added to the cosine when every leading content word of a record's title is in the question
+IDENTIFIER_BONUS = 10.0  # above any fused score: a named identifier is the record asked for
+
+
+@dataclass
+class Candidate:
+    chunk_id: str
+    text: str = ""
+    meta: dict = field(default_factory=dict)
+    cosine: float | None = None
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+    preferred_rank: int | None = None  # rank among the chunks meeting the question's stated preferences
+    identifier: bool = False
+    score: float = 0.0
+
+    @property
+    def matched_by(self) -> str:
+        if self.identifier:
+            return "identifier"
+        return "+".join(n for n, r in (("lexical", self.lexical_rank), ("dense", self.dense_rank)) if r is not None)
 
 
 class Retriever:
-    def __init__(self, store, embedder):
+    def __init__(self, store, embedder, settings: RetrievalSettings | None = None):
         from llama_index.core import VectorStoreIndex
 
         self.store = store
         self.embedder = embedder
+        self.settings = settings or RetrievalSettings()
         self.index = VectorStoreIndex.from_vector_store(store.vector_store(), embed_model=embedder)
+
+    @property
+    def lexical(self):
+        return getattr(self.store, "lexical", None) if self.settings.hybrid else None
 
     def retrieve(self, question: str, k: int, timings: dict[str, float] | None = None, filters=None) -> list[Source]:
         """filters: a list of assistant.answering.filters.Filter, all of which must hold."""
-        from llama_index.core.schema import QueryBundle
-
         timings = timings if timings is not None else {}
         t0 = time.perf_counter()
-        # Embedded here (not inside the retriever) so the two stages are timed apart.
+        # Embedded here (not inside the retriever) so the stages are timed apart.
         embedding = self.embedder.get_query_embedding(question)
         t1 = time.perf_counter()
+        timings["embed_query"] = t1 - t0
+        wide = max(k * 3, self.settings.candidates)
+        prefs = understand(question)
+        candidates = self._dense(question, embedding, wide, filters)
+        if self.lexical is not None:
+            self._lexical(question, embedding, wide, filters, candidates)
+            if prefs:
+                # The records that meet what the question states (a decade, a format, a language) as a third
+                # ranked list: they may be far down both others among hundreds of editions of one title.
+                preferred = self._dense(question, embedding, wide, [*(filters or []), *prefs.as_filters()])
+                for rank, (chunk_id, c) in enumerate(preferred.items(), 1):
+                    candidates.setdefault(chunk_id, c).preferred_rank = rank
+        timings["retrieve"] = time.perf_counter() - t1
+        ranked = self._fuse(question, list(candidates.values()), prefs)
+        chosen = self._balanced(ranked, k)
+        timings["fuse"] = time.perf_counter() - t1 - timings["retrieve"]
+        return [
+            make_source(n, c.chunk_id, c.text, c.meta, c.cosine or 0.0).model_copy(update={"matched_by": c.matched_by})
+            for n, c in enumerate(chosen, 1)
+        ]
+
+    def _dense(self, question: str, embedding, wide: int, filters) -> dict[str, Candidate]:
+        from llama_index.core.schema import QueryBundle
+
         kwargs = {}
         if filters:
             from assistant.answering.filters import to_metadata_filters
 
             kwargs["filters"] = to_metadata_filters(filters)
-        # A wider candidate set, re-ranked with a known-item boost: a question that names a record's
-        # title should find that record even when the embedding ranks look-alikes higher.
-        wide = max(k * 3, 20)
         nodes = self.index.as_retriever(similarity_top_k=wide, **kwargs).retrieve(
             QueryBundle(question, embedding=embedding)
         )
-        timings["embed_query"] = t1 - t0
-        # ChromaVectorStore reports exp(-distance); with cosine space, 1 - distance is the cosine.
-        hits = [(1.0 + math.log(h.score) if h.score and h.score > 0 else 0.0, h) for h in nodes]
-        ranked = sorted(
-            hits,
-            key=lambda sh: -(sh[0] + TITLE_BOOST * title_match(question, str(sh[1].node.metadata.get("title", "")))),
-        )
-        timings["retrieve"] = time.perf_counter() - t1
-        return [
-            make_source(n, h.node.node_id, h.node.get_content(), h.node.metadata, score)
-            for n, (score, h) in enumerate(ranked[:k], 1)
-        ]
+        out: dict[str, Candidate] = {}
+        for rank, hit in enumerate(nodes, 1):
+            # ChromaVectorStore reports exp(-distance); with cosine space, 1 - distance is the cosine.
+            cosine = 1.0 + math.log(hit.score) if hit.score and hit.score > 0 else 0.0
+            out[hit.node.node_id] = Candidate(
+                hit.node.node_id, hit.node.get_content(), dict(hit.node.metadata), cosine, dense_rank=rank
+            )
+        return out
+
+    def _lexical(self, question: str, embedding, wide: int, filters, candidates: dict[str, Candidate]) -> None:
+        exact = self.lexical.exact(question)
+        hits = self.lexical.search(question, wide)
+        for hit in exact:
+            candidates.setdefault(hit.chunk_id, Candidate(hit.chunk_id)).identifier = True
+        for rank, hit in enumerate(hits, 1):
+            candidates.setdefault(hit.chunk_id, Candidate(hit.chunk_id)).lexical_rank = rank
+        missing = [c.chunk_id for c in candidates.values() if c.cosine is None]
+        if missing:
+            for chunk_id, text, meta, vector in self.store.get_with_embeddings(missing):
+                c = candidates[chunk_id]
+                c.text, c.meta, c.cosine = text, meta, _cosine(embedding, vector)
+        for chunk_id in [c.chunk_id for c in candidates.values() if c.cosine is None]:
+            del candidates[chunk_id]  # deleted between the index read and the store read
+        if filters:
+            for chunk_id in [cid for cid, c in candidates.items() if not all(f.matches(c.meta) for f in filters)]:
+                del candidates[chunk_id]
+
+    def _fuse(self, question: str, candidates: list[Candidate], prefs) -> list[Candidate]:
+        s = self.settings
+        stated = sum(bool(x) for x in (prefs.years, prefs.formats, prefs.source_types, prefs.language))
+        first = 1.0 / (s.rrf_k + 1)
+        for c in candidates:
+            score = 0.0
+            if c.dense_rank is not None:
+                score += s.dense_weight / (s.rrf_k + c.dense_rank)
+            if c.lexical_rank is not None:
+                score += s.lexical_weight / (s.rrf_k + c.lexical_rank)
+            if c.preferred_rank is not None:
+                score += s.dense_weight / (s.rrf_k + c.preferred_rank)
+            # A question that names a record's title should find that record even when look-alikes rank higher.
+            score += s.title_boost * first * title_match(question, str(c.meta.get("title", "")))
+            if stated:
+                score *= 1.0 + s.preference_boost * prefs.met_by(c.meta) / stated
+            if c.identifier:
+                score += IDENTIFIER_BONUS
+            c.score = score
+        return sorted(candidates, key=lambda c: (-c.score, -(c.cosine or 0.0)))
+
+    def _balanced(self, ranked: list[Candidate], k: int) -> list[Candidate]:
+        """The top k by fused score, but no source type takes more than max_type_share of them while
+        candidates of other types remain (17k finding-aid folders must not push out 600 catalogue records)."""
+        cap = max(1, math.ceil(k * self.settings.max_type_share))
+        chosen: list[Candidate] = []
+        held: list[Candidate] = []
+        per_type: dict[str, int] = {}
+        for c in ranked:
+            if len(chosen) >= k:
+                break
+            kind = str(c.meta.get("source_type", ""))
+            if per_type.get(kind, 0) >= cap and not c.identifier:
+                held.append(c)
+                continue
+            per_type[kind] = per_type.get(kind, 0) + 1
+            chosen.append(c)
+        chosen += held[: k - len(chosen)]  # no other type had enough: fill up in order
+        return sorted(chosen, key=lambda c: (-c.score, -(c.cosine or 0.0)))
 
     def sources_by_id(self, chunk_ids: list[str]) -> list[Source]:
         """Numbers given chunks [1].. in order (for checking an answer against chosen sources)."""
@@ -61,6 +165,13 @@ class Retriever:
 
             raise StoreError(f"not in the store: {', '.join(missing)}")
         return [make_source(n, cid, stored[cid].text, stored[cid].metadata, 1.0) for n, cid in enumerate(chunk_ids, 1)]
+
+
+def _cosine(a, b) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else 0.0
 
 
 def make_source(n: int, chunk_id: str, text: str, meta: dict, score: float) -> Source:

@@ -52,9 +52,10 @@ def make_client(settings: Settings):
 
 
 class ChunkStore:
-    def __init__(self, client, collection_name: str, embedder_name: str, location: str = ""):
+    def __init__(self, client, collection_name: str, embedder_name: str, location: str = "", lexical=None):
         self.client = client
         self.location = location
+        self.lexical = lexical  # a backends.lexical.LexicalIndex kept in step with every add and delete
         self.embedder_name = embedder_name
         self.collection = client.get_or_create_collection(
             collection_name, metadata={"hnsw:space": "cosine", "embedder": embedder_name}
@@ -74,7 +75,15 @@ class ChunkStore:
             if settings.store.mode == "server"
             else str(settings.chroma_path)
         )
-        return cls(make_client(settings), settings.store.collection, embedder_name, location)
+        from assistant.backends.lexical import LexicalIndex
+
+        lexical = LexicalIndex(settings.lexical_path, settings.retrieval.field_weights)
+        store = cls(make_client(settings), settings.store.collection, embedder_name, location, lexical)
+        if lexical.count() != store.count():
+            # A new app host beside a Chroma server, a store written before the index existed, or an ingest
+            # killed between its Chroma write and its index write: the store is the truth.
+            lexical.rebuild(store.iter_chunks())
+        return store
 
     def vector_store(self):
         from llama_index.vector_stores.chroma import ChromaVectorStore
@@ -109,11 +118,17 @@ class ChunkStore:
             )
         if nodes:
             self.vector_store().add(nodes)
+            if self.lexical is not None:
+                from assistant.backends.lexical import rows_for
+
+                self.lexical.add(rows_for(chunks))
 
     def delete(self, ids: Iterable[str]) -> int:
         ids = list(ids)
         for start in range(0, len(ids), PAGE):
             self.collection.delete(ids=ids[start : start + PAGE])
+        if self.lexical is not None:
+            self.lexical.delete(ids)
         return len(ids)
 
     def add_captures(self, groups: Sequence[tuple[Sequence[str], Sequence[str]]]) -> int:
@@ -159,6 +174,19 @@ class ChunkStore:
             res = self.collection.get(ids=list(ids[start : start + PAGE]), include=["documents", "metadatas"])
             for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"], strict=True):
                 out[cid] = StoredChunk(cid, doc or "", dict(meta or {}))
+        return out
+
+    def get_with_embeddings(self, ids: Sequence[str]) -> list[tuple[str, str, dict, list[float]]]:
+        """(id, text, metadata, vector) of stored chunks, for candidates the lexical index found."""
+        out = []
+        for start in range(0, len(ids), PAGE):
+            res = self.collection.get(
+                ids=list(ids[start : start + PAGE]), include=["documents", "metadatas", "embeddings"]
+            )
+            for cid, doc, meta, vector in zip(
+                res["ids"], res["documents"], res["metadatas"], res["embeddings"], strict=True
+            ):
+                out.append((cid, doc or "", dict(meta or {}), [float(x) for x in vector]))
         return out
 
     def iter_chunks(self, where: dict | None = None):

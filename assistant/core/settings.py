@@ -71,9 +71,25 @@ class VLLMSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
+    """Hybrid retrieval (assistant/answering/retrieval.py): exact identifiers, then reciprocal-rank fusion of
+    the fielded lexical index and the embedding, with query preferences (years, formats, types, language)."""
+
     top_k: int = 5
     # Below this cosine score for the best source, refdesk refuses without asking the LLM.
     min_score: float = 0.15
+    hybrid: bool = True  # False: the embedding alone (for comparison in evals)
+    candidates: int = 50  # taken from each list before fusion
+    rrf_k: int = 60  # reciprocal-rank fusion constant: 1 / (rrf_k + rank)
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    # Catalogue-like field weights for BM25 (cf. VuFind's searchspecs: title over names over subjects over text).
+    field_weights: dict[str, float] = Field(
+        default_factory=lambda: {"title": 10.0, "names": 5.0, "subjects": 3.0, "identifiers": 8.0, "body": 1.0}
+    )
+    title_boost: float = 1.0  # × 1/(rrf_k+1) × share of the title's words the question names (known items)
+    preference_boost: float = 0.5  # × the fused score of a source meeting the question's year/format/type/language
+    max_type_share: float = 0.6  # no source type takes more of the top k than this while others qualify
+    lexical_path: str = ""  # default DATA_DIR/lexical.sqlite (also with a Chroma server: on the app host)
 
 
 class AnswerSettings(BaseModel):
@@ -245,6 +261,11 @@ class Settings(BaseSettings):
     @property
     def chroma_path(self) -> Path:
         return Path(self.store.path).expanduser().resolve() if self.store.path else self.data_dir / "chroma"
+
+    @property
+    def lexical_path(self) -> Path:
+        path = self.retrieval.lexical_path
+        return Path(path).expanduser().resolve() if path else self.data_dir / "lexical.sqlite"
 
     @property
     def models_dir(self) -> Path:

@@ -31,6 +31,11 @@ class Provenance(BaseModel):
         return self.model_dump()
 
 
+# Fielded search text a reader takes from the record's own structure (MARC tags, EAD elements, page titles),
+# for the lexical index: "title", "names", "subjects", "identifiers" (one per line, as written). The body is
+# the chunk's text. Stored with every chunk as search_<field> metadata, so the index can be rebuilt.
+SEARCH_FIELDS = ("title", "names", "subjects", "identifiers")
+
 FilterValue = str | int | float
 Filters = dict[str, FilterValue]  # chunk metadata a retrieval filter can test (year, format, language …)
 
@@ -43,6 +48,7 @@ class SourceRecord(BaseModel):
     extra: dict[str, str] = Field(default_factory=dict)  # attribution and the like, not stored per chunk
     # Stored with every chunk as metadata usable as a retrieval filter (format, year, language...).
     filters: Filters = Field(default_factory=dict)
+    search: dict[str, str] = Field(default_factory=dict)  # SEARCH_FIELDS -> text
 
 
 class SkippedRecord(BaseModel):
@@ -115,9 +121,17 @@ class Chunk(BaseModel):
     provenance: Provenance
     position: int = 0  # index of the chunk within its record
     filters: Filters = Field(default_factory=dict)
+    search: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
-    def make(cls, text: str, provenance: Provenance, position: int = 0, filters: Filters | None = None) -> Chunk:
+    def make(
+        cls,
+        text: str,
+        provenance: Provenance,
+        position: int = 0,
+        filters: Filters | None = None,
+        search: dict[str, str] | None = None,
+    ) -> Chunk:
         digest = content_hash(text)
         key = "\x1f".join((provenance.source_file, provenance.source_type, provenance.record_id, digest))
         chunk_id = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
@@ -128,6 +142,7 @@ class Chunk(BaseModel):
             provenance=provenance,
             position=position,
             filters=dict(filters or {}),
+            search={k: v for k, v in (search or {}).items() if k in SEARCH_FIELDS and v},
         )
 
     def metadata(self) -> Filters:
@@ -135,6 +150,8 @@ class Chunk(BaseModel):
         meta.update(self.provenance.metadata())
         meta["content_hash"] = self.content_hash
         meta["position"] = self.position
+        for key, value in self.search.items():
+            meta[f"search_{key}"] = value
         return meta
 
 
@@ -159,6 +176,7 @@ class Source(BaseModel):
     call_number: str = ""
     collection: str = ""  # the finding aid's or web collection's title
     url: str = ""  # an archived page's own address (its link is the replay)
+    matched_by: str = ""  # retrieval: "identifier", "lexical", "dense", or "lexical+dense"
 
 
 SentenceStatus = Literal["supported", "unsupported"]

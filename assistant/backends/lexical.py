@@ -1,0 +1,198 @@
+"""The fielded lexical index beside Chroma: SQLite FTS5 with per-field BM25 weights, plus exact identifiers.
+
+Why SQLite FTS5 (README: Retrieval): it is in Python's standard library, persistent and incremental (a chunk
+is added or deleted by itself, so a million records are never re-indexed from scratch), it weighs fields
+in bm25() the way a catalogue's search spec does, and it needs no server. bm25s would hold the index in
+memory and rebuild it on change.
+
+The index is written by ChunkStore.add/delete, so it holds exactly the chunk ids the store holds, in the
+same ingest. When its file is missing (a new app host beside a Chroma server, or an upgrade) it is rebuilt
+from the store's metadata (search_<field>), which every chunk carries."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.core.text import STOPWORDS, fold, words
+from assistant.core.types import SEARCH_FIELDS
+
+INDEXED = (*SEARCH_FIELDS, "body")
+SCHEMA_VERSION = "1"
+# Words a question uses to ask: never worth a lexical match (they match every record).
+QUERY_STOPWORDS = STOPWORDS | frozenset(
+    """do does have hold holds held find need want looking look tell give show any copy copies available please
+    who what which where when how wrote written write published publisher isbn issn call number box folder
+    anything something library libraries""".split()
+)
+MAX_QUERY_TERMS = 24
+
+
+@dataclass(frozen=True)
+class LexicalHit:
+    chunk_id: str
+    source_type: str
+    score: float  # higher is better (negated bm25)
+
+
+def normalise_identifier(value: str) -> str:
+    """ISBN-10 and -13 to ISBN-13 digits, ISSN to its 8 characters, anything else folded to letters and digits."""
+    from stdnum import isbn, issn
+
+    compact = re.sub(r"[\s\-.:]", "", value).upper()
+    if len(compact) in (10, 13) and isbn.is_valid(compact):
+        return "isbn" + isbn.to_isbn13(compact).replace("-", "")
+    if len(compact) == 8 and issn.is_valid(compact):
+        return "issn" + compact
+    return re.sub(r"[^0-9a-z]", "", fold(value))
+
+
+def identifier_candidates(text: str) -> list[str]:
+    """Strings in a question that may be identifiers: ISBN/ISSN-shaped numbers, call-number and unitid-like
+    tokens (letters with digits), URLs. Normalised as the index stores them."""
+    found = re.findall(r"\b(?:97[89][\d\- ]{10,14}|\d[\d\- ]{8,11}[\dXx])\b", text)  # ISBN-10/13
+    found += re.findall(r"\b\d{4}-\d{3}[\dXx]\b", text)  # ISSN
+    found += re.findall(r"https?://\S+", text)
+    found += re.findall(r"\b(?=[A-Za-z.]*\d)(?=[\d.]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9.\-]{2,}\b", text)
+    out = []
+    for value in found:
+        key = normalise_identifier(value.strip(" .,;?"))
+        if len(key) >= 3 and key not in out:
+            out.append(key)
+    return out
+
+
+class LexicalIndex:
+    def __init__(self, path: Path, weights: dict[str, float] | None = None):
+        self.path = path
+        self.weights = {field: 1.0 for field in INDEXED} | (weights or {})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.created = not path.exists()
+        self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.lock = threading.Lock()  # the store thread writes while the app reads
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(
+            f"""
+            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE IF NOT EXISTS docs(rowid INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE, source_type TEXT);
+            CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5({", ".join(INDEXED)},
+                tokenize="unicode61 remove_diacritics 2");
+            CREATE TABLE IF NOT EXISTS idents(key TEXT, rowid INTEGER);
+            CREATE INDEX IF NOT EXISTS idents_key ON idents(key);
+            CREATE INDEX IF NOT EXISTS idents_rowid ON idents(rowid);
+            INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');
+            """
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM docs").fetchone()[0])
+
+    def add(self, rows: Iterable[tuple[str, str, dict[str, str], str]]) -> None:
+        """rows: (chunk id, source type, search fields, body). A chunk id already indexed is replaced."""
+        rows = list(rows)
+        if not rows:
+            return
+        with self.lock:
+            self.db.execute("BEGIN")
+            try:
+                self._delete([r[0] for r in rows])
+                for chunk_id, source_type, fields, body in rows:
+                    cur = self.db.execute(
+                        "INSERT INTO docs(chunk_id, source_type) VALUES (?, ?)", (chunk_id, source_type)
+                    )
+                    rowid = cur.lastrowid
+                    values = [fields.get(f, "") for f in SEARCH_FIELDS] + [body]
+                    self.db.execute(
+                        f"INSERT INTO fts(rowid, {', '.join(INDEXED)}) VALUES (?, {', '.join('?' * len(INDEXED))})",
+                        (rowid, *values),
+                    )
+                    keys = {normalise_identifier(v) for v in fields.get("identifiers", "").splitlines() if v.strip()}
+                    self.db.executemany("INSERT INTO idents VALUES (?, ?)", [(k, rowid) for k in keys if len(k) >= 3])
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def delete(self, chunk_ids: Sequence[str]) -> None:
+        with self.lock:
+            self.db.execute("BEGIN")
+            try:
+                self._delete(chunk_ids)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _delete(self, chunk_ids: Sequence[str]) -> None:
+        for start in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[start : start + 500])
+            marks = ", ".join("?" * len(part))
+            rowids = [r[0] for r in self.db.execute(f"SELECT rowid FROM docs WHERE chunk_id IN ({marks})", part)]
+            if not rowids:
+                continue
+            rmarks = ", ".join("?" * len(rowids))
+            self.db.execute(f"DELETE FROM fts WHERE rowid IN ({rmarks})", rowids)
+            self.db.execute(f"DELETE FROM idents WHERE rowid IN ({rmarks})", rowids)
+            self.db.execute(f"DELETE FROM docs WHERE rowid IN ({rmarks})", rowids)
+
+    def exact(self, question: str, limit: int = 20) -> list[LexicalHit]:
+        """Chunks holding an identifier the question names (ISBN, ISSN, call number, unitid, URL)."""
+        keys = identifier_candidates(question)
+        if not keys:
+            return []
+        marks = ", ".join("?" * len(keys))
+        rows = self.db.execute(
+            f"SELECT DISTINCT d.chunk_id, d.source_type FROM idents i JOIN docs d ON d.rowid = i.rowid "
+            f"WHERE i.key IN ({marks}) LIMIT ?",
+            (*keys, limit),
+        ).fetchall()
+        return [LexicalHit(cid, stype, float("inf")) for cid, stype in rows]
+
+    def search(self, question: str, limit: int = 50) -> list[LexicalHit]:
+        """BM25 over the fields, weighted; any of the question's content words may match (OR)."""
+        terms = [w for w in words(question) if w not in QUERY_STOPWORDS and (len(w) > 1 or w.isdigit())]
+        terms = list(dict.fromkeys(terms))[:MAX_QUERY_TERMS]
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        weights = ", ".join(str(float(self.weights[f])) for f in INDEXED)
+        rows = self.db.execute(
+            f"SELECT d.chunk_id, d.source_type, bm25(fts, {weights}) AS rank FROM fts JOIN docs d ON d.rowid = fts.rowid "
+            "WHERE fts MATCH ? ORDER BY rank LIMIT ?",
+            (match, limit),
+        ).fetchall()
+        return [LexicalHit(cid, stype, -float(rank)) for cid, stype, rank in rows]
+
+    def rebuild(self, chunks: Iterable) -> int:
+        """Index every stored chunk (StoredChunk: id, text, metadata) again; returns how many."""
+        with self.lock:
+            self.db.executescript("DELETE FROM fts; DELETE FROM idents; DELETE FROM docs;")
+        n, batch = 0, []
+        for chunk in chunks:
+            meta = chunk.metadata
+            fields = {f: str(meta.get(f"search_{f}") or "") for f in SEARCH_FIELDS}
+            fields["title"] = fields["title"] or str(meta.get("title") or "")
+            batch.append((chunk.id, str(meta.get("source_type") or ""), fields, chunk.text))
+            if len(batch) >= 1000:
+                self.add(batch)
+                n += len(batch)
+                batch = []
+        self.add(batch)
+        return n + len(batch)
+
+
+def rows_for(chunks) -> list[tuple[str, str, dict[str, str], str]]:
+    """Index rows for Chunks about to be stored; a chunk with no title field is searched by its record title."""
+    rows = []
+    for chunk in chunks:
+        fields = dict(chunk.search)
+        fields.setdefault("title", chunk.provenance.title)
+        rows.append((chunk.id, chunk.provenance.source_type, fields, chunk.text))
+    return rows

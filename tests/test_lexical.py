@@ -1,0 +1,89 @@
+"""The fielded lexical index beside Chroma and hybrid retrieval, on real records (the demo catalogue and
+finding aid, and the shared 383-record Pride and Prejudice file), with the deterministic fake embedder: what
+these tests show comes from the lexical side, the fusion and the preferences, not from the model."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answering.retrieval import Candidate, Retriever
+from assistant.backends.lexical import identifier_candidates, normalise_identifier
+from assistant.core.settings import RetrievalSettings
+from tests.conftest import DEMO_CORPUS, catalogue_and_finding_aid, ingest
+
+
+@pytest.fixture
+def library(fake_services, shared_data, tmp_path):
+    paths = [*catalogue_and_finding_aid(DEMO_CORPUS), shared_data / "marc/marc4j/pride-and-prejudice-fixed.mrc"]
+    summary = ingest(fake_services, paths)
+    assert summary.files_failed == 0
+    return fake_services
+
+
+def top(services, question, k=5, **settings):
+    retriever = Retriever(services.store, services.embedder, RetrievalSettings(**settings))
+    return retriever.retrieve(question, k)
+
+
+def test_index_holds_exactly_the_stored_chunks(library):
+    assert library.store.lexical.count() == library.store.count() > 350
+
+
+def test_a_title_inside_a_long_sentence_is_found(library):
+    sources = top(library, "I need the ISBN of Rereading George Eliot for an interlibrary loan form")
+    assert sources[0].title.startswith("Rereading George Eliot")
+    assert "lexical" in sources[0].matched_by
+
+
+def test_a_non_english_title_is_found(library):
+    sources = top(library, "Do you have Stolz und Vorurteil?")
+    assert sources[0].title.startswith("Stolz und Vorurteil")
+
+
+def test_a_decade_is_preferred(library):
+    sources = top(library, "Which editions of Pride and Prejudice from the 1930s do you have?")
+    # 5 of the 383 records are from the 1930s; the embedding alone puts none of them in the top 5.
+    assert [1930 <= int(s.date[:4]) <= 1939 for s in sources[:3]] == [True] * 3, [s.date for s in sources]
+    assert all("austen" in s.text.lower() or "pride" in s.title.lower() for s in sources[:3])
+
+
+def test_an_identifier_in_any_form_is_an_exact_hit(library):
+    sources = top(library, "Which book has ISBN 0-7914-5833-4?")
+    assert sources[0].matched_by == "identifier"
+    assert sources[0].title.startswith("Rereading George Eliot")
+    assert normalise_identifier("0-7914-5833-4") == normalise_identifier("9780791458334")
+    assert normalise_identifier("0028-0836") == "issn00280836"
+    assert "issn00280836" in identifier_candidates("What is ISSN 0028-0836?")
+
+
+def test_dense_only_is_still_available_for_comparison(library):
+    sources = top(library, "Do you have Stolz und Vorurteil?", hybrid=False)
+    assert all(s.matched_by == "dense" for s in sources)
+
+
+def test_sync_removes_from_both_and_a_lost_index_is_rebuilt(fake_services, demo_copy, fake_settings):
+    from assistant.services import Services
+
+    for archive in demo_copy.glob("*.warc.gz"):
+        archive.unlink()  # the catalogue and finding aid only: quick with the fake embedder
+    ingest(fake_services, [demo_copy])
+    before = fake_services.store.count()
+    (demo_copy / "chabon.mrc").unlink()
+    ingest(fake_services, [demo_copy], sync=True)
+    store = fake_services.store
+    assert store.count() < before and store.lexical.count() == store.count()
+    store.lexical.close()
+    fake_settings.lexical_path.unlink()
+    again = Services(fake_settings)
+    assert again.store.lexical.count() == again.store.count()
+    assert again.store.lexical.search("Middlemarch")  # George Eliot's record, indexed again from the store
+
+
+def test_no_source_type_crowds_out_the_rest():
+    retriever = Retriever.__new__(Retriever)
+    retriever.settings = RetrievalSettings(max_type_share=0.6)
+    ranked = [Candidate(f"e{i}", meta={"source_type": "ead"}, score=1 - i / 100) for i in range(10)]
+    ranked += [Candidate("m1", meta={"source_type": "marc"}, score=0.5)]
+    chosen = retriever._balanced(ranked, 5)
+    assert [c.chunk_id for c in chosen] == ["e0", "e1", "e2", "e3", "m1"]  # m1 is in, by score order
+    assert len([c for c in chosen if c.meta["source_type"] == "ead"]) == 4  # 3 by share, 1 to fill up
