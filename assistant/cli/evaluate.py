@@ -65,6 +65,15 @@ def cmd_eval(services, args) -> int:
         result = compare(Path(args.paths[0]), Path(args.paths[1]))
         print_json(result) if args.json else print(format_compare(result))
         return 0
+    if args.action == "generate":
+        from eval.generate import generate
+
+        if len(args.paths) != 2:
+            raise SettingsError(
+                "refdesk eval generate needs DATA (a folder with marc/, ead/, warc/) and OUT (a folder)"
+            )
+        print_json(generate(Path(args.paths[0]), args.seed, Path(args.paths[1])))
+        return 0
     if args.action == "convert-halueval":
         from eval.halueval import convert
 
@@ -146,8 +155,11 @@ def register(sub) -> None:
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("eval", help="run a test set, compare runs, convert HaluEval")
-    s.add_argument("action", choices=["run", "compare", "convert-halueval"])
-    s.add_argument("paths", nargs="+", help="run: SET.jsonl; compare: RUN_A RUN_B; convert-halueval: IN OUT")
+    s.add_argument("action", choices=["run", "compare", "convert-halueval", "generate"])
+    s.add_argument(
+        "paths", nargs="+", help="run: SET.jsonl; compare: RUN_A RUN_B; convert-halueval: IN OUT; generate: DATA OUT"
+    )
+    s.add_argument("--seed", type=int, default=1, help="generate: decides the templates and the dev/held-out split")
     s.add_argument("--out", help="run: output folder (default DATA_DIR/eval/<set>-<mode>-k<k>; resumes if present)")
     s.add_argument("--fresh", action="store_true", help="run: discard earlier results in the output folder")
     s.add_argument("--retrieve-only", action="store_true", help="run: retrieval metrics only, no LLM")
