@@ -314,3 +314,87 @@ def bench_widget(
         "latency_max_s": round(max(latencies, default=0.0), 2),
         "answers_per_s": round(len(latencies) / wall, 2) if wall else 0.0,
     }
+
+
+def bench_retrieval(services, size: int, questions_file: str, n: int = 200, folder: str | None = None) -> dict:
+    """Retrieval latency on a synthetic store of `size` chunks made by re-numbering the real chunks of
+    `services`' store (their text, metadata and vectors copied under new chunk and record ids, so nothing is
+    embedded again), with its lexical index built as ingest builds it. Times `n` questions of a generated set
+    (hybrid and dense-only in the same run) and reports the index's size and build time."""
+    import json
+    import tempfile
+
+    from assistant.answering.retrieval import Retriever
+    from assistant.backends.lexical import rows_for
+    from assistant.core.types import SEARCH_FIELDS, Chunk, Provenance
+
+    source = services.store
+    real = list(source.iter_chunks())
+    vectors = {cid: vec for cid, _text, _meta, vec in source.get_with_embeddings([c.id for c in real])}
+    questions = [json.loads(line)["question"] for line in Path(questions_file).open(encoding="utf-8") if line.strip()]
+    with tempfile.TemporaryDirectory(prefix="refdesk-bench-retrieval-", dir=folder) as tmp:
+        target = temp_services(services.settings, tmp)
+        target.embedder = services.embedder  # the same model object: no second load
+        store = target.store
+        copies = 0
+        add_s = lexical_s = 0.0
+        while copies < size:
+            batch_chunks, batch_vectors = [], []
+            for chunk in real:
+                if copies >= size:
+                    break
+                meta = dict(chunk.metadata)
+                suffix = f"~{copies // len(real)}"
+                prov = Provenance(**{k: str(meta.get(k) or "") for k in Provenance.model_fields})
+                prov.record_id += suffix
+                search = {f: str(meta.get(f"search_{f}") or "") for f in SEARCH_FIELDS}
+                filters = {k: v for k, v in meta.items() if k not in prov.model_fields and not k.startswith("search_")}
+                new = Chunk.make(
+                    chunk.text,
+                    prov,
+                    int(meta.get("position", 0) or 0),
+                    filters,
+                    search,
+                )
+                batch_chunks.append(new)
+                batch_vectors.append(vectors[chunk.id])
+                copies += 1
+                if len(batch_chunks) >= 2000:
+                    t0 = time.perf_counter()
+                    lexical, store.lexical = store.lexical, None
+                    store.add(batch_chunks, batch_vectors)
+                    t1 = time.perf_counter()
+                    lexical.add(rows_for(batch_chunks))
+                    store.lexical = lexical
+                    add_s += t1 - t0
+                    lexical_s += time.perf_counter() - t1
+                    batch_chunks, batch_vectors = [], []
+            if batch_chunks:
+                t0 = time.perf_counter()
+                lexical, store.lexical = store.lexical, None
+                store.add(batch_chunks, batch_vectors)
+                t1 = time.perf_counter()
+                lexical.add(rows_for(batch_chunks))
+                store.lexical = lexical
+                add_s += t1 - t0
+                lexical_s += time.perf_counter() - t1
+        out = {
+            "chunks": store.count(),
+            "real_chunks": len(real),
+            "questions": min(n, len(questions)),
+            "chroma_add_s": round(add_s, 1),
+            "lexical_index_s": round(lexical_s, 1),
+            "lexical_index_mb": round(target.settings.lexical_path.stat().st_size / 1e6, 1),
+        }
+        for name, hybrid in (("hybrid", True), ("dense", False)):
+            retrieval = services.settings.retrieval.model_copy(update={"hybrid": hybrid})
+            retriever = Retriever(store, services.embedder, retrieval)
+            retriever.retrieve(questions[0], 5)  # warm
+            times = []
+            for q in questions[:n]:
+                timings: dict[str, float] = {}
+                retriever.retrieve(q, 5, timings)
+                times.append(sum(v for k, v in timings.items() if k != "embed_query"))
+            out[f"{name}_p50_ms"] = round(percentile(times, 0.5) * 1000, 1)
+            out[f"{name}_p95_ms"] = round(percentile(times, 0.95) * 1000, 1)
+        return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from assistant.answering.query import FORMAT_WORDS
 from assistant.answering.questions import (  # noqa: F401 - intents/rule_routed are this module's API too
@@ -91,9 +92,8 @@ def coverage(question: str | Question, source: Source, t: EvidenceThresholds = T
 def title_match(question: str, title: str, t: EvidenceThresholds = THRESHOLDS) -> float:
     """Share of a title's first content words that the question names: known-item questions
     ("the call number of Programming Python") name their title."""
-    folded_q = fold(question)
-    q = {stem(w) for w in word_set(folded_q, folded=True)}
-    title_terms = key_terms(title)[: t.title_words]
+    folded_q, q = _question_words(question)
+    title_terms = _title_terms(title)[: t.title_words]
     if not title_terms:
         return 0.0
     found = sum(
@@ -102,6 +102,18 @@ def title_match(question: str, title: str, t: EvidenceThresholds = THRESHOLDS) -
     )
     # A one-word title ("Photographs") says less about which record is meant than a full one.
     return found / len(title_terms) * min(1.0, len(title_terms) / t.full_title_words)
+
+
+# Retrieval scores every candidate's title against one question: both sides are computed once.
+@lru_cache(maxsize=256)
+def _question_words(question: str) -> tuple[str, frozenset[str]]:
+    folded = fold(question)
+    return folded, frozenset(stem(w) for w in word_set(folded, folded=True))
+
+
+@lru_cache(maxsize=65536)
+def _title_terms(title: str) -> tuple[str, ...]:
+    return tuple(key_terms(title))
 
 
 def _label(source: Source) -> str:

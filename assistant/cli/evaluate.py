@@ -17,6 +17,13 @@ def cmd_bench(services, args) -> int:
         sources = args.paths or ["../shared/data/warc/aut/example.warc.gz"]
         print_json(bench_warc_memory(services.settings, sources, size_mb=args.size_mb))
         return 0
+    if args.what == "retrieval":
+        from eval.bench import bench_retrieval
+
+        if not args.questions:
+            raise SettingsError("refdesk bench retrieval needs --questions SET.jsonl (e.g. a generated set)")
+        print_json(bench_retrieval(services, args.size, args.questions, n=args.n if args.n != 10 else 200))
+        return 0
     if args.what == "widget":
         from eval.bench import bench_widget
 
@@ -135,7 +142,7 @@ def cmd_eval(services, args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("bench", help="benchmarks")
-    s.add_argument("what", choices=["answer", "ingest", "warc-memory", "refcheck", "widget"])
+    s.add_argument("what", choices=["answer", "ingest", "warc-memory", "refcheck", "widget", "retrieval"])
     s.add_argument("--url", help="widget: a running refdesk serve (default: serve.host:serve.port)")
     s.add_argument("--sessions", type=int, default=20, help="widget: patrons at once")
     s.add_argument("--per-session", type=int, default=2, help="widget: questions each")
@@ -146,6 +153,7 @@ def register(sub) -> None:
         help="widget: ask for this many seconds instead (patrons told 'busy' wait as told, up to 60 s)",
     )
     s.add_argument("--size-mb", type=int, default=1024, help="warc-memory: size of the WARC to build and stream")
+    s.add_argument("--size", type=int, default=100_000, help="retrieval: chunks in the synthetic store")
     s.add_argument("paths", nargs="*", help="ingest: files or folders to ingest into a temporary store")
     s.add_argument("--n", type=int, default=10)
     s.add_argument("--seed", type=int, default=7, help="refcheck: seed of the case builder")
