@@ -33,6 +33,13 @@ def test_chroma_server_mode_ingests_retrieves_and_is_idempotent(chroma_server, c
     answer = services.answers.ask("Summerland Chabon baseball fairies", k=3)
     assert answer.sources[0].record_id == "12883376"
     assert answer.sentences[0].status == "supported"
+    # The lexical index lives on the app host beside the server's store, with the same chunk ids; a new app
+    # host (a fresh data dir) rebuilds it from the server's chunk metadata.
+    assert services.store.lexical.count() == services.store.count()
+    fresh = Services(settings.model_copy(update={"data_dir": tmp_path / "other-host"}))
+    assert fresh.store.lexical.count() == services.store.count()
+    hit = fresh.retriever.retrieve("Which book has ISBN 0-7868-0877-2?", 1)[0]
+    assert (hit.record_id, hit.matched_by) == ("12883376", "identifier")
 
 
 def test_unreachable_chroma_server_is_a_clear_error(clean_env, tmp_path):
