@@ -87,3 +87,21 @@ def test_no_source_type_crowds_out_the_rest():
     chosen = retriever._balanced(ranked, 5)
     assert [c.chunk_id for c in chosen] == ["e0", "e1", "e2", "e3", "m1"]  # m1 is in, by score order
     assert len([c for c in chosen if c.meta["source_type"] == "ead"]) == 4  # 3 by share, 1 to fill up
+
+
+def _cited(answer):
+    by_n = {s.n: s for s in answer.sources}
+    return [by_n[n] for s in answer.sentences if s.kind == "evidence" and s.shown for n in s.citations]
+
+
+def test_a_known_item_answer_reads_out_the_records_own_details(library):
+    answer = library.answers.ask("Do you have Stolz und Vorurteil?")
+    cited = _cited(answer)
+    assert cited and all(s.title.startswith("Stolz und Vorurteil") for s in cited)
+    assert "Published:" in answer.answer or "Year:" in answer.answer, answer.answer
+
+
+def test_a_date_condition_is_answered_by_the_records_that_meet_it(library):
+    answer = library.answers.ask("Which editions of Pride and Prejudice from the 1930s do you have?")
+    cited = _cited(answer)
+    assert cited and all(s.year is not None and 1930 <= s.year <= 1939 for s in cited), [s.year for s in cited]

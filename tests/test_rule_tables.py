@@ -25,7 +25,9 @@ INTENT_CASES = [
     ("When was the Internet Archive FAQ page captured?", ["capture", "date", "extent"]),  # "page" reads as extent
     ("Who wrote Summerland?", ["author"]),
     ("Who published Middlemarch?", ["publisher"]),
-    ("Which editions of Pride and Prejudice do you have?", ["edition"]),
+    ("Which editions of Pride and Prejudice do you have?", ["holding", "edition"]),
+    ("Do you have Stolz und Vorurteil?", ["holding"]),
+    ("Which editions of Pride and Prejudice from before 1900?", ["edition", "date"]),  # a stated year: date fields
     ("What year did Nature start?", ["date"]),
     ("What is Kavalier and Clay about?", ["subject"]),
     ("How many pages does Kavalier and Clay have?", ["extent"]),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from assistant.answering.query import FORMAT_WORDS
+from assistant.answering.query import FORMAT_WORDS, understand
 from assistant.answering.questions import (  # noqa: F401 - intents/rule_routed are this module's API too
     INTENTS_BY_NAME,
     Question,
@@ -259,6 +259,12 @@ def select_evidence(question: str, sources: list[Source], t: EvidenceThresholds 
         for s in sources
         if covered[s.n] >= t.min_coverage
     }
+    # A date condition ("before 1900", "the 1930s"): only the records that meet it answer, when any does.
+    years = understand(question).years
+    if years and any(s.year is not None and years[0] <= s.year <= years[1] for s in sources if s.n in match):
+        match = {
+            s.n: m for s in sources if (m := match.get(s.n)) and s.year is not None and years[0] <= s.year <= years[1]
+        }
     best = max(match.values(), default=(0.0, 0.0))
     for source in sources:
         if len(used_records) >= t.max_sources:

@@ -50,6 +50,16 @@ INTENT_RULES: tuple[IntentRule, ...] = (
         "capture", 50, _rx(r"\b(captured|archived|crawled|snapshot|wayback)\b"), ("captured",), rule_routed=True
     ),
     IntentRule(
+        "holding",
+        55,
+        _rx(
+            r"\bdo you (have|hold|own|keep)\b|\bin your (catalogu?e?|collections?|library)\b|\bcan i (borrow|see|get)\b"
+            r"|\b(does|do) the library (have|hold)\b|\bi(?:'m| am) looking for\b|\bhave you got\b|\ba copy of\b"
+        ),
+        # What a librarian reads out for a known item: the edition, its date and publisher, where it stands.
+        ("Published", "Edition", "Year", "Dates", "Call number", "Location", "ISBN", "ISSN"),
+    ),
+    IntentRule(
         "author",
         60,
         _rx(r"\bwho (wrote|is the author|authored|created|composed|made|edited)\b|\bauthor|\bcreator\b|\bby whom\b"),
@@ -111,7 +121,16 @@ class Question:
 
 
 def analyse(question: str) -> Question:
-    return Question(question, tuple(intents(question)), tuple(key_terms(question)), tuple(names(question)))
+    found = intents(question)
+    if "date" not in found and _states_years(question):
+        found.append("date")  # "editions before 1900": each record's own date answers the condition
+    return Question(question, tuple(found), tuple(key_terms(question)), tuple(names(question)))
+
+
+def _states_years(question: str) -> bool:
+    from assistant.answering.query import year_range
+
+    return year_range(question)[0] is not None
 
 
 def intents(question: str) -> list[str]:

@@ -189,5 +189,6 @@ def make_source(n: int, chunk_id: str, text: str, meta: dict, score: float) -> S
         text=text,
         content_hash=str(meta.get("content_hash", "")),
         captures=[d for d in str(meta.get("captures", "")).split(",") if d],
+        year=meta["year"] if isinstance(meta.get("year"), int) else None,
         **structured_provenance(meta),
     )

@@ -177,6 +177,7 @@ class Source(BaseModel):
     collection: str = ""  # the finding aid's or web collection's title
     url: str = ""  # an archived page's own address (its link is the replay)
     matched_by: str = ""  # retrieval: "identifier", "lexical", "dense", or "lexical+dense"
+    year: int | None = None  # the record's year, as a filter holds it
 
 
 SentenceStatus = Literal["supported", "unsupported"]
