@@ -315,7 +315,8 @@ def warc_questions(root: Path, rng: random.Random) -> list[Question]:
             continue
         try:
             with path.open("rb") as fh:
-                for record in ArchiveIterator(fh, arc2warc=True):
+                iterator = ArchiveIterator(fh, arc2warc=True)
+                for record in iterator:
                     if record.rec_type != "response" or not record.http_headers:
                         continue
                     if record.http_headers.get_statuscode() != "200":
@@ -324,7 +325,11 @@ def warc_questions(root: Path, rng: random.Random) -> list[Question]:
                         continue
                     uri = record.rec_headers.get_header("WARC-Target-URI") or ""
                     date = record.rec_headers.get_header("WARC-Date") or ""
-                    rid = record.rec_headers.get_header("WARC-Record-ID") or ""
+                    # ARC records have no id: refdesk names them by file and offset (warcio's are made up per read)
+                    if path.name.lower().endswith((".arc", ".arc.gz")):
+                        rid = f"{path.name}@{iterator.offset}"
+                    else:
+                        rid = (record.rec_headers.get_header("WARC-Record-ID") or "").strip("<>")
                     body = record.content_stream().read(2_000_000)
                     try:
                         title = _clean(lxml_html.fromstring(body).findtext(".//title") or "")

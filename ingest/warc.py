@@ -268,7 +268,12 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     headers = record.rec_headers
     uri = headers.get_header("WARC-Target-URI") or ""
     date = headers.get_header("WARC-Date") or ""
-    record_id = (headers.get_header("WARC-Record-ID") or f"{ctx.warc_name}@{offset}").strip("<>")
+    if ctx.warc_name.lower().endswith((".arc", ".arc.gz")) or not headers.get_header("WARC-Record-ID"):
+        # An ARC record has no id of its own: warcio's conversion makes up a new uuid on every read, which
+        # would give the same page new chunk ids each time the file is read. Its place in the file is stable.
+        record_id = f"{ctx.warc_name}@{offset}"
+    else:
+        record_id = headers.get_header("WARC-Record-ID").strip("<>")
     digest = headers.get_header("WARC-Payload-Digest") or ""
     if rtype == "revisit":
         original = seen.get(digest)

@@ -216,3 +216,17 @@ def test_a_revisit_in_another_file_adds_its_capture(fake_services, shared_data, 
     assert again.files_unchanged == 0 and again.files == 2
     assert set(_stored(fake_services)) == set(stored)
     assert all("2013-07-29T19:51:51Z" in m["captures"].split(",") for m in _stored(fake_services).values())
+
+
+def test_arc_records_keep_their_ids_from_one_read_to_the_next(shared_data):
+    """ARC has no record ids: warcio makes up a uuid on each read, so refdesk names them by file and offset."""
+    import itertools
+
+    path = shared_data / "warc/aut/example.arc.gz"
+
+    def ids():
+        records = (r for r in warc.iter_records(path) if isinstance(r, SourceRecord))
+        return [r.provenance.record_id for r in itertools.islice(records, 3)]
+
+    first = ids()
+    assert first == ids() and all(i.startswith("example.arc.gz@") for i in first)

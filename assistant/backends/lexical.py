@@ -58,6 +58,14 @@ def identifier_candidates(text: str) -> list[str]:
     found += re.findall(r"\b\d{4}-\d{3}[\dXx]\b", text)  # ISSN
     found += re.findall(r"https?://\S+", text)
     found += re.findall(r"\b(?=[A-Za-z.]*\d)(?=[\d.]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9.\-]{2,}\b", text)
+    # Call numbers are several tokens ("PR4034 .P7 1996"): every run of 2-4 tokens holding a digit is tried as
+    # one identifier too. Only exact equality with a stored identifier counts, so extra tries cost nothing.
+    tokens = text.split()
+    for size in (2, 3, 4):
+        for i in range(len(tokens) - size + 1):
+            span = " ".join(tokens[i : i + size])
+            if any(ch.isdigit() for ch in span):
+                found.append(span)
     out = []
     for value in found:
         key = normalise_identifier(value.strip(" .,;?"))
