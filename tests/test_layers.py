@@ -40,7 +40,14 @@ ALLOWED: dict[str, set[str]] = {
         "ingest",
         "eval",
     },
-    "eval": {"assistant.core", "assistant.backends", "assistant.refcheck", "assistant.services", "ingest"},
+    "eval": {
+        "assistant.core",
+        "assistant.answering",
+        "assistant.backends",
+        "assistant.refcheck",
+        "assistant.services",
+        "ingest",
+    },
 }
 LAYER_PACKAGES = [
     "assistant/core",

@@ -12,12 +12,24 @@ from assistant.core.settings import RetrievalSettings
 from tests.conftest import DEMO_CORPUS, catalogue_and_finding_aid, ingest
 
 
-@pytest.fixture
-def library(fake_services, shared_data, tmp_path):
+@pytest.fixture(scope="module")
+def library(shared_data, tmp_path_factory):
+    from assistant.backends.llm import FakeChat
+    from assistant.core.settings import Settings
+    from assistant.services import Services
+
+    settings = Settings.load(
+        data_dir=str(tmp_path_factory.mktemp("library")),
+        embedding={"backend": "fake", "model": "hash"},
+        llm={"backend": "fake"},
+        retrieval={"min_score": 0.0},  # hash-embedding scores are not MiniLM's
+        verify={"semantic_threshold": 0.0},
+    )
+    services = Services(settings, llm=FakeChat())
     paths = [*catalogue_and_finding_aid(DEMO_CORPUS), shared_data / "marc/marc4j/pride-and-prejudice-fixed.mrc"]
-    summary = ingest(fake_services, paths)
+    summary = ingest(services, paths)
     assert summary.files_failed == 0
-    return fake_services
+    return services
 
 
 def top(services, question, k=5, **settings):

@@ -186,7 +186,7 @@ class ChunkStore:
             for cid, doc, meta, vector in zip(
                 res["ids"], res["documents"], res["metadatas"], res["embeddings"], strict=True
             ):
-                out.append((cid, doc or "", dict(meta or {}), [float(x) for x in vector]))
+                out.append((cid, doc or "", dict(meta or {}), list(vector)))
         return out
 
     def iter_chunks(self, where: dict | None = None):
