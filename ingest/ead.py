@@ -315,8 +315,8 @@ def _component_record(coll, frame: Frame, ancestors: list[Frame], el, daos, temp
         text="\n".join(lines),
         filters=filters,
         search={
-            # The component's own title, then the series and collection it sits in.
-            "title": "\n".join(x for x in (title, series, coll.title) if x),
+            "title": title,
+            "collection": "\n".join(x for x in (series, coll.title) if x),
             "names": "\n".join(coll.names),
             "subjects": "\n".join(coll.subjects),
             "identifiers": "\n".join(x for x in (frame.unitid, coll.unitid, frame.containers) if x),

@@ -91,14 +91,17 @@ def test_sync_removes_from_both_and_a_lost_index_is_rebuilt(fake_services, demo_
     assert again.store.lexical.search("Middlemarch")  # George Eliot's record, indexed again from the store
 
 
-def test_no_source_type_crowds_out_the_rest():
+def test_no_source_type_crowds_out_the_rest_by_count_alone():
     retriever = Retriever.__new__(Retriever)
-    retriever.settings = RetrievalSettings(max_type_share=0.6)
+    retriever.settings = RetrievalSettings(max_type_share=0.6, balance_min_ratio=0.8)
+    # Ten look-alike folders and one catalogue record scoring nearly as well: the record gets a place.
     ranked = [Candidate(f"e{i}", meta={"source_type": "ead"}, score=1 - i / 100) for i in range(10)]
-    ranked += [Candidate("m1", meta={"source_type": "marc"}, score=0.5)]
-    chosen = retriever._balanced(ranked, 5)
-    assert [c.chunk_id for c in chosen] == ["e0", "e1", "e2", "e3", "m1"]  # m1 is in, by score order
-    assert len([c for c in chosen if c.meta["source_type"] == "ead"]) == 4  # 3 by share, 1 to fill up
+    ranked += [Candidate("m1", meta={"source_type": "marc"}, score=0.9)]
+    chosen = [c.chunk_id for c in retriever._balanced(ranked, 5)]
+    assert chosen == ["e0", "e1", "e2", "e3", "m1"]  # the fourth folder's place went to m1; e3 took the fifth
+    # A record of another type that matches far worse does not push out a better folder.
+    ranked[-1] = Candidate("m1", meta={"source_type": "marc"}, score=0.3)
+    assert [c.chunk_id for c in retriever._balanced(ranked, 5)] == ["e0", "e1", "e2", "e3", "e4"]
 
 
 def _cited(answer):

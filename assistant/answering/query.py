@@ -26,7 +26,9 @@ YEAR_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("in", re.compile(rf"\b(?:in|of|from|during|dated|(?:{MONTHS}))\s+(1[5-9]\d\d|20\d\d)\b", re.I)),
 )
 
-# format word -> the format values readers write (MARC leader formats, EAD/PDF/WARC formats)
+# format word -> the format values readers write (MARC leader formats, WARC/PDF formats). Archival components
+# are not mapped: "photographs" in a finding aid is a folder's subject, and every folder of a collection
+# would otherwise outrank the collection record.
 FORMAT_WORDS: dict[str, tuple[str, ...]] = {
     "book": ("book",),
     "books": ("book",),
@@ -52,11 +54,11 @@ FORMAT_WORDS: dict[str, tuple[str, ...]] = {
     "video": ("video",),
     "film": ("video",),
     "dvd": ("video",),
-    "photograph": ("image", "archival component"),
-    "photographs": ("image", "archival component"),
-    "photos": ("image", "archival component"),
+    "photograph": ("image",),
+    "photographs": ("image",),
+    "photos": ("image",),
     "manuscript": ("manuscript",),
-    "letters": ("archival component", "manuscript"),
+    "letters": ("manuscript",),
     "web page": ("web page",),
     "website": ("web page",),
 }

@@ -138,22 +138,29 @@ class Retriever:
         return sorted(candidates, key=lambda c: (-c.score, -(c.cosine or 0.0)))
 
     def _balanced(self, ranked: list[Candidate], k: int) -> list[Candidate]:
-        """The top k by fused score, but no source type takes more than max_type_share of them while
-        candidates of other types remain (17k finding-aid folders must not push out 600 catalogue records)."""
-        cap = max(1, math.ceil(k * self.settings.max_type_share))
+        """The top k by fused score, except that a source type already holding max_type_share of them gives
+        its next place to another type's candidate that scores nearly as well (balance_min_ratio of it):
+        17k finding-aid folders must not push out 600 catalogue records by their count alone, but a type
+        that clearly matches better keeps its places."""
+        s = self.settings
+        cap = max(1, math.ceil(k * s.max_type_share))
         chosen: list[Candidate] = []
-        held: list[Candidate] = []
         per_type: dict[str, int] = {}
-        for c in ranked:
-            if len(chosen) >= k:
-                break
+        queue = list(ranked)
+        while queue and len(chosen) < k:
+            c = queue[0]
             kind = str(c.meta.get("source_type", ""))
             if per_type.get(kind, 0) >= cap and not c.identifier:
-                held.append(c)
-                continue
+                rival = next(
+                    (d for d in queue[1:] if str(d.meta.get("source_type", "")) != kind),
+                    None,
+                )
+                if rival is not None and rival.score >= s.balance_min_ratio * c.score:
+                    c = rival
+                    kind = str(c.meta.get("source_type", ""))
+            queue.remove(c)
             per_type[kind] = per_type.get(kind, 0) + 1
             chosen.append(c)
-        chosen += held[: k - len(chosen)]  # no other type had enough: fill up in order
         return sorted(chosen, key=lambda c: (-c.score, -(c.cosine or 0.0)))
 
     def sources_by_id(self, chunk_ids: list[str]) -> list[Source]:

@@ -18,11 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.core.text import STOPWORDS, fold, words
+from assistant.core.text import STOPWORDS, fold, hyphenated, words
 from assistant.core.types import SEARCH_FIELDS
 
 INDEXED = (*SEARCH_FIELDS, "body")
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the collection field
 # Words a question uses to ask: never worth a lexical match (they match every record).
 QUERY_STOPWORDS = STOPWORDS | frozenset(
     """do does have hold holds held find need want looking look tell give show any copy copies available please
@@ -83,6 +83,18 @@ class LexicalIndex:
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self.lock = threading.Lock()  # the store thread writes while the app reads
         self.db.execute("PRAGMA journal_mode=WAL")
+        if not self.created:
+            row = None
+            try:
+                row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            except sqlite3.OperationalError:
+                pass
+            if row is None or row[0] != SCHEMA_VERSION:
+                # An index of another layout: dropped here, rebuilt from the store when the store opens it.
+                self.db.executescript(
+                    "DROP TABLE IF EXISTS fts; DROP TABLE IF EXISTS idents; DROP TABLE IF EXISTS docs; "
+                    "DROP TABLE IF EXISTS meta;"
+                )
         self.db.executescript(
             f"""
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -166,6 +178,8 @@ class LexicalIndex:
     def search(self, question: str, limit: int = 50) -> list[LexicalHit]:
         """BM25 over the fields, weighted; any of the question's content words may match (OR)."""
         terms = [w for w in words(question) if w not in QUERY_STOPWORDS and (len(w) > 1 or w.isdigit())]
+        # A hyphenated label ("A-C", "1939-1945") is a phrase of its parts: single letters alone match nothing.
+        terms += [" ".join(words(label, folded=True)) for label in hyphenated(question)]
         terms = list(dict.fromkeys(terms))[:MAX_QUERY_TERMS]
         if not terms:
             return []
@@ -187,6 +201,9 @@ class LexicalIndex:
             meta = chunk.metadata
             fields = {f: str(meta.get(f"search_{f}") or "") for f in SEARCH_FIELDS}
             fields["title"] = fields["title"] or str(meta.get("title") or "")
+            if meta.get("source_type") == "ead" and "\n" in fields["title"] and not fields["collection"]:
+                # Chunks stored by a reader of schema 1 held "own title \n series \n collection" as the title.
+                fields["title"], _, fields["collection"] = fields["title"].partition("\n")
             batch.append((chunk.id, str(meta.get("source_type") or ""), fields, chunk.text))
             if len(batch) >= 1000:
                 self.add(batch)

@@ -84,11 +84,19 @@ class RetrievalSettings(BaseModel):
     lexical_weight: float = 1.0
     # Catalogue-like field weights for BM25 (cf. VuFind's searchspecs: title over names over subjects over text).
     field_weights: dict[str, float] = Field(
-        default_factory=lambda: {"title": 10.0, "names": 5.0, "subjects": 3.0, "identifiers": 8.0, "body": 1.0}
+        default_factory=lambda: {
+            "title": 10.0,
+            "identifiers": 8.0,
+            "names": 5.0,
+            "subjects": 3.0,
+            "collection": 2.0,
+            "body": 1.0,
+        }
     )
     title_boost: float = 1.0  # × 1/(rrf_k+1) × share of the title's words the question names (known items)
     preference_boost: float = 0.5  # × the fused score of a source meeting the question's year/format/type/language
-    max_type_share: float = 0.6  # no source type takes more of the top k than this while others qualify
+    max_type_share: float = 0.6  # past this share of the top k, a source type yields to another type's …
+    balance_min_ratio: float = 0.8  # … candidate that scores at least this fraction of its own next one
     lexical_path: str = ""  # default DATA_DIR/lexical.sqlite (also with a Chroma server: on the app host)
 
 

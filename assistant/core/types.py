@@ -33,8 +33,10 @@ class Provenance(BaseModel):
 
 # Fielded search text a reader takes from the record's own structure (MARC tags, EAD elements, page titles),
 # for the lexical index: "title", "names", "subjects", "identifiers" (one per line, as written). The body is
-# the chunk's text. Stored with every chunk as search_<field> metadata, so the index can be rebuilt.
-SEARCH_FIELDS = ("title", "names", "subjects", "identifiers")
+# the chunk's text; "collection" holds the series and collection a component or page sits in (weighed less than
+# its own title, so a collection-level question finds the collection record, not its thousand folders).
+# Stored with every chunk as search_<field> metadata, so the index can be rebuilt.
+SEARCH_FIELDS = ("title", "names", "subjects", "identifiers", "collection")
 
 FilterValue = str | int | float
 Filters = dict[str, FilterValue]  # chunk metadata a retrieval filter can test (year, format, language …)
