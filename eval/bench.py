@@ -337,47 +337,40 @@ def bench_retrieval(services, size: int, questions_file: str, n: int = 200, fold
         target.embedder = services.embedder  # the same model object: no second load
         store = target.store
         copies = 0
-        add_s = lexical_s = 0.0
+        seconds = {"chroma": 0.0, "lexical": 0.0}
+        lexical = store.lexical
+        store.lexical = None  # written apart below, so the two writes are timed apart
+
+        def flush(chunks: list, vectors_: list) -> None:
+            t0 = time.perf_counter()
+            store.add(chunks, vectors_)
+            t1 = time.perf_counter()
+            lexical.add(rows_for(chunks))
+            seconds["chroma"] += t1 - t0
+            seconds["lexical"] += time.perf_counter() - t1
+
+        batch_chunks: list = []
+        batch_vectors: list = []
         while copies < size:
-            batch_chunks, batch_vectors = [], []
             for chunk in real:
                 if copies >= size:
                     break
                 meta = dict(chunk.metadata)
-                suffix = f"~{copies // len(real)}"
                 prov = Provenance(**{k: str(meta.get(k) or "") for k in Provenance.model_fields})
-                prov.record_id += suffix
+                prov.record_id += f"~{copies // len(real)}"
                 search = {f: str(meta.get(f"search_{f}") or "") for f in SEARCH_FIELDS}
                 filters = {k: v for k, v in meta.items() if k not in prov.model_fields and not k.startswith("search_")}
-                new = Chunk.make(
-                    chunk.text,
-                    prov,
-                    int(meta.get("position", 0) or 0),
-                    filters,
-                    search,
-                )
-                batch_chunks.append(new)
+                position = int(meta.get("position", 0) or 0)
+                batch_chunks.append(Chunk.make(chunk.text, prov, position, filters, search))
                 batch_vectors.append(vectors[chunk.id])
                 copies += 1
                 if len(batch_chunks) >= 2000:
-                    t0 = time.perf_counter()
-                    lexical, store.lexical = store.lexical, None
-                    store.add(batch_chunks, batch_vectors)
-                    t1 = time.perf_counter()
-                    lexical.add(rows_for(batch_chunks))
-                    store.lexical = lexical
-                    add_s += t1 - t0
-                    lexical_s += time.perf_counter() - t1
+                    flush(batch_chunks, batch_vectors)
                     batch_chunks, batch_vectors = [], []
-            if batch_chunks:
-                t0 = time.perf_counter()
-                lexical, store.lexical = store.lexical, None
-                store.add(batch_chunks, batch_vectors)
-                t1 = time.perf_counter()
-                lexical.add(rows_for(batch_chunks))
-                store.lexical = lexical
-                add_s += t1 - t0
-                lexical_s += time.perf_counter() - t1
+        if batch_chunks:
+            flush(batch_chunks, batch_vectors)
+        store.lexical = lexical
+        add_s, lexical_s = seconds["chroma"], seconds["lexical"]
         out = {
             "chunks": store.count(),
             "real_chunks": len(real),
