@@ -18,6 +18,7 @@ from assistant.answering.query import FORMAT_WORDS, YEAR_RULES, formats, languag
         ("anything published after 2001", (2002, 9999), "after"),
         ("What did the IANA page say in 1995?", (1995, 1995), "in"),
         ("What was on the site in March 2017?", (2017, 2017), "in"),
+        ("Do you have a 1950 edition of Kavalier and Clay?", (1950, 1950), "edition"),
         ("Who wrote Summerland?", None, ""),
     ],
 )
@@ -26,7 +27,16 @@ def test_year_rules(question, years, rule):
 
 
 def test_every_year_rule_has_a_row():
-    assert {name for name, _ in YEAR_RULES} == {"between", "range", "decade", "century", "before", "after", "in"}
+    assert {name for name, _ in YEAR_RULES} == {
+        "between",
+        "range",
+        "decade",
+        "century",
+        "before",
+        "after",
+        "edition",
+        "in",
+    }
 
 
 @pytest.mark.parametrize(

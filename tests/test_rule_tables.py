@@ -99,6 +99,7 @@ def archived_pages():
 def test_every_evidence_rule_is_exercised_below_and_priorities_are_unique():
     assert [r.name for r in sorted(EVIDENCE_RULES, key=lambda r: r.priority)] == [
         "capture_date",
+        "collection_overview",
         "fields_asked_for",
         "fields_in_question_words",
         "best_sentences",
@@ -121,6 +122,16 @@ def test_a_component_is_quoted_with_its_own_title_and_container(finding_aid):
     rule, found = evidence_rule_for("Which box has the A-C photographs?", component)
     assert rule == "fields_asked_for"
     assert found == [f"{component.title} — Location: Box 1"]
+
+
+def test_collection_overview_reads_the_collection_record_not_a_folder(finding_aid):
+    collection = next(s for s in finding_aid if s.format == "collection")
+    folder = next(s for s in finding_aid if s.format != "collection")
+    question = f"What is in the {collection.title} and how big is the collection?"
+    rule, found = evidence_rule_for(question, collection)
+    assert rule == "collection_overview"
+    assert found[0].startswith(f"{collection.title} — Extent: ")  # "how big" asks for the extent first
+    assert evidence_rule_for(question, folder)[0] != "collection_overview"
 
 
 def test_capture_date_comes_from_the_structured_field(archived_pages):

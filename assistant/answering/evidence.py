@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from assistant.answering.query import FORMAT_WORDS, understand
+from assistant.answering.query import FORMAT_WORDS
 from assistant.answering.questions import (  # noqa: F401 - intents/rule_routed are this module's API too
     INTENTS_BY_NAME,
     Question,
@@ -86,7 +86,9 @@ def coverage(question: str | Question, source: Source, t: EvidenceThresholds = T
         # The question asks for a kind of material (maps, photographs, recordings …) and the source matches
         # only its names: "maps of Paris" is not a book by B. J. Paris.
         return 0.0
-    return len(covered) / len(q.key_terms)
+    # Words that state a condition ("signed", "audiobook", "1950") are checked as conditions, not counted here.
+    subject = q.subject_terms or q.key_terms
+    return sum(term in covered or _covers(term, words, text) for term in subject) / len(subject)
 
 
 def title_match(question: str, title: str, t: EvidenceThresholds = THRESHOLDS) -> float:
@@ -181,6 +183,23 @@ def _fields(source: Source) -> list[tuple[str, str]]:
     return record_fields(source.text) if source.source_type in FIELDED_SOURCE_TYPES else []
 
 
+# A collection as a whole: what a reference archivist reads out first, in this order.
+COLLECTION_OVERVIEW_FIELDS = (
+    "Extent", "Dates", "Abstract", "Scope and content", "Access restrictions", "Digital object", "Creator",
+)  # fmt: skip
+MAX_OVERVIEW_FIELDS = 4
+
+
+def _collection_overview(q: Question, source: Source, t: EvidenceThresholds) -> list[str]:
+    """'What is in the X records, how big is it?': the collection record's extent, dates, scope, access."""
+    if not q.collection_level or source.format != "collection":
+        return []
+    fields = dict(reversed(_fields(source)))  # the first value of each label
+    order = [k for k in q.wanted_fields if k in COLLECTION_OVERVIEW_FIELDS] + list(COLLECTION_OVERVIEW_FIELDS)
+    picked = list(dict.fromkeys(k for k in order if k in fields))[:MAX_OVERVIEW_FIELDS]
+    return [f"{_label(source)} — " + "; ".join(f"{k}: {fields[k]}" for k in picked)] if picked else []
+
+
 def _fields_asked_for(q: Question, source: Source, t: EvidenceThresholds) -> list[str]:
     """The record's fields that the question's intents name ("Who wrote …" -> Author)."""
     wanted = q.wanted_fields
@@ -226,6 +245,7 @@ class EvidenceRule:
 
 EVIDENCE_RULES: tuple[EvidenceRule, ...] = (
     EvidenceRule("capture_date", 10, _capture_date),
+    EvidenceRule("collection_overview", 15, _collection_overview),
     EvidenceRule("fields_asked_for", 20, _fields_asked_for),
     EvidenceRule("fields_in_question_words", 30, _fields_in_question_words),
     EvidenceRule("best_sentences", 40, _best_sentences_quoted),
@@ -247,35 +267,58 @@ def evidence_for(question: str | Question, source: Source, t: EvidenceThresholds
     return evidence_rule_for(question, source, t)[1]
 
 
+@dataclass
+class Gathered:
+    """What the records say for a question: quoted evidence, and what to say about its conditions."""
+
+    evidence: list[Evidence]
+    conditions: list  # conditions.ConditionResult, by priority
+
+
 def select_evidence(question: str, sources: list[Source], t: EvidenceThresholds = THRESHOLDS) -> list[Evidence]:
-    q = analyse(question)
+    return gather(question, sources, t).evidence
+
+
+def gather(question: str | Question, sources: list[Source], t: EvidenceThresholds = THRESHOLDS) -> Gathered:
+    from assistant.answering.conditions import apply_conditions
+
+    q = question if isinstance(question, Question) else analyse(question)
     out: list[Evidence] = []
     used_records: set[str] = set()
     seen_texts: set[str] = set()
     covered = {s.n: coverage(q, s, t) for s in sources}
     # Key-term coverage first, the title the question names second.
     match = {
-        s.n: (round(covered[s.n], 6), round(title_match(question, s.title, t), 6))
+        s.n: (round(covered[s.n], 6), round(title_match(q.text, s.title, t), 6))
         for s in sources
         if covered[s.n] >= t.min_coverage
     }
-    # A date condition ("before 1900", "the 1930s"): only the records that meet it answer, when any does.
-    years = understand(question).years
-    if years and any(s.year is not None and years[0] <= s.year <= years[1] for s in sources if s.n in match):
-        match = {
-            s.n: m for s in sources if (m := match.get(s.n)) and s.year is not None and years[0] <= s.year <= years[1]
-        }
+    whole_record = False
+    collections = [s for s in sources if s.n in match and s.format == "collection"]
+    if q.collection_level and collections:
+        # "What is in the X records, how big is it?": the collection record answers before any folder, from
+        # all its retrieved chunks (its summary fields and its scope note are chunked apart).
+        top = max(collections, key=lambda s: match[s.n])
+        match = {s.n: match[top.n] for s in collections if s.record_id == top.record_id}
+        whole_record = True
+    # Conditions (a year, a format, a part …): only the records that meet them answer, when any does.
+    meeting, conditions = apply_conditions(q, sources, set(match))
+    match = {n: m for n, m in match.items() if n in meeting}
     best = max(match.values(), default=(0.0, 0.0))
     for source in sources:
         if len(used_records) >= t.max_sources:
             break
         # Only the records that match the question best (key terms, then the title it names): a near
         # miss (another edition, a sibling folder) is not evidence for this question.
-        if source.record_id in used_records or match.get(source.n) != best:
+        if (source.record_id in used_records and not whole_record) or match.get(source.n) != best:
             continue
-        texts = [text for text in evidence_for(q, source, t) if text not in seen_texts]
+        if whole_record and source.record_id in used_records:
+            found = _collection_overview(q, source, t)  # further chunks add overview fields, nothing else
+        else:
+            found = evidence_for(q, source, t)
+        texts = [text for text in found if text not in seen_texts]
         if texts:
             used_records.add(source.record_id)
             seen_texts.update(texts)
             out.extend(Evidence(source.n, text) for text in texts)
-    return out
+    return Gathered(out, conditions if out else [])

@@ -23,6 +23,7 @@ YEAR_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("century", re.compile(r"\b(1[5-9]|20|21)(?:th|st)[\s-]century\b", re.I)),
     ("before", re.compile(r"\b(?:before|earlier than|prior to|until|up to|pre-?)\s*(1[5-9]\d\d|20\d\d)\b", re.I)),
     ("after", re.compile(r"\b(?:after|since|later than|from|post-?)\s*(1[5-9]\d\d|20\d\d)\b", re.I)),
+    ("edition", re.compile(r"\b(1[5-9]\d\d|20\d\d)\s+(?:edition|printing|issue|version|copy|one|release)\b", re.I)),
     ("in", re.compile(rf"\b(?:in|of|from|during|dated|(?:{MONTHS}))\s+(1[5-9]\d\d|20\d\d)\b", re.I)),
 )
 
@@ -45,6 +46,8 @@ FORMAT_WORDS: dict[str, tuple[str, ...]] = {
     "score": ("score",),
     "scores": ("score",),
     "sheet music": ("score",),
+    "audiobook": ("sound",),
+    "audio book": ("sound",),
     "recording": ("music recording", "sound"),
     "recordings": ("music recording", "sound"),
     "album": ("music recording",),
@@ -120,6 +123,15 @@ class QueryPreferences:
         return met
 
 
+def year_span(question: str) -> tuple[int, int] | None:
+    """Where in the question its year condition is stated (to tell the condition from what it is about)."""
+    for _name, pattern in YEAR_RULES:
+        match = pattern.search(question)
+        if match:
+            return match.span()
+    return None
+
+
 def year_range(question: str) -> tuple[tuple[int, int] | None, str]:
     for name, pattern in YEAR_RULES:
         match = pattern.search(question)
@@ -143,13 +155,13 @@ def year_range(question: str) -> tuple[tuple[int, int] | None, str]:
     return None, ""
 
 
-def formats(question: str) -> frozenset[str]:
+def format_words(question: str) -> tuple[str, ...]:
     low = question.lower()
-    found: set[str] = set()
-    for word, values in FORMAT_WORDS.items():
-        if re.search(rf"\b{re.escape(word)}\b", low):
-            found.update(values)
-    return frozenset(found)
+    return tuple(word for word in FORMAT_WORDS if re.search(rf"\b{re.escape(word)}\b", low))
+
+
+def formats(question: str) -> frozenset[str]:
+    return frozenset(value for word in format_words(question) for value in FORMAT_WORDS[word])
 
 
 def source_types(question: str) -> frozenset[str]:
@@ -176,11 +188,15 @@ def language(question: str) -> str:
 
 
 def understand(question: str) -> QueryPreferences:
+    from assistant.answering.questions import COLLECTION_LEVEL
+
     years, rule = year_range(question)
+    # "What is in the X records, how big is it?" prefers the collection-level record to its folders.
+    collection = frozenset({"collection"}) if COLLECTION_LEVEL.search(question) else frozenset()
     return QueryPreferences(
         years=years,
         year_rule=rule,
-        formats=formats(question),
+        formats=formats(question) | collection,
         source_types=source_types(question),
         language=language(question),
     )

@@ -97,11 +97,73 @@ INTENTS_BY_NAME = {rule.name: rule for rule in INTENT_RULES}
 # Words a question uses to ask, not to say what it is about.
 QUESTION_STOPWORDS = STOPWORDS | frozenset(
     """
-have hold held holds find show tell give list need want looking look anything something materials material item items
+have hold held holds find show tell give get list need want big large looking look anything something materials material item items
 library libraries catalogue catalog collections collection copy copies available there please whose which wrote write
-written kind sort type""".split()
+written kind sort type citation cite""".split()
 )
 MIN_KEY_TERM_CHARS = 3  # "of", "to" and the like are never key terms, even when not stop words
+
+
+# --- What a question asks beyond facts: a service, a copy with a property the records may not state, a
+# collection as a whole, or a work by a part or sequel number. Each table is tried row by row; all rows count.
+
+
+@dataclass(frozen=True)
+class PatternRule:
+    name: str
+    pattern: re.Pattern[str]
+
+
+# Services a librarian provides; refdesk answers what it can from the records and offers the hand-off.
+SERVICE_RULES: tuple[PatternRule, ...] = (
+    PatternRule("scan", _rx(r"\b(scan|scans|scanned|digiti[sz]e|digiti[sz]ation)\b")),
+    PatternRule("copy", _rx(r"\b(photocopy|photocopies|reproduction|make (me )?a copy|send (me )?a copy)\b")),
+    PatternRule("visit", _rx(r"\b(visit|reading room|appointment|come in|see it in person|in person)\b")),
+    PatternRule("hours", _rx(r"\b(opening hours|open(ing)? times|when (are|is) (you|the library) open|hours)\b")),
+)
+
+# Properties of a copy that catalogue records rarely state: checked against the record's text, and when the
+# record is silent refdesk says so rather than guessing.
+COPY_CONDITION_RULES: tuple[PatternRule, ...] = (
+    PatternRule("first edition", _rx(r"\bfirst (edition|printing)\b|\b1st ed(ition)?\b")),
+    PatternRule("signed", _rx(r"\b(signed|autographed|inscribed)\b")),
+)
+
+# A question about a collection as a whole: its collection-level record answers before any folder.
+COLLECTION_LEVEL = _rx(
+    r"\b(what(?:'s| is| are)? in|how (big|large|many)|extent|overview|scope|about|describe|size)\b"
+    r".*\b(collection|records|papers|fonds|archives?)\b"
+    r"|\b(collection|records|papers|fonds)\b.*\b(how (big|large|many)|extent|size|scope|cover|contain)"
+)
+
+# A work asked for by a part, volume or sequel: held only if a record's title names that part.
+PART_RULES: tuple[PatternRule, ...] = (
+    PatternRule("sequel", _rx(r"\b(sequel|prequel|follow-up novel|next book|second book)\b")),
+    PatternRule("numbered part", _rx(r"\b(?:vol(?:ume)?\.?|part|book|no\.?)\s*(\d{1,3}|[ivx]{1,5})\b")),
+    PatternRule("numbered title", re.compile(r"\b[A-Z][\w'’]+ (\d{1,2})\b(?!\s*(?:edition|ed\b|copies|pages))")),
+)
+QUOTED_TITLE = re.compile(r"[\"“]([^\"”]{3,120})[\"”]")
+
+
+PART_CONTEXT_WORDS = frozenset("box folder series page pages item room floor level chapter number no".split())
+
+
+def asked_part(question: str) -> str:
+    """The part or volume number a question asks for ("Summerland 2", "volume 3"), folded; "" if none.
+    Container words ("Box 3", "Folder 21") are locations, not parts of a work."""
+    for rule in PART_RULES:
+        if rule.name == "sequel":
+            continue
+        for match in rule.pattern.finditer(question):
+            before = question[: match.start(1)].split()
+            if before and fold(before[-1]).strip(".") in PART_CONTEXT_WORDS and rule.name == "numbered title":
+                continue
+            return match.group(1).lower()
+    return ""
+
+
+def _names_of(rules: tuple[PatternRule, ...], question: str) -> tuple[str, ...]:
+    return tuple(rule.name for rule in rules if rule.pattern.search(question))
 
 
 @dataclass(frozen=True)
@@ -110,6 +172,20 @@ class Question:
     intents: tuple[str, ...]  # by priority
     key_terms: tuple[str, ...]  # hyphenated labels first, then content words, folded
     names: tuple[str, ...]  # capitalised words after the first, folded
+    years: tuple[int, int] | None = None  # a date condition ("a 1950 edition", "before 1900")
+    year_rule: str = ""
+    formats: frozenset[str] = frozenset()  # format values a format word asks for ("audiobook" -> sound)
+    format_words: tuple[str, ...] = ()  # the words themselves, to say which one is not held
+    copy_conditions: tuple[str, ...] = ()  # COPY_CONDITION_RULES names
+    services: tuple[str, ...] = ()  # SERVICE_RULES names
+    collection_level: bool = False
+    parts: tuple[str, ...] = ()  # PART_RULES names: the question asks for one part or a sequel of a work
+    quoted_title: str = ""  # a title given in quotes
+    subject_terms: tuple[str, ...] = ()  # key terms without the words that state conditions or services
+
+    @property
+    def conditions_stated(self) -> bool:
+        return bool(self.years or self.formats or self.copy_conditions or self.parts or self.quoted_title)
 
     @property
     def rule_routed(self) -> bool:
@@ -121,16 +197,47 @@ class Question:
 
 
 def analyse(question: str) -> Question:
+    from assistant.answering.query import format_words, formats, year_range
+
     found = intents(question)
-    if "date" not in found and _states_years(question):
+    years, year_rule = year_range(question)
+    if "date" not in found and years is not None:
         found.append("date")  # "editions before 1900": each record's own date answers the condition
-    return Question(question, tuple(found), tuple(key_terms(question)), tuple(names(question)))
+    quoted = QUOTED_TITLE.search(question)
+    return Question(
+        question,
+        tuple(found),
+        tuple(key_terms(question)),
+        tuple(names(question)),
+        years=years,
+        year_rule=year_rule,
+        formats=formats(question),
+        format_words=format_words(question),
+        copy_conditions=_names_of(COPY_CONDITION_RULES, question),
+        services=_names_of(SERVICE_RULES, question),
+        collection_level=COLLECTION_LEVEL.search(question) is not None,
+        parts=_names_of(PART_RULES, question)
+        if asked_part(question) or "sequel" in _names_of(PART_RULES, question)
+        else (),
+        quoted_title=quoted.group(1).strip() if quoted else "",
+        subject_terms=tuple(key_terms(without_conditions(question))),
+    )
 
 
-def _states_years(question: str) -> bool:
-    from assistant.answering.query import year_range
+def without_conditions(question: str) -> str:
+    """The question less what states a condition or a service (years, formats, "signed", "a scan", "sequel",
+    a part number): what is left names the work or collection it is about."""
+    from assistant.answering.query import FORMAT_WORDS, year_span
 
-    return year_range(question)[0] is not None
+    span = year_span(question)
+    text = question[: span[0]] + " " + question[span[1] :] if span else question
+    for rule in (*SERVICE_RULES, *COPY_CONDITION_RULES):
+        text = rule.pattern.sub(" ", text)
+    for rule in PART_RULES:
+        text = rule.pattern.sub(lambda m: m.group(0)[: m.start(1) - m.start(0)] if m.groups() else " ", text)
+    for word in FORMAT_WORDS:
+        text = re.sub(rf"\b{re.escape(word)}\b", " ", text, flags=re.I)
+    return text
 
 
 def intents(question: str) -> list[str]:

@@ -29,6 +29,7 @@ class Candidate:
     preferred_rank: int | None = None  # rank among the chunks meeting the question's stated preferences
     identifier: bool = False
     score: float = 0.0
+    files: list[str] = field(default_factory=list)  # every file the same record's same text came from
 
     @property
     def matched_by(self) -> str:
@@ -70,11 +71,13 @@ class Retriever:
                 for rank, (chunk_id, c) in enumerate(preferred.items(), 1):
                     candidates.setdefault(chunk_id, c).preferred_rank = rank
         timings["retrieve"] = time.perf_counter() - t1
-        ranked = self._fuse(question, list(candidates.values()), prefs)
+        ranked = one_per_record(self._fuse(question, list(candidates.values()), prefs))
         chosen = self._balanced(ranked, k)
         timings["fuse"] = time.perf_counter() - t1 - timings["retrieve"]
         return [
-            make_source(n, c.chunk_id, c.text, c.meta, c.cosine or 0.0).model_copy(update={"matched_by": c.matched_by})
+            make_source(n, c.chunk_id, c.text, c.meta, c.cosine or 0.0).model_copy(
+                update={"matched_by": c.matched_by, "files": c.files}
+            )
             for n, c in enumerate(chosen, 1)
         ]
 
@@ -174,6 +177,20 @@ class Retriever:
         return [make_source(n, cid, stored[cid].text, stored[cid].metadata, 1.0) for n, cid in enumerate(chunk_ids, 1)]
 
 
+def one_per_record(ranked: list[Candidate]) -> list[Candidate]:
+    """One source per record: the same record read from several files (a MARC file and its MARCXML, an ARC
+    and its WARC) has one record id and the same text, so it takes one place and lists its files. Editions
+    have their own ids and stay apart."""
+    kept: dict[tuple[str, str, str], Candidate] = {}
+    for c in ranked:
+        key = (str(c.meta.get("source_type", "")), str(c.meta.get("record_id", "")), c.text)
+        first = kept.setdefault(key, c)
+        source_file = str(c.meta.get("source_file", ""))
+        if source_file and source_file not in first.files:
+            first.files.append(source_file)
+    return list(kept.values())
+
+
 def _cosine(a, b) -> float:
     import numpy as np
 
@@ -198,5 +215,6 @@ def make_source(n: int, chunk_id: str, text: str, meta: dict, score: float) -> S
         content_hash=str(meta.get("content_hash", "")),
         captures=[d for d in str(meta.get("captures", "")).split(",") if d],
         year=meta["year"] if isinstance(meta.get("year"), int) else None,
+        format=str(meta.get("format", "")),
         **structured_provenance(meta),
     )

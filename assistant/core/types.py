@@ -180,6 +180,8 @@ class Source(BaseModel):
     url: str = ""  # an archived page's own address (its link is the replay)
     matched_by: str = ""  # retrieval: "identifier", "lexical", "dense", or "lexical+dense"
     year: int | None = None  # the record's year, as a filter holds it
+    format: str = ""  # book, serial, sound, collection, archival component, web page … as a filter holds it
+    files: list[str] = Field(default_factory=list)  # every file this record was read from (MARC and MARCXML)
 
 
 SentenceStatus = Literal["supported", "unsupported"]
@@ -199,7 +201,12 @@ class Sentence(BaseModel):
 
 class Answer(BaseModel):
     question: str
+    resolved_question: str = ""  # a follow-up read with its conversation ("Who published it? (summerland)")
     answer: str = ""
+    final: bool = True  # False for the evidence answer streamed before the model's lead may be added
+    # What the answer says before its evidence, as data: "year:not_met", "part:not_found", "signed:silent",
+    # "service:scan" (answering/conditions.py); evaluations score these, not the wording.
+    notices: list[str] = Field(default_factory=list)
     refused: bool = False
     error: str = ""  # e.g. the LLM server is down; sources are still shown
     sentences: list[Sentence] = Field(default_factory=list)
@@ -219,12 +226,21 @@ class Answer(BaseModel):
 
         return {
             "answer": self.answer,
+            **({"resolved_question": self.resolved_question} if self.resolved_question else {}),
+            **({"notices": self.notices} if self.notices else {}),
             "refused": self.refused,
             "error": self.error,
             "invalid_markers": self.invalid_markers,
             "handoff_offered": self.handoff_offered,
             "sentences": [
-                {"text": s.text, "citations": s.citations, "status": s.status, "reasons": s.reasons, "kind": s.kind}
+                {
+                    "text": s.text,
+                    "citations": s.citations,
+                    "status": s.status,
+                    "reasons": s.reasons,
+                    "kind": s.kind,
+                    "shown": s.shown,
+                }
                 for s in self.sentences
             ],
             "sources": [
@@ -237,6 +253,7 @@ class Answer(BaseModel):
                     "locator": s.locator,
                     "link": link(s),
                     "source_file": PurePath(s.source_file).name,
+                    **({"files": [PurePath(f).name for f in s.files]} if len(s.files) > 1 else {}),
                     "date": s.date,
                     "score": round(s.score, 4),
                     "text": s.text,
