@@ -68,6 +68,8 @@ class Services:
             top_k=self.settings.retrieval.top_k,
             min_score=self.settings.retrieval.min_score,
             evidence_first=self.settings.answer.evidence_first,
+            lead_budget_s=self.settings.answer.lead_budget_s,
+            lead_workers=self.settings.answer.lead_workers,
         )
 
     @cached_property

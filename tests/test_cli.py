@@ -54,6 +54,7 @@ def test_ingest_json_then_ask_json(cli, demo_copy):
         "status": "supported",
         "reasons": [],
         "kind": first["kind"],
+        "shown": True,
     }
 
 

@@ -45,16 +45,67 @@ def test_chat_completions_returns_the_checked_answer_and_its_sources(client):
     assert body["refdesk"]["refused"] is False
 
 
-def test_streaming_request_gets_one_checked_chunk(client):
+def _events(r) -> list:
+    return [
+        json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ") and line != "data: [DONE]"
+    ]
+
+
+def test_streaming_sends_each_checked_sentence_as_its_own_chunk(client):
     r = client.post(
         "/v1/chat/completions",
         json={"messages": [{"role": "user", "content": "Who wrote Summerland?"}], "stream": True},
     )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    events = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
-    assert events[-1] == "[DONE]"
-    chunk = json.loads(events[0])
-    assert chunk["object"] == "chat.completion.chunk" and chunk["choices"][0]["delta"]["content"]
+    assert r.text.rstrip().endswith("data: [DONE]")
+    chunks = _events(r)
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    contents = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"][0]["delta"].get("content")]
+    assert len(contents) >= 2  # the opening and the quoted evidence, not one block
+    final = chunks[-1]
+    assert final["choices"][0]["finish_reason"] == "stop"
+    shown = [s["text"] for s in final["refdesk"]["sentences"] if s["shown"]]
+    # What was streamed is the checked sentences of the final answer, each one whole.
+    lines = "".join(contents).split("\n")
+    assert all(any(text in line for line in lines) for text in shown)
+    assert all(any(line in text or text in line for text in shown) for line in lines)
+    assert "Chabon, Michael" in "".join(contents)
+
+
+def test_follow_up_through_the_official_openai_client(client):
+    import openai
+
+    key = client.headers["Authorization"].removeprefix("Bearer ")
+    api = openai.OpenAI(base_url="http://testserver/v1", api_key=key, http_client=client, max_retries=0)
+    first = api.chat.completions.create(
+        model="refdesk", messages=[{"role": "user", "content": "Do you have Summerland?"}]
+    )
+    reply = first.choices[0].message.content
+    assert "Summerland" in reply
+    follow = api.chat.completions.create(
+        model="refdesk",
+        messages=[
+            {"role": "user", "content": "Do you have Summerland?"},
+            {"role": "assistant", "content": reply},
+            {"role": "user", "content": "Who published it?"},
+        ],
+    )
+    answer = follow.choices[0].message.content
+    assert "Miramax" in answer, answer  # Summerland's publisher, read from its record
+    assert follow.model_extra["refdesk"]["resolved_question"].startswith("Who published it? (")
+    # The same question without its conversation is a different question: it names no work.
+    alone = api.chat.completions.create(model="refdesk", messages=[{"role": "user", "content": "Who published it?"}])
+    assert "Miramax" not in (alone.choices[0].message.content or "")
+    streamed = api.chat.completions.create(
+        model="refdesk",
+        stream=True,
+        messages=[
+            {"role": "user", "content": "Do you have Summerland?"},
+            {"role": "user", "content": "Who published it?"},
+        ],
+    )
+    parts = [c.choices[0].delta.content for c in streamed if c.choices and c.choices[0].delta.content]
+    assert len(parts) >= 2 and "Miramax" in "".join(parts)
 
 
 @pytest.mark.parametrize(

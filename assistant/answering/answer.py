@@ -1,23 +1,44 @@
 """AnswerService: retrieve -> evidence from the records (+ an LLM lead) -> check every sentence -> Answer.
 
 The answer is built evidence first: fields and sentences quoted from the retrieved records,
-each citing its record. The LLM only writes a short lead, shown only if the checker accepts
-it; otherwise a plain template lead introduces the evidence. Questions a rule can answer
-(identifier look-ups, "which box", capture dates) never reach the LLM.
+each citing its record, and what the records say about the question's conditions ("none of the records
+we found is from 1950"). That answer is ready as soon as retrieval is (stream() yields it at once). The
+LLM only writes a short lead, asked for in the background while the evidence is gathered, and added only if
+it arrives within answer.lead_budget_s and the checker accepts it: a patron never waits for a sentence the
+checker would throw away. Questions a rule can answer (identifier look-ups, "which box", capture dates)
+never reach the LLM. Follow-up questions ("who published it?") are read with the conversation's history.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 
-from assistant.answering.evidence import rule_routed, select_evidence
+from assistant.answering.conversation import resolve
+from assistant.answering.evidence import analyse, gather
 from assistant.answering.prompts import Prompts
 from assistant.answering.verify.checker import CitationChecker
 from assistant.backends.llm import ChatModel, LLMUnavailable
 from assistant.core.types import Answer, Sentence, Source, content_hash
 
 MAX_LEAD_SENTENCES = 2
+
+
+@dataclass(frozen=True)
+class Draft:
+    text: str | None  # None: no text (unreachable, or past the budget)
+    unreachable_url: str  # the server that could not be reached, "" otherwise
+    seconds: float
+
+
+DEFAULT_LEAD_BUDGET_S = 3.0
+# The prompt template for each condition outcome (conditions.py); "met" needs no word.
+CONDITION_TEMPLATES = {"not_met": "condition_not_met", "not_found": "work_not_found", "silent": "record_silent"}
+SERVICE_NAMES = {"scan": "a scan", "copy": "a copy", "visit": "a visit", "hours": "opening hours"}
 
 
 log = logging.getLogger(__name__)
@@ -34,6 +55,8 @@ class AnswerService:
         top_k: int = 5,
         min_score: float = 0.0,
         evidence_first: bool = True,
+        lead_budget_s: float = DEFAULT_LEAD_BUDGET_S,
+        lead_workers: int = 4,
     ):
         self.store = store
         self.retriever = retriever
@@ -43,6 +66,9 @@ class AnswerService:
         self.top_k = top_k
         self.min_score = min_score
         self.evidence_first = evidence_first
+        self.lead_budget_s = lead_budget_s
+        # Leads are written beside the evidence; a bounded pool, as the answer gate bounds answers.
+        self._leads = ThreadPoolExecutor(max_workers=max(1, lead_workers), thread_name_prefix="refdesk-lead")
         from assistant.backends.store import unreachable_errors
 
         self.store_down = unreachable_errors()
@@ -55,10 +81,29 @@ class AnswerService:
         filters=None,
         contexts: list[str] | None = None,
         retrieved: Answer | None = None,
+        history: list[str] | None = None,
     ) -> Answer:
-        """contexts: passages given with the question (evaluation sets that bring their own); they replace
+        """The finished answer (the last stage of stream())."""
+        *_, answer = self.stream(question, k, retrieve_only, filters, contexts, retrieved, history)
+        return answer
+
+    def stream(
+        self,
+        question: str,
+        k: int | None = None,
+        retrieve_only: bool = False,
+        filters=None,
+        contexts: list[str] | None = None,
+        retrieved: Answer | None = None,
+        history: list[str] | None = None,
+    ) -> Iterator[Answer]:
+        """Yields the answer as it grows: first the evidence answer (answer.final False when a lead may
+        follow), then, within the lead budget, the same answer with the model's checked lead.
+
+        contexts: passages given with the question (evaluation sets that bring their own); they replace
         retrieval and are the only evidence the checker accepts. retrieved: an earlier retrieve_only
-        answer to the same question (the console shows its sources first), so retrieval runs once."""
+        answer to the same question (the console shows its sources first), so retrieval runs once.
+        history: the user's earlier questions in this conversation, oldest first (follow-ups)."""
         started = time.perf_counter()
         question = question.strip()
         answer = Answer(question=question)
@@ -66,7 +111,12 @@ class AnswerService:
         try:
             if not question:
                 answer.error = "empty question"
-                return answer
+                yield answer
+                return
+            resolved = resolve(question, history)
+            asked = resolved.question  # what is searched and answered: the question with its context
+            if resolved.followup:
+                answer.resolved_question = asked
             if contexts:
                 answer.sources = context_sources(contexts)
                 # As for stored chunks, the source's title heads its text ("Context 1" may be quoted).
@@ -75,85 +125,161 @@ class AnswerService:
                 if self.store.count() == 0:
                     answer.error = self.prompts.render("empty_store")
                     self._refuse(answer, text=answer.error)
-                    return answer
+                    yield answer
+                    return
                 if retrieved is not None:
                     answer.sources = list(retrieved.sources)
                     answer.timings.update({s: t for s, t in retrieved.timings.items() if s != "total"})
                 else:
-                    answer.sources = self.retriever.retrieve(question, k or self.top_k, answer.timings, filters=filters)
+                    answer.sources = self.retriever.retrieve(asked, k or self.top_k, answer.timings, filters=filters)
             if retrieve_only or self.llm is None:
-                return answer
+                yield answer
+                return
             if not contexts and not any(
                 s.score >= self.min_score or s.matched_by == "identifier" for s in answer.sources
             ):
                 # Nothing relevant was found: do not let the model guess from its own memory.
                 self._refuse(answer)
-                return answer
+                yield answer
+                return
             if not self.evidence_first:
-                draft = self._generate(answer)
+                draft = self._generate(answer, asked)
                 if draft is not None:
                     self.finish(answer, draft, valid)
-                return answer
-            t0 = time.perf_counter()
-            evidence = select_evidence(question, answer.sources)
-            answer.timings["evidence"] = time.perf_counter() - t0
-            if not evidence:
-                self._refuse(answer)  # retrieved, but nothing in it answers this question
-                return answer
-            lead: list[Sentence] = []
-            if valid is None:
-                valid = self.checker.stored_texts(answer.sources)  # one store read for every sentence below
-            if not rule_routed(question):
-                draft = self._generate(answer)
-                if draft is None:
-                    return answer  # LLM unreachable: the error names it, the sources are shown
-                t1 = time.perf_counter()
-                lead, answer.invalid_markers = self.checker.check(question, answer.sources, draft, valid)
-                answer.timings["check"] = time.perf_counter() - t1
-            t1 = time.perf_counter()
-            quoted = [
-                self.checker.check_sentence(question, answer.sources, e.text, [e.n], valid, kind="evidence")
-                for e in evidence
-            ]
-            answer.timings["check"] = answer.timings.get("check", 0.0) + time.perf_counter() - t1
-            shown_lead = [s for s in lead if s.shown][:MAX_LEAD_SENTENCES]
-            for s in lead:
-                s.shown = s in shown_lead
-            if not any(s.status == "supported" for s in shown_lead):
-                lead.insert(
-                    0,
-                    Sentence(
-                        text=self.prompts.render("evidence_lead"), status="supported", shown=True, kind="template"
-                    ),
-                )
-            answer.sentences = lead + quoted
-            if not any(s.status == "supported" and s.kind != "template" for s in answer.sentences):
-                self._refuse(answer)
-            else:
-                answer.answer = self.checker.shown_text(answer.sentences)
-            return answer
+                yield answer
+                return
+            yield from self._evidence_first(answer, asked, valid, started)
         except self.store_down as exc:
             # The Chroma server went away (or is restarting): say so, offer a librarian, keep serving; the
             # next question reconnects by itself.
             log.warning("store unreachable while answering: %s: %s", type(exc).__name__, exc)
             answer.error = self.prompts.render("store_unavailable")
+            answer.final = True
             self._refuse(answer, text=answer.error)
-            return answer
+            yield answer
         finally:
             answer.timings["total"] = time.perf_counter() - started
 
-    def _generate(self, answer: Answer) -> str | None:
+    def _evidence_first(
+        self, answer: Answer, asked: str, valid: dict[int, str] | None, started: float
+    ) -> Iterator[Answer]:
+        q = analyse(asked)
+        lead_started = time.perf_counter()
+        # The lead is written while the evidence is gathered and checked; it is used only if it is in time.
+        # Not for a question with conditions: the model cannot know that no record meets them.
+        wants_lead = not q.rule_routed and not q.conditions_stated and self.lead_budget_s > 0
+        pending = (
+            self._leads.submit(self._write, asked, list(answer.sources), self.lead_budget_s) if wants_lead else None
+        )
+        t0 = time.perf_counter()
+        gathered = gather(q, answer.sources)
+        answer.timings["evidence"] = time.perf_counter() - t0
+        if not gathered.evidence:
+            if pending is not None:
+                pending.cancel()
+            self._refuse(answer)  # retrieved, but nothing in it answers this question
+            yield answer
+            return
+        if valid is None:
+            valid = self.checker.stored_texts(answer.sources)  # one store read for every sentence below
+        t1 = time.perf_counter()
+        quoted = [
+            self.checker.check_sentence(asked, answer.sources, e.text, [e.n], valid, kind="evidence")
+            for e in gathered.evidence
+        ]
+        answer.timings["check"] = time.perf_counter() - t1
+        notices = self._notices(answer, q, gathered.conditions)
+        opening = notices or [self._template(self.prompts.render("evidence_lead"))]
+        answer.sentences = opening + quoted
+        if not any(s.status == "supported" and s.kind != "template" for s in answer.sentences):
+            if pending is not None:
+                pending.cancel()
+            self._refuse(answer)
+            yield answer
+            return
+        answer.answer = self.checker.shown_text(answer.sentences)
+        answer.timings["first_sentence"] = time.perf_counter() - started
+        if pending is None:
+            yield answer
+            return
+        answer.final = False
+        yield answer  # the evidence answer, at once
+        draft = self._lead_in_time(answer, pending, lead_started)
+        answer.final = True
+        if draft:
+            t1 = time.perf_counter()
+            lead, answer.invalid_markers = self.checker.check(asked, answer.sources, draft, valid)
+            answer.timings["check"] += time.perf_counter() - t1
+            quoted_sources = {n for s in quoted if s.shown for n in s.citations}
+            for s in lead:
+                if s.status == "supported" and not set(s.citations) <= quoted_sources:
+                    # A lead about a record the evidence does not quote answers another question.
+                    s.status, s.shown = "unsupported", False
+                    s.reasons.append("cites a source the evidence does not quote")
+            shown = [s for s in lead if s.shown][:MAX_LEAD_SENTENCES]
+            for s in lead:
+                s.shown = s in shown
+            # After the evidence, as it arrives after it: what was streamed stays as it was, in order.
+            answer.sentences = opening + quoted + lead
+            answer.answer = self.checker.shown_text(answer.sentences)
+        yield answer
+
+    def _lead_in_time(self, answer: Answer, pending: Future, lead_started: float) -> str | None:
+        remaining = self.lead_budget_s - (time.perf_counter() - lead_started)
+        try:
+            return self._apply(answer, pending.result(timeout=max(0.0, remaining)))
+        except FutureTimeout:
+            pending.cancel()
+            answer.timings["lead_late"] = self.lead_budget_s
+            log.info("the model's lead missed the %.1f s budget; the evidence answer stands", self.lead_budget_s)
+            return None
+
+    def _notices(self, answer: Answer, q, conditions) -> list[Sentence]:
+        """What is said before the evidence: conditions no record meets or the records are silent on, and
+        services (a scan, a visit) a librarian provides — each with the offer of a librarian where useful."""
+        out = []
+        for result in conditions:
+            template = CONDITION_TEMPLATES.get(result.outcome)
+            if template:
+                answer.notices.append(f"{result.rule}:{result.outcome}")
+                out.append(self._template(self.prompts.render(template, condition=result.phrase)))
+                answer.handoff_offered = answer.handoff_offered or result.outcome == "silent"
+        if q.services:
+            answer.notices.extend(f"service:{name}" for name in q.services)
+            wanted = " and ".join(SERVICE_NAMES[name] for name in q.services)
+            out.append(self._template(self.prompts.render("service_offer", service=wanted)))
+            answer.handoff_offered = True
+        return out
+
+    @staticmethod
+    def _template(text: str) -> Sentence:
+        return Sentence(text=text, status="supported", shown=True, kind="template")
+
+    def _generate(self, answer: Answer, asked: str) -> str | None:
+        """The model's answer without a budget (evidence_first off); None when it is unreachable."""
+        return self._apply(answer, self._write(asked, answer.sources, None))
+
+    def _write(self, asked: str, sources: list[Source], timeout_s: float | None) -> Draft:
+        """Runs in the lead pool: touches nothing shared. timeout_s: the request is abandoned after this long
+        (the client closes the connection, and vLLM stops generating for a closed connection)."""
         t0 = time.perf_counter()
         if self.llm is None:  # callers check first; an answer without a model has no lead
-            return None
+            return Draft(None, "", 0.0)
         try:
-            return self.llm.chat(self.prompts.answer_messages(answer.question, answer.sources))
+            text = self.llm.chat(self.prompts.answer_messages(asked, sources), timeout_s=timeout_s)
+            return Draft(text, "", time.perf_counter() - t0)
         except LLMUnavailable as exc:
-            answer.error = self.prompts.render("llm_unavailable", url=exc.url)
-            answer.answer = answer.error
-            return None
-        finally:
-            answer.timings["generate"] = time.perf_counter() - t0
+            # Late is not down: past the budget the evidence answer simply stands.
+            down = "" if (timeout_s is not None and exc.timed_out) else exc.url
+            return Draft(None, down, time.perf_counter() - t0)
+
+    def _apply(self, answer: Answer, draft: Draft) -> str | None:
+        answer.timings["generate"] = draft.seconds
+        if draft.unreachable_url:
+            answer.error = self.prompts.render("llm_unavailable", url=draft.unreachable_url)
+            if not answer.answer:
+                answer.answer = answer.error
+        return draft.text
 
     def finish(self, answer: Answer, draft: str, valid: dict[int, str] | None = None) -> Answer:
         """Checks a draft (from our LLM or pasted from elsewhere) against answer.sources

@@ -11,16 +11,17 @@ from assistant.core.settings import LLMSettings
 
 
 class LLMUnavailable(RefdeskError):
-    def __init__(self, url: str, detail: str = ""):
+    def __init__(self, url: str, detail: str = "", timed_out: bool = False):
         self.url = url
         self.detail = detail
+        self.timed_out = timed_out
         super().__init__(f"LLM server not reachable at {url}: {detail}")
 
 
 class ChatModel(Protocol):
     name: str
 
-    def chat(self, messages: list[dict[str, str]]) -> str: ...
+    def chat(self, messages: list[dict[str, str]], timeout_s: float | None = None) -> str: ...
 
 
 class OpenAICompatibleChat:
@@ -49,13 +50,18 @@ class OpenAICompatibleChat:
             ),
         )
 
-    def chat(self, messages: list[dict[str, str]]) -> str:
+    def chat(self, messages: list[dict[str, str]], timeout_s: float | None = None) -> str:
+        """timeout_s: this request's limit (the lead budget); the client closes the connection when it passes,
+        and vLLM stops generating for a closed connection."""
         import openai
         from llama_index.core.llms import ChatMessage
 
+        extra = {"timeout": timeout_s} if timeout_s is not None else {}
         try:
-            response = self._llm.chat([ChatMessage(role=m["role"], content=m["content"]) for m in messages])
-        except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as exc:
+            response = self._llm.chat([ChatMessage(role=m["role"], content=m["content"]) for m in messages], **extra)
+        except openai.APITimeoutError as exc:
+            raise LLMUnavailable(self.url, str(exc), timed_out=True) from exc
+        except (openai.APIConnectionError, openai.InternalServerError) as exc:
             raise LLMUnavailable(self.url, str(exc)) from exc
         except openai.NotFoundError as exc:
             raise LLMUnavailable(self.url, f"model {self.name!r} not served there: {exc}") from exc
@@ -82,7 +88,7 @@ class FakeChat:
         self.calls: list[list[dict[str, str]]] = []
         self.script = script or first_line_of_source_1
 
-    def chat(self, messages: list[dict[str, str]]) -> str:
+    def chat(self, messages: list[dict[str, str]], timeout_s: float | None = None) -> str:
         self.calls.append(messages)
         return self.script(messages)
 

@@ -11,6 +11,8 @@ def render_answer_text(answer) -> str:
     lines = []
     if answer.error and answer.error != answer.answer:
         lines.append(f"! {answer.error}")
+    if answer.resolved_question:
+        lines.append(f"(read as: {answer.resolved_question})")
     if answer.answer:
         lines.append(answer.answer)
     if answer.invalid_markers:
@@ -32,7 +34,9 @@ def cmd_ask(services, args) -> int:
     from assistant.answering.filters import Filter
 
     filters = [Filter.parse(f) for f in args.filter or []]
-    answer = services.answers.ask(args.question, k=args.k, retrieve_only=args.retrieve_only, filters=filters)
+    answer = services.answers.ask(
+        args.question, k=args.k, retrieve_only=args.retrieve_only, filters=filters, history=args.after or []
+    )
     handoff = services.handoffs.create(answer, contact=args.contact or "") if args.handoff else None
     if args.json:
         out = answer.public_dict()
@@ -93,6 +97,13 @@ def register(sub) -> None:
     )
     s.add_argument("--handoff", action="store_true", help="also put the question in the librarians' hand-off queue")
     s.add_argument("--contact", help="with --handoff: how the librarian can reach the asker (optional)")
+    s.add_argument(
+        "--after",
+        action="append",
+        metavar="EARLIER_QUESTION",
+        help="an earlier question of the same conversation (repeatable, oldest first): "
+        'refdesk ask "Who published it?" --after "Do you have Kavalier and Clay?"',
+    )
     s.set_defaults(func=cmd_ask)
 
     s = sub.add_parser("verify", help="check an answer with [n] markers against the store")

@@ -104,6 +104,10 @@ class AnswerSettings(BaseModel):
     # Quote the records' own fields and sentences (with citations) and let the LLM add a checked lead.
     # False: the plain RAG answer, checked sentence by sentence (for comparison in evals).
     evidence_first: bool = True
+    # The model's lead is added only if it arrives (and passes the checker) within this many seconds; the
+    # evidence answer never waits longer. 3 s suits SmolLM2 on CPU; a GPU server can afford more; 0 = no lead.
+    lead_budget_s: float = 3.0
+    lead_workers: int = 4  # leads written at once (the widget's answer gate admits 4 answers at once)
 
 
 class VerifySettings(BaseModel):

@@ -64,10 +64,14 @@ def build_console(services):
     settings = services.settings
     facets = collection_facets(services.store)
 
-    def ask(question, k, types, files, year_from, year_to, language, show_uncited):
-        """Answers come in stages: the sources as soon as they are retrieved, then the checked sentences.
-        Nothing the checker has not passed is ever on screen."""
+    def ask(question, k, types, files, year_from, year_to, language, show_uncited, previous=None):
+        """Answers come in stages: the sources as soon as they are retrieved, then the checked evidence, then
+        the model's checked lead if it came in time. Nothing the checker has not passed is ever on screen.
+        previous: the last answer shown; a follow-up ("who published it?") is read with its question."""
         question = (question or "").strip()
+        history = []
+        if isinstance(previous, dict) and isinstance(previous.get("question"), str):
+            history = [str(previous.get("resolved_question") or previous["question"])]
         hidden = gr.update(visible=False)
         if not question:
             yield (message_html("Type a question first."), "", "", "", None, hidden, "", "")
@@ -79,7 +83,7 @@ def build_console(services):
             return
         terms = key_terms(question)
         yield (message_html("Searching the collections…", cls="working"), "", "", "", None, hidden, "", "")
-        found = services.answers.ask(question, k=int(k), retrieve_only=True, filters=filters)
+        found = services.answers.ask(question, k=int(k), retrieve_only=True, filters=filters, history=history)
         yield (
             message_html(f"Checking an answer against {len(found.sources)} source(s)…", cls="working"),
             "",
@@ -90,7 +94,19 @@ def build_console(services):
             "",
             "",
         )
-        answer = services.answers.ask(question, k=int(k), filters=filters, retrieved=found)
+        answer = found
+        for answer in services.answers.stream(question, k=int(k), filters=filters, retrieved=found, history=history):
+            if not answer.final:
+                yield (
+                    message_html("Checking a summary from the model…", cls="working"),
+                    answer_html(answer),
+                    sources_html(answer.sources, answer, bool(show_uncited), terms),
+                    plain_text(answer),
+                    None,
+                    hidden,
+                    "",
+                    "",
+                )
         if answer.handoff_offered:
             answer.handoff_token = services.patron_limits.offers.offer()
         yield (
@@ -233,7 +249,7 @@ def build_console(services):
                 refresh_status = gr.Button("Refresh", elem_id="refresh-status")
 
         outputs = [progress, answer_box, sources_box, copy_box, answer_state, handoff_group, handoff_box, feedback_box]
-        inputs = [question, k, types, files, year_from, year_to, language, show_uncited]
+        inputs = [question, k, types, files, year_from, year_to, language, show_uncited, answer_state]
         ask_button.click(ask, inputs, outputs, api_name="ask")
         question.submit(ask, inputs, outputs)
         show_uncited.change(toggle_uncited, [answer_state, show_uncited], [sources_box])

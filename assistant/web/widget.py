@@ -81,9 +81,10 @@ def build_widget(services):
         question = question.strip() if isinstance(question, str) else ""
         turns = list(turns) if isinstance(turns, list) else []
         if not question:
-            return gr.update(), "", turns, None, no_handoff, ""
+            yield gr.update(), "", turns, None, no_handoff, ""
+            return
         if len(question) > cfg.max_question_chars:
-            return (
+            yield (
                 gr.update(),
                 question[: cfg.max_question_chars],
                 turns,
@@ -91,10 +92,11 @@ def build_widget(services):
                 no_handoff,
                 _notice(f"Please keep questions under {cfg.max_question_chars} characters."),
             )
+            return
         _address, session = _request_identity(services, request)
         if not limits.questions.allow(session):
             wait = limits.questions.retry_after(session)
-            return (
+            yield (
                 gr.update(),
                 question,
                 turns,
@@ -102,11 +104,18 @@ def build_widget(services):
                 no_handoff,
                 _notice(f"You have asked many questions in a short time. Please try again in {wait} s."),
             )
+            return
+        history = [t["question"] for t in turns if isinstance(t, dict) and isinstance(t.get("question"), str)]
+        answer = Answer(question=question)
         try:
             with limits.answers.slot():
-                answer = services.answers.ask(question)
+                # The evidence answer is shown at once; the model's checked lead, if in time, follows.
+                for answer in services.answers.stream(question, history=history):
+                    if not answer.final:
+                        shown = (turns + [{"question": question, "answer": answer.model_dump()}])[-MAX_TURNS:]
+                        yield (log_html(shown, name), "", turns, None, no_handoff, "")
         except Busy as busy:
-            return (
+            yield (
                 gr.update(),
                 question,
                 turns,
@@ -114,13 +123,14 @@ def build_widget(services):
                 no_handoff,
                 _notice(f"The library's assistant is busy right now. Please try again in {busy.retry_after_s} s."),
             )
+            return
         if services.transcripts is not None:
             services.transcripts.add(session, question, answer.answer)
         # Only the last few turns are kept in the session (server memory): bounded whatever a patron sends.
         turns = (turns + [{"question": question, "answer": answer.model_dump()}])[-MAX_TURNS:]
         if answer.handoff_offered:
             answer.handoff_token = limits.offers.offer()
-        return (log_html(turns, name), "", turns, answer.model_dump(), gr.update(visible=answer.handoff_offered), "")
+        yield (log_html(turns, name), "", turns, answer.model_dump(), gr.update(visible=answer.handoff_offered), "")
 
     def hand_off(state, contact, request: gr.Request):
         """One hand-off per answer that offered one; contact bounded; per session and address per hour;
