@@ -94,6 +94,8 @@ class Book:
     calls: list[str]
     subjects: list[str]
     year: int | None
+    publisher: str = ""
+    is_book: bool = False  # leader 06 "a" (language material), 07 "m" (monograph)
 
 
 def _marc_records(path: Path) -> Iterator:
@@ -149,8 +151,22 @@ def marc_books(root: Path) -> list[Book]:
             year = None
             if f008 is not None and re.fullmatch(r"\d{4}", f008.data[7:11] or ""):
                 year = int(f008.data[7:11])
+            f26x = record.get("264") or record.get("260")
+            publisher = _clean(f26x.get("b") or "") if f26x is not None else ""
+            leader = str(record.leader)
             books.append(
-                Book(record_id, title, author, isbns, issns, [c for c in calls if c], [s for s in subjects if s], year)
+                Book(
+                    record_id,
+                    title,
+                    author,
+                    isbns,
+                    issns,
+                    [c for c in calls if c],
+                    [s for s in subjects if s],
+                    year,
+                    publisher,
+                    leader[6:8] == "am",
+                )
             )
     return books
 
@@ -355,6 +371,141 @@ def warc_questions(root: Path, rng: random.Random) -> list[Question]:
     return out
 
 
+# ---- answer sets: key facts, conditions not met, follow-ups, collections ----------------------------------
+# Written beside the retrieval sets from their own random stream, so the retrieval sets stay as they were.
+
+PUBLISHER_TEMPLATES = ("Who published {title}?", "Which publisher issued {title}?")
+HELD_YEAR_TEMPLATES = ("Do you have a {year} edition of {title}?", "Is there an edition of {title} from {year}?")
+FORMAT_NEGATIVE_TEMPLATES = ("Do you have {title} as an audiobook?", "Can I borrow {title} on DVD?")
+PART_NEGATIVE_TEMPLATES = ("Do you have the sequel to {title}?", "What is the ISBN of volume 7 of {title}?")
+FOLLOW_UP_OPENERS = ("Do you have {title}?", "I'm looking for {title}")
+FOLLOW_UPS = (("Who wrote it?", "author"), ("Who published it?", "publisher"))
+COLLECTION_TEMPLATES = ("What is in the {collection}, and how big is it?", "How big is the {collection} collection?")
+
+
+@dataclass
+class AnswerQuestion:
+    key: str
+    kind: str
+    question: str
+    gold: list[dict]
+    source_type: str
+    key_facts: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+    expect: str = ""
+
+
+def _first_words(value: str, n: int = 2) -> str:
+    return " ".join(re.findall(r"[^\W\d_][\w'’-]*", value)[:n])
+
+
+def marc_answer_questions(books: list[Book], rng: random.Random) -> list[AnswerQuestion]:
+    out: list[AnswerQuestion] = []
+    by_title: dict[str, list[Book]] = defaultdict(list)
+    for b in books:
+        by_title[b.title.lower()].append(b)
+    titles = set(by_title)
+    for b in books:
+        if len(b.title) < 8:
+            continue
+        same = by_title[b.title.lower()]
+        gold = [{"source_type": "marc", "record_id": x.record_id} for x in same]
+        surname = b.author.split(",")[0].strip() if b.author else ""
+        publishers = {x.publisher for x in same}
+        years = {x.year for x in same}
+        if surname and rng.random() < 0.3:
+            q = rng.choice(AUTHOR_OF_TEMPLATES).format(title=b.title)
+            out.append(AnswerQuestion(b.record_id, "fact-author", q, gold, "marc", [surname]))
+        if b.publisher and len(publishers) == 1 and _first_words(b.publisher) and rng.random() < 0.3:
+            q = rng.choice(PUBLISHER_TEMPLATES).format(title=b.title)
+            out.append(AnswerQuestion(b.record_id, "fact-publisher", q, gold, "marc", [_first_words(b.publisher)]))
+        if b.year and None not in years and rng.random() < 0.25:
+            if rng.random() < 0.5:
+                q = rng.choice(HELD_YEAR_TEMPLATES).format(title=b.title, year=b.year)
+                held = [{"source_type": "marc", "record_id": x.record_id} for x in same if x.year == b.year]
+                out.append(AnswerQuestion(b.record_id, "condition-year-held", q, held, "marc", [str(b.year)]))
+            else:
+                # A year no edition of this title has: "not a 1950 edition", and the editions held.
+                wrong = rng.choice([y for y in range(1900, 2021) if all(abs(y - int(x or 0)) > 1 for x in years)])
+                q = rng.choice(HELD_YEAR_TEMPLATES).format(title=b.title, year=wrong)
+                out.append(AnswerQuestion(b.record_id, "condition-year-not-held", q, gold, "marc", expect="not_held"))
+        if b.is_book and all(x.is_book for x in same) and rng.random() < 0.1:
+            q = rng.choice(FORMAT_NEGATIVE_TEMPLATES).format(title=b.title)
+            out.append(AnswerQuestion(b.record_id, "condition-format-not-held", q, gold, "marc", expect="not_held"))
+        if rng.random() < 0.08 and not any(t.startswith(b.title.lower()) and t != b.title.lower() for t in titles):
+            q = rng.choice(PART_NEGATIVE_TEMPLATES).format(title=b.title)
+            out.append(AnswerQuestion(b.record_id, "made-up-part", q, gold, "marc", expect="not_held"))
+        if (surname or b.publisher) and rng.random() < 0.2:
+            ask, field_name = rng.choice([f for f in FOLLOW_UPS if (surname if f[1] == "author" else b.publisher)])
+            fact = surname if field_name == "author" else _first_words(b.publisher)
+            if fact and (field_name == "author" or len(publishers) == 1):
+                opener = rng.choice(FOLLOW_UP_OPENERS).format(title=b.title)
+                out.append(AnswerQuestion(b.record_id, "follow-up", ask, gold, "marc", [fact], history=[opener]))
+    return out
+
+
+def ead_collection_questions(root: Path, rng: random.Random) -> list[AnswerQuestion]:
+    """'What is in the X, and how big is it?': the collection record's extent is the key fact."""
+    from lxml import etree
+
+    out: list[AnswerQuestion] = []
+    for path in sorted(root.rglob("*.xml")):
+        try:
+            tree = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
+        except etree.XMLSyntaxError:
+            continue
+
+        def local(el) -> str:
+            return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+        archdesc = next((el for el in tree.iter() if local(el) == "archdesc"), None)
+        did = next((c for c in archdesc if local(c) == "did"), None) if archdesc is not None else None
+        if did is None:
+            continue
+        title_el = next((c for c in did if local(c) == "unittitle"), None)
+        collection = _clean(" ".join(title_el.itertext())) if title_el is not None else ""
+        extents = [_clean(" ".join(e.itertext())) for e in did.iter() if local(e) in ("extent", "physdesc")]
+        number = next((m.group(0) for e in extents if (m := re.search(r"\d+(?:\.\d+)?", e))), "")
+        if len(collection) < 6 or not number:
+            continue
+        q = rng.choice(COLLECTION_TEMPLATES).format(collection=collection)
+        out.append(AnswerQuestion(f"collection:{path.name}", "collection", q, [], "ead", [number]))
+    return out
+
+
+def generate_answers(data: Path, seed: int, out_dir: Path) -> dict:
+    """answers-dev.jsonl and answers-heldout.jsonl: split by the same record keys as the retrieval sets."""
+    rng = random.Random(f"{seed}-answers")
+    questions: list[AnswerQuestion] = []
+    if (data / "marc").is_dir():
+        questions += marc_answer_questions(marc_books(data / "marc"), rng)
+    if (data / "ead").is_dir():
+        questions += ead_collection_questions(data / "ead", rng)
+    counts: dict[str, dict[str, int]] = {"dev": defaultdict(int), "heldout": defaultdict(int)}
+    files = {name: (out_dir / f"answers-{name}.jsonl").open("w", encoding="utf-8") for name in counts}
+    try:
+        for n, q in enumerate(questions, 1):
+            split = split_of(seed, q.key)
+            counts[split][q.kind] += 1
+            item = {
+                "id": f"ans-{seed}-{n}",
+                "question": q.question,
+                "answerable": True,
+                "gold": q.gold,
+                "key_facts": q.key_facts,
+                "tags": [f"type:{q.kind}", f"source:{q.source_type}"],
+            }
+            if q.history:
+                item["history"] = q.history
+            if q.expect:
+                item["expect"] = q.expect
+            files[split].write(json.dumps(item, ensure_ascii=False) + "\n")
+    finally:
+        for handle in files.values():
+            handle.close()
+    return {"questions": len(questions), **{f"answers-{k}": dict(v) for k, v in counts.items()}}
+
+
 # ---- the sets ---------------------------------------------------------------------------------------------
 
 
@@ -390,4 +541,9 @@ def generate(data: Path, seed: int, out_dir: Path) -> dict:
     finally:
         for handle in files.values():
             handle.close()
-    return {"seed": seed, "questions": len(questions), **{k: dict(v) for k, v in counts.items()}}
+    return {
+        "seed": seed,
+        "questions": len(questions),
+        **{k: dict(v) for k, v in counts.items()},
+        "answer_sets": generate_answers(data, seed, out_dir),
+    }

@@ -128,7 +128,11 @@ class EvalRunner:
     def _one(self, answers, item: EvalItem) -> dict:
         try:
             answer = answers.ask(
-                item.question, k=self.k, retrieve_only=self.retrieve_only, contexts=item.contexts or None
+                item.question,
+                k=self.k,
+                retrieve_only=self.retrieve_only,
+                contexts=item.contexts or None,
+                history=item.history or None,
             )
         except Exception as exc:  # noqa: BLE001 - one question must not end the run; its record says why
             from assistant.core.types import Answer

@@ -6,7 +6,7 @@ from assistant.core.types import Answer
 from eval import metrics as m
 from eval.testset import EvalItem
 
-GOOD_OUTCOMES = {"correct", "correct_refusal", "hit"}
+GOOD_OUTCOMES = {"correct", "correct_refusal", "correct_not_held", "hit"}
 SNIPPET = 600
 
 
@@ -87,8 +87,15 @@ def score_question(item: EvalItem, answer: Answer, k: int, retrieve_only: bool =
             cited_gold = {_gold_index(item, c.source_type, c.record_id, c.source_file) for c in good}
             pairs["citation_recall_gold"] = (len(cited_gold), len(item.gold))
 
-    if item.answerable:
+    said_not_held = answer.refused or any(n.endswith((":not_met", ":not_found")) for n in answer.notices)
+    if item.expect == "not_held":
+        pairs["not_held_said"] = (float(said_not_held), 1)
+        outcome = "correct_not_held" if said_not_held else ("error" if answer.error else "claimed_held")
+        if not said_not_held:
+            failures.append("did not say the asked edition, format or part is not held")
+    elif item.answerable:
         pairs["false_refusal"] = (float(answer.refused), 1)
+        pairs["false_not_held"] = (float(said_not_held and not answer.refused), 1)
         facts = item.key_facts or ([item.reference_answer] if item.reference_answer else [])
         if facts:
             correct = not answer.refused and m.contains_all(answer.answer, facts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -45,6 +46,10 @@ class EvalItem(BaseModel):
     gold: list[GoldLocator] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     contexts: list[str] = Field(default_factory=list)  # given passages: retrieval is bypassed
+    history: list[str] = Field(default_factory=list)  # earlier user questions of the conversation (follow-ups)
+    # "not_held": the library holds the work but not as asked (a year, a format, a part it lacks): a correct
+    # answer says so (a not-held notice or a refusal), and never presents another record as the asked one.
+    expect: Literal["", "not_held"] = ""
 
     @property
     def source_type(self) -> str:
