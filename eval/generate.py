@@ -17,6 +17,7 @@ import hashlib
 import json
 import random
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -396,7 +397,18 @@ class AnswerQuestion:
 
 
 def _first_words(value: str, n: int = 2) -> str:
-    return " ".join(re.findall(r"[^\W\d_][\w'’-]*", value)[:n])
+    """The first words of a field as written (pymarc keeps decomposed diacritics: split on spaces only)."""
+    return " ".join(w.strip(".,:;[]()") for w in unicodedata.normalize("NFC", value).split()[:n]).strip()
+
+
+def _garbled(text: str) -> bool:
+    """A title pymarc could not decode (MARC-8 read as something else): accents that compose with nothing."""
+    composed = unicodedata.normalize("NFC", text)
+    return sum(unicodedata.category(c) == "Mn" for c in composed) > len(composed) * 0.05
+
+
+def _prefix(title: str, n: int = 3) -> str:
+    return " ".join(re.findall(r"\w+", title.lower())[:n])
 
 
 def marc_answer_questions(books: list[Book], rng: random.Random) -> list[AnswerQuestion]:
@@ -405,21 +417,28 @@ def marc_answer_questions(books: list[Book], rng: random.Random) -> list[AnswerQ
     for b in books:
         by_title[b.title.lower()].append(b)
     titles = set(by_title)
+    # Records whose titles begin alike (other editions, "Pride & prejudice : a novel"): a condition "not held"
+    # must not be held by any of them either.
+    by_prefix: dict[str, list[Book]] = defaultdict(list)
     for b in books:
-        if len(b.title) < 8:
+        by_prefix[_prefix(b.title)].append(b)
+    for b in books:
+        if len(b.title) < 8 or _garbled(b.title):
             continue
         same = by_title[b.title.lower()]
+        alike = by_prefix[_prefix(b.title)]
         gold = [{"source_type": "marc", "record_id": x.record_id} for x in same]
-        surname = b.author.split(",")[0].strip() if b.author else ""
+        surnames = {x.author.split(",")[0].strip() for x in same}
+        surname = b.author.split(",")[0].strip() if b.author and len(surnames) == 1 else ""
         publishers = {x.publisher for x in same}
-        years = {x.year for x in same}
-        if surname and rng.random() < 0.3:
+        years = {x.year for x in alike}
+        if surname and rng.random() < 0.6:
             q = rng.choice(AUTHOR_OF_TEMPLATES).format(title=b.title)
             out.append(AnswerQuestion(b.record_id, "fact-author", q, gold, "marc", [surname]))
-        if b.publisher and len(publishers) == 1 and _first_words(b.publisher) and rng.random() < 0.3:
+        if b.publisher and len(publishers) == 1 and _first_words(b.publisher) and rng.random() < 0.6:
             q = rng.choice(PUBLISHER_TEMPLATES).format(title=b.title)
             out.append(AnswerQuestion(b.record_id, "fact-publisher", q, gold, "marc", [_first_words(b.publisher)]))
-        if b.year and None not in years and rng.random() < 0.25:
+        if b.year and None not in years and rng.random() < 0.6:
             if rng.random() < 0.5:
                 q = rng.choice(HELD_YEAR_TEMPLATES).format(title=b.title, year=b.year)
                 held = [{"source_type": "marc", "record_id": x.record_id} for x in same if x.year == b.year]
@@ -429,13 +448,13 @@ def marc_answer_questions(books: list[Book], rng: random.Random) -> list[AnswerQ
                 wrong = rng.choice([y for y in range(1900, 2021) if all(abs(y - int(x or 0)) > 1 for x in years)])
                 q = rng.choice(HELD_YEAR_TEMPLATES).format(title=b.title, year=wrong)
                 out.append(AnswerQuestion(b.record_id, "condition-year-not-held", q, gold, "marc", expect="not_held"))
-        if b.is_book and all(x.is_book for x in same) and rng.random() < 0.1:
+        if b.is_book and all(x.is_book for x in alike) and rng.random() < 0.3:
             q = rng.choice(FORMAT_NEGATIVE_TEMPLATES).format(title=b.title)
             out.append(AnswerQuestion(b.record_id, "condition-format-not-held", q, gold, "marc", expect="not_held"))
-        if rng.random() < 0.08 and not any(t.startswith(b.title.lower()) and t != b.title.lower() for t in titles):
+        if rng.random() < 0.15 and not any(t.startswith(b.title.lower()) and t != b.title.lower() for t in titles):
             q = rng.choice(PART_NEGATIVE_TEMPLATES).format(title=b.title)
             out.append(AnswerQuestion(b.record_id, "made-up-part", q, gold, "marc", expect="not_held"))
-        if (surname or b.publisher) and rng.random() < 0.2:
+        if (surname or b.publisher) and rng.random() < 0.5:
             ask, field_name = rng.choice([f for f in FOLLOW_UPS if (surname if f[1] == "author" else b.publisher)])
             fact = surname if field_name == "author" else _first_words(b.publisher)
             if fact and (field_name == "author" or len(publishers) == 1):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from assistant.answering.conversation import resolve
 from assistant.answering.evidence import analyse, gather
 from assistant.answering.prompts import Prompts
+from assistant.answering.records import whole_records
 from assistant.answering.verify.checker import CitationChecker
 from assistant.backends.llm import ChatModel, LLMUnavailable
 from assistant.core.types import Answer, Sentence, Source, content_hash
@@ -105,7 +107,9 @@ class AnswerService:
         answer to the same question (the console shows its sources first), so retrieval runs once.
         history: the user's earlier questions in this conversation, oldest first (follow-ups)."""
         started = time.perf_counter()
-        question = question.strip()
+        # Decomposed accents (as some keyboards and pasted catalogue text send them) read as composed ones.
+        question = unicodedata.normalize("NFC", question.strip())
+        history = [unicodedata.normalize("NFC", h) for h in history or []]
         answer = Answer(question=question)
         valid: dict[int, str] | None = None
         try:
@@ -148,6 +152,11 @@ class AnswerService:
                     self.finish(answer, draft, valid)
                 yield answer
                 return
+            if not contexts:
+                # A catalogue record is read whole (its imprint and its ISBNs may be chunked apart).
+                t0 = time.perf_counter()
+                answer.sources = whole_records(self.store, answer.sources)
+                answer.timings["records"] = time.perf_counter() - t0
             yield from self._evidence_first(answer, asked, valid, started)
         except self.store_down as exc:
             # The Chroma server went away (or is restarting): say so, offer a librarian, keep serving; the
@@ -164,22 +173,20 @@ class AnswerService:
         self, answer: Answer, asked: str, valid: dict[int, str] | None, started: float
     ) -> Iterator[Answer]:
         q = analyse(asked)
-        lead_started = time.perf_counter()
-        # The lead is written while the evidence is gathered and checked; it is used only if it is in time.
-        # Not for a question with conditions: the model cannot know that no record meets them.
-        wants_lead = not q.rule_routed and not q.conditions_stated and self.lead_budget_s > 0
-        pending = (
-            self._leads.submit(self._write, asked, list(answer.sources), self.lead_budget_s) if wants_lead else None
-        )
         t0 = time.perf_counter()
         gathered = gather(q, answer.sources)
         answer.timings["evidence"] = time.perf_counter() - t0
         if not gathered.evidence:
-            if pending is not None:
-                pending.cancel()
-            self._refuse(answer)  # retrieved, but nothing in it answers this question
+            self._refuse(answer)  # retrieved, but nothing in it answers this question: the model is not asked
             yield answer
             return
+        # The lead is written while the evidence is checked and shown; it is used only if it is in time. Not for
+        # a question with conditions: the model cannot know that no record meets them.
+        lead_started = time.perf_counter()
+        wants_lead = not q.rule_routed and not q.conditions_stated and self.lead_budget_s > 0
+        pending = (
+            self._leads.submit(self._write, asked, list(answer.sources), self.lead_budget_s) if wants_lead else None
+        )
         if valid is None:
             valid = self.checker.stored_texts(answer.sources)  # one store read for every sentence below
         t1 = time.perf_counter()
@@ -193,7 +200,7 @@ class AnswerService:
         answer.sentences = opening + quoted
         if not any(s.status == "supported" and s.kind != "template" for s in answer.sentences):
             if pending is not None:
-                pending.cancel()
+                pending.cancel()  # not started yet (the pool is busy), or its lead is simply not used
             self._refuse(answer)
             yield answer
             return

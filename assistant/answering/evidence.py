@@ -204,7 +204,10 @@ def _fields_asked_for(q: Question, source: Source, t: EvidenceThresholds) -> lis
     """The record's fields that the question's intents name ("Who wrote …" -> Author)."""
     wanted = q.wanted_fields
     fields = _fields(source)
-    return _quote_fields(source, [(k, v) for k, v in fields if k in wanted], fields, t) if wanted else []
+    # In the order the intents name them ("a 1999 edition": the date before a second ISBN), each label's
+    # values in record order.
+    chosen = sorted(((k, v) for k, v in fields if k in wanted), key=lambda kv: wanted.index(kv[0]))
+    return _quote_fields(source, chosen, fields, t) if wanted else []
 
 
 def _fields_in_question_words(q: Question, source: Source, t: EvidenceThresholds) -> list[str]:

@@ -22,7 +22,15 @@ YEAR_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("decade", re.compile(r"\b(?:the\s+)?(1[5-9]\d|20\d)0'?s\b", re.I)),
     ("century", re.compile(r"\b(1[5-9]|20|21)(?:th|st)[\s-]century\b", re.I)),
     ("before", re.compile(r"\b(?:before|earlier than|prior to|until|up to|pre-?)\s*(1[5-9]\d\d|20\d\d)\b", re.I)),
-    ("after", re.compile(r"\b(?:after|since|later than|from|post-?)\s*(1[5-9]\d\d|20\d\d)\b", re.I)),
+    # "from 1915 on": onwards; "an edition from 1915" is one year (the "in" rule below).
+    (
+        "after",
+        re.compile(
+            r"\b(?:after|since|later than|post-?)\s*(1[5-9]\d\d|20\d\d)\b"
+            r"|\bfrom\s+(1[5-9]\d\d|20\d\d)\s*(?:on\b|onwards?\b|or later\b)",
+            re.I,
+        ),
+    ),
     ("edition", re.compile(r"\b(1[5-9]\d\d|20\d\d)\s+(?:edition|printing|issue|version|copy|one|release)\b", re.I)),
     ("in", re.compile(rf"\b(?:in|of|from|during|dated|(?:{MONTHS}))\s+(1[5-9]\d\d|20\d\d)\b", re.I)),
 )
@@ -146,7 +154,7 @@ def year_range(question: str) -> tuple[tuple[int, int] | None, str]:
         if name == "century":
             start = (int(match.group(1)) - 1) * 100
             return (start, start + 99), name
-        year = int(match.group(1))
+        year = int(next(g for g in match.groups() if g))
         if name == "before":
             return (0, year - 1), name
         if name == "after":

@@ -65,7 +65,9 @@ INTENT_RULES: tuple[IntentRule, ...] = (
         _rx(r"\bwho (wrote|is the author|authored|created|composed|made|edited)\b|\bauthor|\bcreator\b|\bby whom\b"),
         ("Author", "Corporate author", "Creator", "Other contributor", "Performers"),
     ),
-    IntentRule("publisher", 70, _rx(r"\bpublish(ed|er|ing)?\b|\bimprint\b"), ("Published", "Publisher", "Edition")),
+    IntentRule(
+        "publisher", 70, _rx(r"\bpublish(ed|er|ing)?\b|\bimprint\b|\bissued\b"), ("Published", "Publisher", "Edition")
+    ),
     IntentRule("edition", 80, _rx(r"\beditions?\b"), ("Edition", "Published", "Year")),
     IntentRule(
         "date",
@@ -99,7 +101,7 @@ QUESTION_STOPWORDS = STOPWORDS | frozenset(
     """
 have hold held holds find show tell give get list need want big large looking look anything something materials material item items
 library libraries catalogue catalog collections collection copy copies available there please whose which wrote write
-written kind sort type citation cite""".split()
+written kind sort type citation cite publisher published publish issued author authored""".split()
 )
 MIN_KEY_TERM_CHARS = 3  # "of", "to" and the like are never key terms, even when not stop words
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from assistant.answering.evidence import title_match
-from assistant.answering.query import understand
+from assistant.answering.query import understand, year_span
 from assistant.core.settings import RetrievalSettings
 from assistant.core.types import Source, structured_provenance
 
@@ -103,7 +103,10 @@ class Retriever:
 
     def _lexical(self, question: str, embedding, wide: int, filters, candidates: dict[str, Candidate]) -> None:
         exact = self.lexical.exact(question)
-        hits = self.lexical.search(question, wide)
+        # A stated year ("a 1950 edition") is a preference, not a word to match: as a term it finds every call
+        # number and imprint with "1950" in it, above the title the question names.
+        span = year_span(question)
+        hits = self.lexical.search(question[: span[0]] + " " + question[span[1] :] if span else question, wide)
         for hit in exact:
             candidates.setdefault(hit.chunk_id, Candidate(hit.chunk_id)).identifier = True
         for rank, hit in enumerate(hits, 1):

@@ -182,6 +182,8 @@ class Source(BaseModel):
     year: int | None = None  # the record's year, as a filter holds it
     format: str = ""  # book, serial, sound, collection, archival component, web page … as a filter holds it
     files: list[str] = Field(default_factory=list)  # every file this record was read from (MARC and MARCXML)
+    # The whole record's chunks (id, content hash) in order, when text holds all of them (answering/records.py)
+    record_chunks: list[tuple[str, str]] = Field(default_factory=list)
 
 
 SentenceStatus = Literal["supported", "unsupported"]

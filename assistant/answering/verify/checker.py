@@ -46,7 +46,8 @@ class CitationChecker:
 
     def stored_texts(self, sources: list[Source]) -> dict[int, str]:
         """Source n -> its text as stored now; only for chunks retrieved AND still stored unchanged."""
-        stored = self.store.get([s.chunk_id for s in sources])
+        ids = [s.chunk_id for s in sources] + [c for s in sources for c, _ in s.record_chunks]
+        stored = self.store.get(list(dict.fromkeys(ids)))  # Chroma refuses repeated ids
         out = {}
         for s in sources:
             chunk = stored.get(s.chunk_id)
@@ -55,7 +56,14 @@ class CitationChecker:
             meta = chunk.metadata
             # The stored provenance (title, locator, date) is evidence too: "captured 2008-04-30" lives there.
             header = "\n".join(str(meta.get(k, "")) for k in ("title", "locator", "date") if meta.get(k))
-            out[s.n] = f"{header}\n{chunk.text}" if header else chunk.text
+            text = chunk.text
+            if s.record_chunks:
+                # A whole record: every one of its chunks must still be stored as it was read.
+                parts = [stored.get(cid) for cid, _ in s.record_chunks]
+                if any(p is None or p.metadata.get("content_hash") != h for p, (_, h) in zip(parts, s.record_chunks)):
+                    continue
+                text = "\n".join(p.text for p in parts if p is not None)
+            out[s.n] = f"{header}\n{text}" if header else text
         return out
 
     def check(
