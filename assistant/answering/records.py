@@ -22,8 +22,8 @@ def whole_records(store, sources: list[Source]) -> list[Source]:
         ]
         where = clauses[0] if len(clauses) == 1 else {"$or": clauses}
         for chunk in store.iter_chunks(where=where):
-            key = (str(chunk.metadata.get("record_id", "")), str(chunk.metadata.get("source_file", "")))
-            parts.setdefault(key, []).append(chunk)
+            record = (str(chunk.metadata.get("record_id", "")), str(chunk.metadata.get("source_file", "")))
+            parts.setdefault(record, []).append(chunk)
     out: list[Source] = []
     seen: set[tuple[str, str, str]] = set()
     for source in sources:
@@ -32,7 +32,8 @@ def whole_records(store, sources: list[Source]) -> list[Source]:
             if key in seen:
                 continue  # another chunk of a record already given a place
             seen.add(key)
-            chunks = sorted(parts.get(key[1:], []), key=lambda c: int(c.metadata.get("position", 0) or 0))
+            found = parts.get((source.record_id, source.source_file), [])
+            chunks = sorted(found, key=lambda c: int(c.metadata.get("position", 0) or 0))
             if 1 < len(chunks) <= MAX_RECORD_CHUNKS and any(c.id == source.chunk_id for c in chunks):
                 source = source.model_copy(
                     update={

@@ -60,7 +60,10 @@ class CitationChecker:
             if s.record_chunks:
                 # A whole record: every one of its chunks must still be stored as it was read.
                 parts = [stored.get(cid) for cid, _ in s.record_chunks]
-                if any(p is None or p.metadata.get("content_hash") != h for p, (_, h) in zip(parts, s.record_chunks)):
+                if any(
+                    p is None or p.metadata.get("content_hash") != h
+                    for p, (_, h) in zip(parts, s.record_chunks, strict=True)
+                ):
                     continue
                 text = "\n".join(p.text for p in parts if p is not None)
             out[s.n] = f"{header}\n{text}" if header else text
