@@ -42,6 +42,8 @@ CONDITION_CASES = [
         {("year", "met")},
         {"ocm42943498"},  # only the edition that meets the year, not the 1980 ones
     ),
+    # The question names a work: a 1980 Pride and prejudice (by Austen too) does not make it held in 1980.
+    ("Do you have Complete novels of Jane Austen from 1980?", {("year", "not_met")}, {"UkOxUb10768856"}),
     ("Do you have The amazing adventures of Kavalier and Clay as an audiobook?", {("format", "not_met")}, {"11939876"}),
     ("Do you have a recording of Louis Armstrong?", {("format", "met")}, {"2043308"}),
     ('Do you have "Summerland Returns" by Michael Chabon?', {("quoted title", "not_found")}, {"12883376"}),
@@ -134,7 +136,7 @@ def test_one_source_per_record_lists_its_files():
 
     ranked = [
         c("a", "11939876", "Kavalier", "/x/chabon.mrc"),
-        c("b", "11939876", "Kavalier", "/x/chabon.xml"),  # the same record from the MARCXML file
+        c("b", "11939876", "Kavalier, p. 2", "/x/chabon.xml"),  # the same record from the MARCXML file
         c("c", "12883376", "Summerland", "/x/chabon.mrc"),
         c("d", "11939877", "Kavalier", "/x/other.mrc"),  # another edition: its own id, its own place
     ]
@@ -208,3 +210,56 @@ def test_a_service_request_offers_a_librarian_and_still_answers(answering):
     assert answer.handoff_offered and not answer.refused
     assert answer.answer.startswith("For a scan, a librarian can help")
     assert "Summerland" in answer.answer
+
+
+# --- Whole records and one source per record, on real shared files (fake embedder, real Chroma) ----------
+
+
+@pytest.fixture
+def shared_marc(clean_env, shared_data, tmp_path):
+    import shutil
+
+    from assistant.backends.llm import FakeChat
+    from assistant.core.settings import Settings
+    from assistant.services import Services
+    from tests.conftest import ingest
+
+    settings = Settings.load(
+        data_dir=str(tmp_path / "data"),
+        # The hash embedder counts words, not word pieces: chunks this size split a record as MiniLM's do.
+        embedding={"backend": "fake", "model": "hash", "chunk_tokens": 60, "chunk_overlap": 5},
+        llm={"backend": "fake"},
+        retrieval={"min_score": 0.0},
+        verify={"semantic_threshold": 0.0},
+    )
+    fake_services = Services(settings, llm=FakeChat())
+
+    folder = tmp_path / "marc"
+    folder.mkdir()
+    for name in ("chabon.mrc", "chabon.xml", "cyrillic_capital_e.mrc"):
+        shutil.copy(shared_data / "marc" / "marc4j" / name, folder / name)
+    ingest(fake_services, [folder])
+    return fake_services
+
+
+def test_a_record_read_from_two_files_is_one_source_listing_both(shared_marc):
+    sources = shared_marc.retriever.retrieve("Do you have The amazing adventures of Kavalier and Clay?", 5)
+    kavalier = [s for s in sources if s.record_id == "11939876"]
+    assert len(kavalier) == 1  # chabon.mrc and chabon.xml hold the same record (one 001)
+    assert sorted(p.rsplit("/", 1)[-1] for p in kavalier[0].files) == ["chabon.mrc", "chabon.xml"]
+
+
+def test_evidence_reads_the_whole_record_and_the_checker_every_chunk_of_it(shared_marc):
+    from assistant.answering.records import whole_records
+
+    question = "Who published Vor, shpion i ubiĭt︠s︡a?"
+    sources = whole_records(shared_marc.store, shared_marc.retriever.retrieve(question, 5))
+    record = next(s for s in sources if s.record_id == "u6015439")
+    assert len(record.record_chunks) >= 2  # the imprint and the ISBNs are chunked apart
+    assert "Published: Moskva" in record.text and "ISBN:" in record.text
+    assert len([s for s in sources if s.record_id == "u6015439"]) == 1
+    answer = shared_marc.answers.ask(question)
+    assert "Published: Moskva : ĖKSMO, 2013" in answer.answer
+    # A chunk of the record changed in the store since it was read: nothing cited from it passes.
+    valid = shared_marc.checker.stored_texts([record.model_copy(update={"record_chunks": [("gone", "x")]})])
+    assert valid == {}

@@ -88,7 +88,8 @@ def _part_met(q: Question, source: Source) -> bool:
     if not part:  # "the sequel to X": no record says it is one; the asked work is not found by its name
         return False
     wanted = {part, ROMAN.get(part, part)}
-    title_words = set(re.findall(r"[^\W_]+", fold(f"{source.title} {source.locator}")))
+    # The title only: a locator's call number ("PR4034 .A7") or box number is not a part of the work.
+    title_words = set(re.findall(r"[^\W_]+", fold(source.title)))
     return bool(title_words & wanted) or any(ROMAN.get(w) in wanted for w in title_words)
 
 

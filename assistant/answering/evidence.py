@@ -49,6 +49,7 @@ class EvidenceThresholds:
     min_sentence_words: int = 4
     window_words: int = 40  # an unpunctuated page's "sentence" is cut to this many words …
     window_lead_words: int = 5  # … starting this many before the first word the question asks about
+    known_item_title: float = 0.75  # title_match from which a question names a work (its conditions apply to it)
 
 
 THRESHOLDS = EvidenceThresholds()
@@ -304,8 +305,14 @@ def gather(question: str | Question, sources: list[Source], t: EvidenceThreshold
         top = max(collections, key=lambda s: match[s.n])
         match = {s.n: match[top.n] for s in collections if s.record_id == top.record_id}
         whole_record = True
-    # Conditions (a year, a format, a part …): only the records that meet them answer, when any does.
-    meeting, conditions = apply_conditions(q, sources, set(match))
+    # Conditions (a year, a format, a part …): only the records that meet them answer, when any does. When the
+    # question names a work, they are checked on that work's records: a DVD of another title does not make
+    # "The novels of Jane Austen on DVD" held.
+    candidates = set(match)
+    named = max((m[1] for m in match.values()), default=0.0)
+    if q.conditions_stated and named >= t.known_item_title:
+        candidates = {n for n, m in match.items() if m[1] >= named}
+    meeting, conditions = apply_conditions(q, sources, candidates)
     match = {n: m for n, m in match.items() if n in meeting}
     best = max(match.values(), default=(0.0, 0.0))
     for source in sources:

@@ -25,9 +25,9 @@ def whole_records(store, sources: list[Source]) -> list[Source]:
             record = (str(chunk.metadata.get("record_id", "")), str(chunk.metadata.get("source_file", "")))
             parts.setdefault(record, []).append(chunk)
     out: list[Source] = []
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, str]] = set()
     for source in sources:
-        key = (source.source_type, source.record_id, source.source_file)
+        key = (source.source_type, source.record_id)
         if source.source_type in FIELDED_SOURCE_TYPES:
             if key in seen:
                 continue  # another chunk of a record already given a place

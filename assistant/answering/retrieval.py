@@ -181,12 +181,12 @@ class Retriever:
 
 
 def one_per_record(ranked: list[Candidate]) -> list[Candidate]:
-    """One source per record: the same record read from several files (a MARC file and its MARCXML, an ARC
-    and its WARC) has one record id and the same text, so it takes one place and lists its files. Editions
-    have their own ids and stay apart."""
-    kept: dict[tuple[str, str, str], Candidate] = {}
+    """One source per record: its best-ranked chunk takes the place, and the same record read from several
+    files (a MARC file and its MARCXML, an ARC and its WARC: one record id) lists its files. Editions have
+    their own ids and stay apart; the answer reads a catalogue record whole (answering/records.py)."""
+    kept: dict[tuple[str, str], Candidate] = {}
     for c in ranked:
-        key = (str(c.meta.get("source_type", "")), str(c.meta.get("record_id", "")), c.text)
+        key = (str(c.meta.get("source_type", "")), str(c.meta.get("record_id", "")) or c.chunk_id)
         first = kept.setdefault(key, c)
         source_file = str(c.meta.get("source_file", ""))
         if source_file and source_file not in first.files:
