@@ -87,6 +87,8 @@ def test_vllm_killed_mid_answer_then_restarted(vllm_server, tmp_path, clean_env,
         retrieval={"min_score": 0.0},
         verify={"semantic_threshold": 0.0},
         llm={"base_url": vllm_server["base_url"], "model": vllm_server["model"], "timeout_s": 30},
+        # The model dying mid-request is the subject here, not the lead's time budget: wait for its answer.
+        answer={"lead_budget_s": 60},
     )
     services = Services(settings)
     ingest(services, catalogue_and_finding_aid(demo_copy))

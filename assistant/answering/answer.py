@@ -237,6 +237,7 @@ class AnswerService:
             return self._apply(answer, pending.result(timeout=max(0.0, remaining)))
         except FutureTimeout:
             pending.cancel()
+            answer.timings["generate"] = time.perf_counter() - lead_started  # the time given to the model
             answer.timings["lead_late"] = self.lead_budget_s
             log.info("the model's lead missed the %.1f s budget; the evidence answer stands", self.lead_budget_s)
             return None

@@ -49,7 +49,7 @@ class EvidenceThresholds:
     min_sentence_words: int = 4
     window_words: int = 40  # an unpunctuated page's "sentence" is cut to this many words …
     window_lead_words: int = 5  # … starting this many before the first word the question asks about
-    known_item_title: float = 0.75  # title_match from which a question names a work (its conditions apply to it)
+    known_item_title: float = 0.75  # title_share from which a question names a work (its conditions apply to it)
 
 
 THRESHOLDS = EvidenceThresholds()
@@ -90,6 +90,17 @@ def coverage(question: str | Question, source: Source, t: EvidenceThresholds = T
     # Words that state a condition ("signed", "audiobook", "1950") are checked as conditions, not counted here.
     subject = q.subject_terms or q.key_terms
     return sum(term in covered or _covers(term, words, text) for term in subject) / len(subject)
+
+
+def title_share(q: Question, title: str) -> float:
+    """Share of what the question is about that a title holds: "Pride and Prejudice from the 1930s" names
+    every "Pride and prejudice : a novel", not "The Jane Austen collection"."""
+    terms = q.subject_terms or q.key_terms
+    if not terms:
+        return 0.0
+    folded = fold(title)
+    words = word_set(folded, folded=True)
+    return sum(_covers(term, words, folded) for term in terms) / len(terms)
 
 
 def title_match(question: str, title: str, t: EvidenceThresholds = THRESHOLDS) -> float:
@@ -309,9 +320,15 @@ def gather(question: str | Question, sources: list[Source], t: EvidenceThreshold
     # question names a work, they are checked on that work's records: a DVD of another title does not make
     # "The novels of Jane Austen on DVD" held.
     candidates = set(match)
-    named = max((m[1] for m in match.values()), default=0.0)
-    if q.conditions_stated and named >= t.known_item_title:
-        candidates = {n for n, m in match.items() if m[1] >= named}
+    if q.conditions_stated:
+        # The work's own records (its title named) and records that hold all of it (a collected edition
+        # whose contents list it); another work by the same author is neither.
+        named = {
+            s.n
+            for s in sources
+            if s.n in match and (covered[s.n] >= 1.0 or title_share(q, s.title) >= t.known_item_title)
+        }
+        candidates = named or candidates
     meeting, conditions = apply_conditions(q, sources, candidates)
     match = {n: m for n, m in match.items() if n in meeting}
     best = max(match.values(), default=(0.0, 0.0))

@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from assistant.answering.evidence import title_match
+from assistant.answering.evidence import FIELDED_SOURCE_TYPES, title_match
 from assistant.answering.query import understand, year_span
 from assistant.core.settings import RetrievalSettings
 from assistant.core.types import Source, structured_provenance
@@ -181,12 +181,16 @@ class Retriever:
 
 
 def one_per_record(ranked: list[Candidate]) -> list[Candidate]:
-    """One source per record: its best-ranked chunk takes the place, and the same record read from several
-    files (a MARC file and its MARCXML, an ARC and its WARC: one record id) lists its files. Editions have
-    their own ids and stay apart; the answer reads a catalogue record whole (answering/records.py)."""
-    kept: dict[tuple[str, str], Candidate] = {}
+    """One source per record: the same record read from several files (a MARC file and its MARCXML, an ARC
+    and its WARC: one record id) takes one place and lists its files. A fielded record (catalogue, finding
+    aid) takes one place however many of its chunks match, as the answer reads it whole
+    (answering/records.py); a long page or PDF page keeps a place per distinct passage. Editions have their
+    own ids and stay apart."""
+    kept: dict[tuple[str, str, str], Candidate] = {}
     for c in ranked:
-        key = (str(c.meta.get("source_type", "")), str(c.meta.get("record_id", "")) or c.chunk_id)
+        source_type = str(c.meta.get("source_type", ""))
+        passage = "" if source_type in FIELDED_SOURCE_TYPES else c.text
+        key = (source_type, str(c.meta.get("record_id", "")) or c.chunk_id, passage)
         first = kept.setdefault(key, c)
         source_file = str(c.meta.get("source_file", ""))
         if source_file and source_file not in first.files:
