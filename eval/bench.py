@@ -34,6 +34,7 @@ def bench_answer(services, n: int = 10, k: int | None = None, questions_file: st
     per_stage: dict[str, list[float]] = {s: [] for s in STAGES}
     errors = refused = 0
     started = time.perf_counter()
+    services.answers.ask(questions[0], k=k)  # loads the models: not what a patron waits for once serving
     first_checked: list[float] = []  # wall time to the first stage that shows a checked sentence
     full: list[float] = []  # wall time to the finished answer
     for i in range(n):
