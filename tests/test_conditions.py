@@ -46,6 +46,7 @@ CONDITION_CASES = [
     ("Do you have Complete novels of Jane Austen from 1980?", {("year", "not_met")}, {"UkOxUb10768856"}),
     ("Do you have The amazing adventures of Kavalier and Clay as an audiobook?", {("format", "not_met")}, {"11939876"}),
     ("Do you have a recording of Louis Armstrong?", {("format", "met")}, {"2043308"}),
+    ("Do you have Summerland as an audiobook?", {("format", "not_met")}, {"12883376"}),  # a title of names only
     ('Do you have "Summerland Returns" by Michael Chabon?', {("quoted title", "not_found")}, {"12883376"}),
     ('Do you have "Summerland" by Michael Chabon?', {("quoted title", "met")}, {"12883376"}),
     ("What is the ISBN of Summerland 2 by Michael Chabon?", {("part", "not_found")}, {"12883376"}),
@@ -54,6 +55,15 @@ CONDITION_CASES = [
     ("Do you have a signed copy of Summerland?", {("signed", "silent")}, {"12883376"}),
     ("Who wrote Summerland?", set(), {"12883376"}),
 ]
+
+
+def test_a_condition_word_that_is_the_titles_own_is_no_condition(held):
+    nature = next(s for s in held if s.record_id == "417826")
+    dated = nature.model_copy(update={"title": "Nature, 1869-1900 : a journal"})
+    assert _outcomes("Do you have Nature, 1869-1900?", [dated]) == (set(), {"417826"})
+    assert _outcomes("Do you have Nature from 1950?", [dated])[0] == {("year", "not_met")}
+    assert _outcomes("Do you have Nature as a map?", [dated])[0] == {("format", "not_met")}
+    assert _outcomes("Do you have Nature, the journal?", [dated])[0] == set()  # "journal" is in its title
 
 
 def test_every_condition_rule_has_a_case_and_priorities_are_unique():

@@ -39,6 +39,33 @@ def test_gold_records_are_records_refdesk_stores(shared_data, tmp_path):
     kinds = {t for item in items for t in item["tags"] if t.startswith("type:")}
     assert {"type:known-item", "type:identifier-isbn", "type:author-of", "type:finding-aid", "type:negative"} <= kinds
     assert all(not item["gold"] for item in items if "type:negative" in item["tags"])
+    # The answer sets: key facts read from the record's own fields, conditions the records do not meet.
+    answers = [
+        json.loads(line) for name in ("dev", "heldout") for line in (tmp_path / "sets" / f"answers-{name}.jsonl").open()
+    ]
+    assert len(answers) == summary["answer_sets"]["questions"] >= 50
+    by_kind: dict[str, list] = {}
+    for item in answers:
+        by_kind.setdefault(next(t for t in item["tags"] if t.startswith("type:")), []).append(item)
+    assert {"type:fact-author", "type:follow-up", "type:condition-year-not-held", "type:collection"} <= set(by_kind)
+    assert all(item["key_facts"] for k in ("type:fact-author", "type:follow-up") for item in by_kind[k])
+    assert all(item["history"] and item["question"].endswith("it?") for item in by_kind["type:follow-up"])
+    assert all(item["expect"] == "not_held" for item in by_kind["type:condition-year-not-held"])
+    answer_gold = {(g["source_type"], g["record_id"]) for item in answers for g in item["gold"]}
+    assert answer_gold <= stored
+    # A record's questions share its split across both kinds of set.
+    split_of_record = {
+        g["record_id"]: name
+        for name in ("dev", "heldout")
+        for line in (tmp_path / "sets" / f"{name}.jsonl").open()
+        for g in json.loads(line)["gold"][:1]
+        if len(json.loads(line)["gold"]) == 1
+    }
+    for name in ("dev", "heldout"):
+        for line in (tmp_path / "sets" / f"answers-{name}.jsonl").open():
+            item = json.loads(line)
+            if "type:fact-author" in item["tags"] and len(item["gold"]) == 1:
+                assert split_of_record.get(item["gold"][0]["record_id"], name) == name
 
 
 def test_splits_are_by_record_and_stable(shared_data):

@@ -37,6 +37,9 @@ class ConditionRule:
     phrase: Callable[[Question], str]  # completes "None of the records we found is …"
     applies_to: frozenset[str] | None = None  # source types whose records can show it (None: all)
     not_met: Outcome = "not_met"  # what is said when no record meets it
+    # The words that state it; when a candidate's title holds them all, they are the title's own words
+    # ("Innovation during 1998-2000", "… : a novel"), not a condition.
+    stated_by: Callable[[Question], list[str]] = lambda q: []
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,10 @@ def _signed_met(q: Question, source: Source) -> bool | None:
 
 
 CONDITION_RULES: tuple[ConditionRule, ...] = (
-    ConditionRule("year", 10, lambda q: q.years is not None, _year_met, _year_phrase),
+    ConditionRule("year", 10, lambda q: q.years is not None, _year_met, _year_phrase,
+                  stated_by=lambda q: YEAR.findall(q.year_text)),
     ConditionRule("format", 20, lambda q: bool(q.formats), lambda q, s: s.format in q.formats, _format_phrase,
-                  applies_to=CATALOGUE_TYPES),
+                  applies_to=CATALOGUE_TYPES, stated_by=lambda q: list(q.format_words[:1])),
     ConditionRule("quoted title", 30, lambda q: bool(q.quoted_title), _title_met,
                   lambda q: f"a work titled “{q.quoted_title}”", not_met="not_found"),
     ConditionRule("part", 40, lambda q: bool(q.parts), _part_met,
@@ -121,6 +125,11 @@ CONDITION_RULES: tuple[ConditionRule, ...] = (
                   lambda q: "a first edition", applies_to=CATALOGUE_TYPES),
     ConditionRule("signed", 60, lambda q: "signed" in q.copy_conditions, _signed_met, lambda q: "a signed copy"),
 )  # fmt: skip
+
+
+def _in_a_title(words: list[str], sources: list[Source]) -> bool:
+    wanted = [fold(w) for w in words]
+    return bool(wanted) and any(all(re.search(rf"\b{re.escape(w)}", fold(s.title)) for w in wanted) for s in sources)
 
 
 def apply_conditions(
@@ -135,7 +144,7 @@ def apply_conditions(
         if not rule.stated(q):
             continue
         checked = {n for n in candidates if rule.applies_to is None or by_n[n].source_type in rule.applies_to}
-        if not checked:
+        if not checked or _in_a_title(rule.stated_by(q), [by_n[n] for n in candidates]):
             continue
         verdicts = {n: rule.met(q, by_n[n]) for n in checked}
         meeting = {n for n, v in verdicts.items() if v}

@@ -83,13 +83,20 @@ def coverage(question: str | Question, source: Source, t: EvidenceThresholds = T
         return 0.0
     covered = {term for term in q.key_terms if _covers(term, words, text)}
     kinds = [term for term in q.key_terms if term in FORMAT_WORDS and term not in q.names]
-    if kinds and not covered.intersection(kinds) and covered <= set(q.names):
+    if kinds and not covered.intersection(kinds) and covered <= set(q.names) and not _names_title(q, source):
         # The question asks for a kind of material (maps, photographs, recordings …) and the source matches
-        # only its names: "maps of Paris" is not a book by B. J. Paris.
+        # only its names: "maps of Paris" is not a book by B. J. Paris. A record whose title is those names
+        # ("Summerland as an audiobook") is the work asked for, in another format: a condition, checked later.
         return 0.0
     # Words that state a condition ("signed", "audiobook", "1950") are checked as conditions, not counted here.
     subject = q.subject_terms or q.key_terms
     return sum(term in covered or _covers(term, words, text) for term in subject) / len(subject)
+
+
+def _names_title(q: Question, source: Source) -> bool:
+    folded = fold(source.title)
+    words = word_set(folded, folded=True)
+    return bool(q.names) and all(_covers(n, words, folded) for n in q.names)
 
 
 def title_share(q: Question, title: str) -> float:

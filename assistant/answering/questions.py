@@ -177,6 +177,7 @@ class Question:
     names: tuple[str, ...]  # capitalised words after the first, folded
     years: tuple[int, int] | None = None  # a date condition ("a 1950 edition", "before 1900")
     year_rule: str = ""
+    year_text: str = ""  # the words that state it ("from 1998-2000"), to tell it from a title's own years
     formats: frozenset[str] = frozenset()  # format values a format word asks for ("audiobook" -> sound)
     format_words: tuple[str, ...] = ()  # the words themselves, to say which one is not held
     copy_conditions: tuple[str, ...] = ()  # COPY_CONDITION_RULES names
@@ -200,10 +201,11 @@ class Question:
 
 
 def analyse(question: str) -> Question:
-    from assistant.answering.query import format_words, formats, year_range
+    from assistant.answering.query import format_words, formats, year_range, year_span
 
     found = intents(question)
     years, year_rule = year_range(question)
+    span = year_span(question)
     if "date" not in found and years is not None:
         found.append("date")  # "editions before 1900": each record's own date answers the condition
     quoted = QUOTED_TITLE.search(question)
@@ -214,6 +216,7 @@ def analyse(question: str) -> Question:
         tuple(names(question)),
         years=years,
         year_rule=year_rule,
+        year_text=question[span[0] : span[1]] if span else "",
         formats=formats(question),
         format_words=format_words(question),
         copy_conditions=_names_of(COPY_CONDITION_RULES, question),
