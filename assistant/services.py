@@ -47,7 +47,7 @@ class Services:
     def prompts(self):
         from assistant.answering.prompts import Prompts
 
-        return Prompts(self.settings.prompts_path)
+        return Prompts(self.settings.prompts_path, self.settings.llm.prompt_chars_per_source)
 
     @cached_property
     def retriever(self):

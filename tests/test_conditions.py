@@ -273,3 +273,29 @@ def test_evidence_reads_the_whole_record_and_the_checker_every_chunk_of_it(share
     # A chunk of the record changed in the store since it was read: nothing cited from it passes.
     valid = shared_marc.checker.stored_texts([record.model_copy(update={"record_chunks": [("gone", "x")]})])
     assert valid == {}
+
+
+def test_a_request_the_model_refuses_leaves_the_evidence_answer(answering):
+    from assistant.backends.llm import LLMRequestRejected
+
+    class Refuses:
+        name, url = "refuses", "http://127.0.0.1:9/v1"
+
+        def chat(self, messages, timeout_s=None):
+            raise LLMRequestRejected(self.url, "prompt longer than the context")
+
+    answering.llm, answering.lead_budget_s = Refuses(), 30.0
+    answer = answering.ask("Who wrote Summerland?")
+    assert answer.error == "" and "Chabon, Michael" in answer.answer
+    assert not [s for s in answer.sentences if s.kind == "generated"]
+
+
+def test_each_source_is_cut_to_fit_the_prompt():
+    from assistant.answering.prompts import Prompts
+    from assistant.core.types import Source
+    from tests.conftest import ROOT
+
+    long_record = "\n".join(f"Note: line {i} of a long record" for i in range(500))
+    source = Source(n=1, chunk_id="c", source_type="marc", record_id="r", title="T", text=long_record)
+    block = Prompts(ROOT / "prompts", chars_per_source=400).sources_block([source])
+    assert "line 0 of" in block and "line 499" not in block and len(block) < 800

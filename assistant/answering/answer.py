@@ -24,7 +24,7 @@ from assistant.answering.evidence import analyse, gather
 from assistant.answering.prompts import Prompts
 from assistant.answering.records import whole_records
 from assistant.answering.verify.checker import CitationChecker
-from assistant.backends.llm import ChatModel, LLMUnavailable
+from assistant.backends.llm import ChatModel, LLMRequestRejected, LLMUnavailable
 from assistant.core.types import Answer, Sentence, Source, content_hash
 
 MAX_LEAD_SENTENCES = 2
@@ -32,9 +32,10 @@ MAX_LEAD_SENTENCES = 2
 
 @dataclass(frozen=True)
 class Draft:
-    text: str | None  # None: no text (unreachable, or past the budget)
+    text: str | None  # None: no text (unreachable, refused, or past the budget)
     unreachable_url: str  # the server that could not be reached, "" otherwise
     seconds: float
+    rejected: str = ""  # why the server refused the request (HTTP 400), "" otherwise
 
 
 DEFAULT_LEAD_BUDGET_S = 3.0
@@ -265,7 +266,10 @@ class AnswerService:
 
     def _generate(self, answer: Answer, asked: str) -> str | None:
         """The model's answer without a budget (evidence_first off); None when it is unreachable."""
-        return self._apply(answer, self._write(asked, answer.sources, None))
+        draft = self._write(asked, answer.sources, None)
+        if draft.rejected:
+            answer.error = draft.rejected  # the model's answer is all there is in this mode: say why there is none
+        return self._apply(answer, draft)
 
     def _write(self, asked: str, sources: list[Source], timeout_s: float | None) -> Draft:
         """Runs in the lead pool: touches nothing shared. timeout_s: the request is abandoned after this long
@@ -280,6 +284,10 @@ class AnswerService:
             # Late is not down: past the budget the evidence answer simply stands.
             down = "" if (timeout_s is not None and exc.timed_out) else exc.url
             return Draft(None, down, time.perf_counter() - t0)
+        except LLMRequestRejected as exc:
+            # The server is up but refused this prompt: a lead is simply left out (see _apply).
+            log.warning("%s", exc)
+            return Draft(None, "", time.perf_counter() - t0, rejected=str(exc))
 
     def _apply(self, answer: Answer, draft: Draft) -> str | None:
         answer.timings["generate"] = draft.seconds

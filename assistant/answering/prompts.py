@@ -15,9 +15,14 @@ class PromptError(RefdeskError):
     pass
 
 
+DEFAULT_CHARS_PER_SOURCE = 1500  # a whole catalogue record can be long; the lead needs its first lines
+
+
 class Prompts:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, chars_per_source: int = DEFAULT_CHARS_PER_SOURCE):
         self.directory = directory
+        # Each source's text in the prompt is cut to this: five whole records must fit a small model's context.
+        self.chars_per_source = chars_per_source
         self._templates: dict[str, str] = {}  # read once per name: the files do not change while serving
 
     def template(self, name: str) -> str:
@@ -43,7 +48,7 @@ class Prompts:
                 locator=s.locator or s.record_id,
                 date_part=f"; {s.date}" if s.date else "",
                 # Fencing: a source cannot close its own <source> element.
-                text=s.text.replace("</source>", "</ source>"),
+                text=_cut(s.text, self.chars_per_source).replace("</source>", "</ source>"),
             )
             for s in sources
         )
@@ -53,3 +58,9 @@ class Prompts:
             {"role": "system", "content": self.template("system")},
             {"role": "user", "content": self.render("answer", sources=self.sources_block(sources), question=question)},
         ]
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit("\n", 1)[0] + "\n…"

@@ -18,6 +18,15 @@ class LLMUnavailable(RefdeskError):
         super().__init__(f"LLM server not reachable at {url}: {detail}")
 
 
+class LLMRequestRejected(RefdeskError):
+    """The server answered but refused the request (HTTP 400: a prompt longer than its context, say)."""
+
+    def __init__(self, url: str, detail: str = ""):
+        self.url = url
+        self.detail = detail
+        super().__init__(f"LLM server at {url} refused the request: {detail}")
+
+
 class ChatModel(Protocol):
     name: str
 
@@ -65,6 +74,8 @@ class OpenAICompatibleChat:
             raise LLMUnavailable(self.url, str(exc)) from exc
         except openai.NotFoundError as exc:
             raise LLMUnavailable(self.url, f"model {self.name!r} not served there: {exc}") from exc
+        except openai.BadRequestError as exc:  # the server is up but refuses this request (a prompt too long)
+            raise LLMRequestRejected(self.url, str(exc)) from exc
         return response.message.content or ""
 
 

@@ -51,6 +51,8 @@ class LLMSettings(BaseModel):
     temperature: float = 0.0
     timeout_s: float = 180.0
     context_window: int = 4096
+    # Each source's text in the prompt is cut to this many characters (whole records can be long).
+    prompt_chars_per_source: int = Field(1500, ge=200)
     # vLLM sampling extra: small models loop without it. None leaves the server default.
     repetition_penalty: float | None = 1.1
 
