@@ -240,7 +240,7 @@ class AnswerService:
             pending.cancel()
             answer.timings["generate"] = time.perf_counter() - lead_started  # the time given to the model
             answer.timings["lead_late"] = self.lead_budget_s
-            log.info("the model's lead missed the %.1f s budget; the evidence answer stands", self.lead_budget_s)
+            log.debug("the model's lead missed the %.1f s budget; the evidence answer stands", self.lead_budget_s)
             return None
 
     def _notices(self, answer: Answer, q, conditions) -> list[Sentence]:
