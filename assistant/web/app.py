@@ -250,8 +250,9 @@ def build_console(services):
 
         outputs = [progress, answer_box, sources_box, copy_box, answer_state, handoff_group, handoff_box, feedback_box]
         inputs = [question, k, types, files, year_from, year_to, language, show_uncited, answer_state]
-        ask_button.click(ask, inputs, outputs, api_name="ask")
-        question.submit(ask, inputs, outputs)
+        # A question asked while the previous answer still waits for its lead runs right after it.
+        ask_button.click(ask, inputs, outputs, api_name="ask", trigger_mode="always_last")
+        question.submit(ask, inputs, outputs, trigger_mode="always_last")
         show_uncited.change(toggle_uncited, [answer_state, show_uncited], [sources_box])
         handoff_button.click(hand_off, [answer_state, contact], [handoff_box, answer_state])
         up.click(feedback(1), [answer_state, comment], [feedback_box])

@@ -107,13 +107,15 @@ def build_widget(services):
             return
         history = [t["question"] for t in turns if isinstance(t, dict) and isinstance(t.get("question"), str)]
         answer = Answer(question=question)
+        asked = ""  # the question box: cleared by the first update only; the patron may type the next meanwhile
         try:
             with limits.answers.slot():
                 # The evidence answer is shown at once; the model's checked lead, if in time, follows.
                 for answer in services.answers.stream(question, history=history):
                     if not answer.final:
                         shown = (turns + [{"question": question, "answer": answer.model_dump()}])[-MAX_TURNS:]
-                        yield (log_html(shown, name), "", turns, None, no_handoff, "")
+                        yield (log_html(shown, name), asked, turns, None, no_handoff, "")
+                        asked = gr.update()
         except Busy as busy:
             yield (
                 gr.update(),
@@ -130,7 +132,7 @@ def build_widget(services):
         turns = (turns + [{"question": question, "answer": answer.model_dump()}])[-MAX_TURNS:]
         if answer.handoff_offered:
             answer.handoff_token = limits.offers.offer()
-        yield (log_html(turns, name), "", turns, answer.model_dump(), gr.update(visible=answer.handoff_offered), "")
+        yield (log_html(turns, name), asked, turns, answer.model_dump(), gr.update(visible=answer.handoff_offered), "")
 
     def hand_off(state, contact, request: gr.Request):
         """One hand-off per answer that offered one; contact bounded; per session and address per hour;
@@ -183,8 +185,14 @@ def build_widget(services):
         outputs = [log, question, turns, last_answer, handoff_group, notice]
         # No Gradio-side concurrency limit: its queue would hold questions without bound. The answer gate
         # (widget.concurrency + widget.max_waiting) decides, and says "busy" past capacity.
-        send_button.click(send, [question, turns], outputs, api_name="ask", concurrency_limit=None)
-        question.submit(send, [question, turns], outputs, api_name=False, concurrency_limit=None)
+        # A question sent while the previous answer still waits for its lead is asked right after it (not
+        # dropped, as Gradio's default "once" would; not run beside it, which would race on the conversation).
+        send_button.click(
+            send, [question, turns], outputs, api_name="ask", concurrency_limit=None, trigger_mode="always_last"
+        )
+        question.submit(
+            send, [question, turns], outputs, api_name=False, concurrency_limit=None, trigger_mode="always_last"
+        )
         handoff_button.click(
             hand_off, [last_answer, contact], [handoff_status, last_answer], api_name="hand_off", concurrency_limit=None
         )
