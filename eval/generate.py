@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MARC_SUFFIXES = (".mrc", ".marc", ".dat")
 KNOWN_ITEM_TEMPLATES = (
@@ -273,29 +274,38 @@ def marc_questions(books: list[Book], rng: random.Random) -> list[Question]:
 # ---- EAD, read with lxml directly -------------------------------------------------------------------------
 
 
-def ead_questions(root: Path, rng: random.Random, per_collection: int = 25) -> list[Question]:
+def _local(el) -> str:
     from lxml import etree
 
-    out: list[Question] = []
+    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+def _text(el) -> str:
+    return _clean(" ".join(el.itertext())) if el is not None else ""
+
+
+def ead_finding_aids(root: Path) -> Iterator[tuple[Path, Any, Any, str]]:
+    """(path, archdesc, its did, the collection's title) of every well-formed EAD file under root."""
+    from lxml import etree
+
     for path in sorted(root.rglob("*.xml")):
         try:
             tree = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
         except etree.XMLSyntaxError:
             continue
-
-        def local(el) -> str:
-            return etree.QName(el).localname if isinstance(el.tag, str) else ""
-
-        def text(el) -> str:
-            return _clean(" ".join(el.itertext())) if el is not None else ""
-
-        archdesc = next((el for el in tree.iter() if local(el) == "archdesc"), None)
-        if archdesc is None:
+        archdesc = next((el for el in tree.iter() if _local(el) == "archdesc"), None)
+        did = next((c for c in archdesc if _local(c) == "did"), None) if archdesc is not None else None
+        if did is None:
             continue
-        did = next((c for c in archdesc if local(c) == "did"), None)
-        collection = text(next((c for c in did if local(c) == "unittitle"), None)) if did is not None else ""
-        if not collection:
-            continue
+        collection = _text(next((c for c in did if _local(c) == "unittitle"), None))
+        if collection:
+            yield path, archdesc, did, collection
+
+
+def ead_questions(root: Path, rng: random.Random, per_collection: int = 25) -> list[Question]:
+    out: list[Question] = []
+    local, text = _local, _text
+    for path, archdesc, _did, collection in ead_finding_aids(root):
         components = []
         for el in archdesc.iter():
             if not re.fullmatch(r"c(0[1-9]|1[0-2])?", local(el)) or not el.get("id"):
@@ -465,25 +475,9 @@ def marc_answer_questions(books: list[Book], rng: random.Random) -> list[AnswerQ
 
 def ead_collection_questions(root: Path, rng: random.Random) -> list[AnswerQuestion]:
     """'What is in the X, and how big is it?': the collection record's extent is the key fact."""
-    from lxml import etree
-
     out: list[AnswerQuestion] = []
-    for path in sorted(root.rglob("*.xml")):
-        try:
-            tree = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
-        except etree.XMLSyntaxError:
-            continue
-
-        def local(el) -> str:
-            return etree.QName(el).localname if isinstance(el.tag, str) else ""
-
-        archdesc = next((el for el in tree.iter() if local(el) == "archdesc"), None)
-        did = next((c for c in archdesc if local(c) == "did"), None) if archdesc is not None else None
-        if did is None:
-            continue
-        title_el = next((c for c in did if local(c) == "unittitle"), None)
-        collection = _clean(" ".join(title_el.itertext())) if title_el is not None else ""
-        extents = [_clean(" ".join(e.itertext())) for e in did.iter() if local(e) in ("extent", "physdesc")]
+    for path, _archdesc, did, collection in ead_finding_aids(root):
+        extents = [_text(e) for e in did.iter() if _local(e) in ("extent", "physdesc")]
         number = next((m.group(0) for e in extents if (m := re.search(r"\d+(?:\.\d+)?", e))), "")
         if len(collection) < 6 or not number:
             continue
