@@ -133,6 +133,12 @@ def console_ask(page, url, question):
     page.locator("#question textarea").fill(question)
     page.locator("#ask").click()
     page.locator("#answer .refdesk-answer").wait_for(timeout=300_000)
+    wait_final(page)
+
+
+def wait_final(page):
+    """The evidence answer comes first; the model's lead (or its budget running out) ends the answer."""
+    page.locator("#progress .working").wait_for(state="detached", timeout=60_000)
 
 
 def test_console_answers_with_numbered_sources_and_working_links(served_app, browser):
@@ -190,6 +196,7 @@ def test_console_filters_restrict_the_sources(served_app, browser):
     page.locator("#question textarea").fill("photographs")
     page.locator("#ask").click()
     page.locator("#answer .refdesk-answer").wait_for(timeout=300_000)
+    wait_final(page)
     page.locator("#show-uncited input").check()
     page.locator("#sources .source-card").first.wait_for(timeout=30_000)
     types = {c.get_attribute("data-source-type") for c in page.locator("#sources .source-card").all()}
@@ -252,7 +259,8 @@ def widget_ask(page, url, question):
     before = page.locator(".msg.library").count()
     page.locator("#w-question textarea").fill(question)
     page.locator("#w-send").click()
-    page.locator(".msg.library").nth(before).wait_for(timeout=300_000)
+    # The evidence shows first (.pending); the answer is whole once the model's lead came or its budget ran out.
+    page.locator(".msg.library:not(.pending)").nth(before).wait_for(timeout=300_000)
     return page.locator(".msg.library").nth(before)
 
 
@@ -276,7 +284,7 @@ def test_widget_answers_with_source_links_on_a_phone_screen(served_app, browser)
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id || document.activeElement.closest('[id]').id") == "w-send"
     page.keyboard.press("Enter")
-    page.locator(".msg.library").nth(1).wait_for(timeout=300_000)
+    page.locator(".msg.library:not(.pending)").nth(1).wait_for(timeout=300_000)
     page.screenshot(path=str(ARTIFACTS / "widget-mobile.png"), full_page=True)
     assert dialogs == []
 
@@ -290,9 +298,10 @@ def test_widget_conversation_conditions_and_follow_ups(served_app, browser):
     page.locator("#w-question textarea").fill("Do you have Summerland?")
     page.locator("#w-send").click()
     page.locator(".msg.library").nth(1).wait_for(timeout=300_000)
+    # Asked while the previous answer may still wait for its lead: it runs right after, nothing is lost.
     page.locator("#w-question textarea").fill("Who published it?")
     page.locator("#w-send").click()
-    page.locator(".msg.library").nth(2).wait_for(timeout=300_000)
+    page.locator(".msg.library:not(.pending)").nth(2).wait_for(timeout=300_000)
     assert "Miramax" in page.locator(".msg.library").nth(2).inner_text()
 
 

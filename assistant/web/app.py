@@ -102,7 +102,7 @@ def build_console(services):
                     answer_html(answer),
                     sources_html(answer.sources, answer, bool(show_uncited), terms),
                     plain_text(answer),
-                    None,
+                    answer.model_dump(),  # feedback and the uncited toggle work on what is shown meanwhile
                     hidden,
                     "",
                     "",

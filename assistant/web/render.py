@@ -98,6 +98,7 @@ def chat_html(turns: list[dict], library_name: str) -> str:
                 "question": turn["question"],
                 "anchor": f"w{number}-source-",  # one conversation, several answers: numbers repeat, ids must not
                 "refused": answer.refused,
+                "pending": not answer.final,  # the evidence is shown; the model's lead may still follow
                 "lines": [line for line in (answer.answer or "").splitlines() if line.strip()],
                 "sources": [
                     {
