@@ -299,3 +299,13 @@ def test_each_source_is_cut_to_fit_the_prompt():
     source = Source(n=1, chunk_id="c", source_type="marc", record_id="r", title="T", text=long_record)
     block = Prompts(ROOT / "prompts", chars_per_source=400).sources_block([source])
     assert "line 0 of" in block and "line 499" not in block and len(block) < 800
+
+
+def test_the_model_is_asked_only_when_every_condition_is_met(answering):
+    from assistant.backends.llm import FakeChat
+
+    answering.llm, answering.lead_budget_s = FakeChat(), 30.0
+    answering.ask("Do you have a 1950 edition of The amazing adventures of Kavalier and Clay?")
+    assert answering.llm.calls == []  # not held as asked: the model could only get it wrong
+    answering.ask("Tell me about the Louis Armstrong recording and its performers.")
+    assert len(answering.llm.calls) == 1  # a recording, as asked: the lead may say so

@@ -181,10 +181,11 @@ class AnswerService:
             self._refuse(answer)  # retrieved, but nothing in it answers this question: the model is not asked
             yield answer
             return
-        # The lead is written while the evidence is checked and shown; it is used only if it is in time. Not for
-        # a question with conditions: the model cannot know that no record meets them.
+        # The lead is written while the evidence is checked and shown; it is used only if it is in time. Not when a
+        # condition is unmet or the records are silent on it: the model cannot know that, and would say "yes".
         lead_started = time.perf_counter()
-        wants_lead = not q.rule_routed and not q.conditions_stated and self.lead_budget_s > 0
+        unmet = any(result.outcome != "met" for result in gathered.conditions)
+        wants_lead = not q.rule_routed and not unmet and self.lead_budget_s > 0
         pending = (
             self._leads.submit(self._write, asked, list(answer.sources), self.lead_budget_s) if wants_lead else None
         )
