@@ -494,32 +494,42 @@ def generate_answers(data: Path, seed: int, out_dir: Path) -> dict:
         questions += marc_answer_questions(marc_books(data / "marc"), rng)
     if (data / "ead").is_dir():
         questions += ead_collection_questions(data / "ead", rng)
+    items = []
+    for n, q in enumerate(questions, 1):
+        item = {
+            "id": f"ans-{seed}-{n}",
+            "question": q.question,
+            "answerable": True,
+            "gold": q.gold,
+            "key_facts": q.key_facts,
+            "tags": [f"type:{q.kind}", f"source:{q.source_type}"],
+        }
+        if q.history:
+            item["history"] = q.history
+        if q.expect:
+            item["expect"] = q.expect
+        items.append((q.key, q.kind, item))
+    counts = write_splits(out_dir, "answers-", seed, items)
+    return {"questions": len(questions), **{f"answers-{k}": v for k, v in counts.items()}}
+
+
+# ---- the sets ---------------------------------------------------------------------------------------------
+
+
+def write_splits(out_dir: Path, prefix: str, seed: int, items: list[tuple[str, str, dict]]) -> dict[str, dict]:
+    """Writes OUT/<prefix>dev.jsonl and OUT/<prefix>heldout.jsonl, each item in its record key's split; counts
+    per split and kind."""
     counts: dict[str, dict[str, int]] = {"dev": defaultdict(int), "heldout": defaultdict(int)}
-    files = {name: (out_dir / f"answers-{name}.jsonl").open("w", encoding="utf-8") for name in counts}
+    files = {name: (out_dir / f"{prefix}{name}.jsonl").open("w", encoding="utf-8") for name in counts}
     try:
-        for n, q in enumerate(questions, 1):
-            split = split_of(seed, q.key)
-            counts[split][q.kind] += 1
-            item = {
-                "id": f"ans-{seed}-{n}",
-                "question": q.question,
-                "answerable": True,
-                "gold": q.gold,
-                "key_facts": q.key_facts,
-                "tags": [f"type:{q.kind}", f"source:{q.source_type}"],
-            }
-            if q.history:
-                item["history"] = q.history
-            if q.expect:
-                item["expect"] = q.expect
+        for key, kind, item in items:
+            split = split_of(seed, key)
+            counts[split][kind] += 1
             files[split].write(json.dumps(item, ensure_ascii=False) + "\n")
     finally:
         for handle in files.values():
             handle.close()
-    return {"questions": len(questions), **{f"answers-{k}": dict(v) for k, v in counts.items()}}
-
-
-# ---- the sets ---------------------------------------------------------------------------------------------
+    return {name: dict(c) for name, c in counts.items()}
 
 
 def split_of(seed: int, key: str) -> str:
@@ -537,26 +547,24 @@ def generate(data: Path, seed: int, out_dir: Path) -> dict:
     if (data / "warc").is_dir():
         questions += warc_questions(data / "warc", rng)
     out_dir.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, dict[str, int]] = {"dev": defaultdict(int), "heldout": defaultdict(int)}
-    files = {name: (out_dir / f"{name}.jsonl").open("w", encoding="utf-8") for name in counts}
-    try:
-        for n, q in enumerate(questions, 1):
-            split = split_of(seed, q.key)
-            counts[split][q.kind] += 1
-            item = {
+    items = [
+        (
+            q.key,
+            q.kind,
+            {
                 "id": f"gen-{seed}-{n}",
                 "question": q.question,
                 "answerable": q.answerable,
                 "gold": q.gold,
                 "tags": [f"type:{q.kind}", f"source:{q.source_type}", *q.tags],
-            }
-            files[split].write(json.dumps(item, ensure_ascii=False) + "\n")
-    finally:
-        for handle in files.values():
-            handle.close()
+            },
+        )
+        for n, q in enumerate(questions, 1)
+    ]
+    counts = write_splits(out_dir, "", seed, items)
     return {
         "seed": seed,
         "questions": len(questions),
-        **{k: dict(v) for k, v in counts.items()},
+        **counts,
         "answer_sets": generate_answers(data, seed, out_dir),
     }
