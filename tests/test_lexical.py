@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from assistant.answering.query import understand
 from assistant.answering.retrieval import Candidate, Retriever
 from assistant.backends.lexical import identifier_candidates, normalise_identifier
 from assistant.core.settings import RetrievalSettings
@@ -102,6 +103,34 @@ def test_no_source_type_crowds_out_the_rest_by_count_alone():
     # A record of another type that matches far worse does not push out a better folder.
     ranked[-1] = Candidate("m1", meta={"source_type": "marc"}, score=0.3)
     assert [c.chunk_id for c in retriever._balanced(ranked, 5)] == ["e0", "e1", "e2", "e3", "e4"]
+
+
+def test_the_work_a_question_names_outranks_look_alikes_meeting_its_condition():
+    retriever = Retriever.__new__(Retriever)
+    retriever.settings = RetrievalSettings()
+
+    def edition(chunk_id, title, year, dense_rank, lexical_rank, preferred_rank=None):
+        meta = {"source_type": "marc", "title": title, "year": year, "format": "book"}
+        return Candidate(
+            chunk_id, meta=meta, dense_rank=dense_rank, lexical_rank=lexical_rank, preferred_rank=preferred_rank
+        )
+
+    def top5(question, candidates):
+        return [c.chunk_id for c in retriever._fuse(question, candidates, understand(question))][:5]
+
+    question = "Is there an edition of Readings on Pride and prejudice from 2005?"
+    # Six 2005 "Pride and prejudice" editions meet the stated year; the book the question names is from 1999.
+    # Its year is a condition to check on that book, not a reason to lose it from the top 5.
+    candidates = [edition(f"pp{i}", "Pride and prejudice", 2005, i, i + 1, i) for i in range(1, 7)]
+    candidates.append(edition("readings", "Readings on Pride and prejudice", 1999, 7, 1))
+    assert "readings" in top5(question, candidates)
+    retriever.settings = RetrievalSettings(named_work_boost=0.0)
+    assert "readings" not in top5(question, candidates)  # the year preference alone buries it
+    # A question about the plain title names all the editions alike: the stated year decides among them.
+    retriever.settings = RetrievalSettings()
+    plain = "Is there an edition of Pride and prejudice from 2005?"
+    candidates.append(edition("pp1999", "Pride and prejudice", 1999, 7, 2))
+    assert top5(plain, candidates) == ["pp1", "pp2", "pp3", "pp4", "pp5"]
 
 
 def _cited(answer):

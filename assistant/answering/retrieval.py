@@ -10,8 +10,9 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from assistant.answering.evidence import FIELDED_SOURCE_TYPES, title_match
+from assistant.answering.evidence import FIELDED_SOURCE_TYPES, title_match, title_share
 from assistant.answering.query import understand, year_span
+from assistant.answering.questions import analyse
 from assistant.core.settings import RetrievalSettings
 from assistant.core.types import Source, structured_provenance
 
@@ -126,7 +127,10 @@ class Retriever:
         s = self.settings
         stated = sum(bool(x) for x in (prefs.years, prefs.formats, prefs.source_types, prefs.language))
         first = 1.0 / (s.rrf_k + 1)
+        asked = analyse(question)
         for c in candidates:
+            title = str(c.meta.get("title", ""))
+            title_named = title_match(question, title)
             score = 0.0
             if c.dense_rank is not None:
                 score += s.dense_weight / (s.rrf_k + c.dense_rank)
@@ -135,9 +139,12 @@ class Retriever:
             if c.preferred_rank is not None:
                 score += s.dense_weight / (s.rrf_k + c.preferred_rank)
             # A question that names a record's title should find that record even when look-alikes rank higher.
-            score += s.title_boost * first * title_match(question, str(c.meta.get("title", "")))
+            score += s.title_boost * first * title_named
             if stated:
                 score *= 1.0 + s.preference_boost * prefs.met_by(c.meta) / stated
+            # After the preferences: they rank editions of the work asked for, not other works above it.
+            if title_named and title_named * title_share(asked, title) >= s.named_work_min:
+                score += s.named_work_boost * first
             if c.identifier:
                 score += IDENTIFIER_BONUS
             c.score = score

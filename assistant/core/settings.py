@@ -97,6 +97,11 @@ class RetrievalSettings(BaseModel):
     )
     title_boost: float = 1.0  # × 1/(rrf_k+1) × share of the title's words the question names (known items)
     preference_boost: float = 0.5  # × the fused score of a source meeting the question's year/format/type/language
+    # A record the question names whole (every word of its title asked, all the question is about in its title)
+    # gets named_work_boost × 1/(rrf_k+1) after the preferences: "Readings on Pride and prejudice from 2005"
+    # asks about that book (whose year is then checked), not about the 2005 "Pride and prejudice".
+    named_work_boost: float = 4.0  # above what the preferences add to a look-alike ranked first in every list
+    named_work_min: float = 0.75  # title words named × share of the question's subject in the title
     max_type_share: float = 0.6  # past this share of the top k, a source type yields to another type's …
     balance_min_ratio: float = 0.8  # … candidate that scores at least this fraction of its own next one
     lexical_path: str = ""  # default DATA_DIR/lexical.sqlite (also with a Chroma server: on the app host)
