@@ -18,11 +18,13 @@ class StoreError(RefdeskError):
 
 
 def unreachable_errors() -> tuple[type[BaseException], ...]:
-    """What a Chroma server that went away (or restarts) raises through its HTTP client."""
+    """What a Chroma server that went away (or restarts) raises through its HTTP client: no connection, a
+    timeout, or the server's own 5xx. A 4xx (a bad filter, a missing collection) is a bug or a setup error
+    and surfaces as one, not as "the catalogue is not reachable"."""
     import httpx
-    from chromadb.errors import ChromaError
+    from chromadb.errors import InternalError
 
-    return (httpx.HTTPError, ChromaError, ConnectionError)
+    return (httpx.TransportError, InternalError, ConnectionError)
 
 
 @dataclass
