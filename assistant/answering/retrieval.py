@@ -143,7 +143,8 @@ class Retriever:
             if stated:
                 score *= 1.0 + s.preference_boost * prefs.met_by(c.meta) / stated
             # After the preferences: they rank editions of the work asked for, not other works above it.
-            if title_named and title_named * title_share(asked, title) >= s.named_work_min:
+            # (title_share is the dearer of the two, and at most 1: asked only where it can matter.)
+            if title_named >= s.named_work_min and title_named * title_share(asked, title) >= s.named_work_min:
                 score += s.named_work_boost * first
             if c.identifier:
                 score += IDENTIFIER_BONUS
