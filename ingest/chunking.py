@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 from llama_index.core.node_parser import SentenceSplitter
 
-from assistant.core.types import Chunk, SourceRecord
+from assistant.core.types import Chunk, RecordField, SourceRecord
 
 Tokenizer = Callable[[str], list]
 
@@ -59,8 +59,27 @@ class Chunker:
 
     def chunks(self, record: SourceRecord) -> Iterator[Chunk]:
         title = record.provenance.title.strip()[: self.max_chars // 4]
-        for position, piece in enumerate(self.pieces(record.text)):
+        pieces = list(self.pieces(record.text))
+        fields = fields_by_piece(record.fields, pieces) if record.fields else [None] * len(pieces)
+        for position, (piece, piece_fields) in enumerate(zip(pieces, fields, strict=True)):
             # The title travels with every piece so a chunk read alone still says what it is about.
             first_line = piece.split("\n", 1)[0]
             text = piece if not title or title in first_line else f"{title}\n{piece}"[: self.max_chars]
-            yield Chunk.make(text, record.provenance, position, record.filters, record.search)
+            yield Chunk.make(text, record.provenance, position, record.filters, record.search, piece_fields)
+
+
+FIELD_HEAD_CHARS = 60  # a field's line is found in a piece by its first characters (a long note may go on past it)
+
+
+def fields_by_piece(fields: list[RecordField], pieces: list[str]) -> list[list[RecordField]]:
+    """Each field goes with the piece its "Label: value" line starts in, in order; the pieces overlap, so a
+    line is looked for from the piece the previous field went to. A field the splitter cut out of every
+    piece (none should be) goes with the last piece searched rather than being lost."""
+    out: list[list[RecordField]] = [[] for _ in pieces]
+    at = 0
+    for label, value in fields:
+        head = f"{label}: {value}"[:FIELD_HEAD_CHARS]
+        found = next((i for i in range(at, len(pieces)) if head in pieces[i]), None)
+        at = found if found is not None else at
+        out[at].append((label, value))
+    return out

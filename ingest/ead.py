@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from assistant.core.types import Filters, Provenance, SkippedRecord, SourceRecord
+from assistant.core.types import Filters, Provenance, RecordField, SkippedRecord, SourceRecord, fielded_text
 from ingest.registry import ReaderError
 
 COMPONENT = re.compile(r"^c(0[1-9]|1[0-2])?$")
@@ -31,6 +31,15 @@ COLLECTION_NOTES = [
     ("acqinfo", "Acquisition"),
     ("processinfo", "Processing information"),
 ]
+# A component's own notes, by element name, as labelled fields.
+COMPONENT_NOTES = {
+    "scopecontent": "Scope",
+    "bioghist": "Biographical / historical note",
+    "odd": "Note",
+    "note": "Note",
+    "physdesc": "Physical description",
+    "accessrestrict": "Access restrictions",
+}
 CONTROLLED = {
     "subject": "Subject",
     "persname": "Name",
@@ -106,7 +115,7 @@ class Frame:
     unitid: str = ""
     containers: str = ""
     has_did: bool = False
-    notes: list[str] = field(default_factory=list)
+    notes: list[RecordField] = field(default_factory=list)
     child_count: int = 0
 
 
@@ -117,7 +126,7 @@ class _Collection:
         self.title = ""
         self.unitid = ""
         self.date = ""
-        self.lines: list[str] = []
+        self.fields: list[RecordField] = []
         self.emitted = False
         self.names: list[str] = []  # origination, controlaccess persname/corpname/famname: search fields
         self.subjects: list[str] = []  # controlaccess subject/geogname/genreform/occupation/function
@@ -166,16 +175,16 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
                 coll.title = _text(_child(el, "unittitle")).rstrip(" ,;:") or coll.title
                 coll.unitid = _text(_child(el, "unitid"))
                 coll.date = _did_date(el)
-                _collection_did_lines(coll, el)
+                _collection_did_fields(coll, el)
             elif parent_name == "archdesc" and name in dict(COLLECTION_NOTES):
                 text = _note_text(el)
                 if text:
-                    coll.lines.append(f"{dict(COLLECTION_NOTES)[name]}: {text}")
+                    coll.fields.append((dict(COLLECTION_NOTES)[name], text))
             elif name == "controlaccess" and parent_name == "archdesc":
                 for term in el.iter():
                     label = CONTROLLED.get(_local(term))
                     if label and _text(term):
-                        coll.lines.append(f"{label}: {_text(term)}")
+                        coll.fields.append((label, _text(term)))
                         (coll.names if label == "Name" else coll.subjects).append(_text(term))
             elif name == "did" and stack and parent is stack[-1].element:
                 frame = stack[-1]
@@ -184,15 +193,10 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
                 frame.date = _did_date(el)
                 frame.unitid = _text(_child(el, "unitid"))
                 frame.containers = _containers(el)
-            elif (
-                stack
-                and parent is stack[-1].element
-                and name in ("scopecontent", "bioghist", "odd", "note", "physdesc", "accessrestrict")
-            ):
+            elif stack and parent is stack[-1].element and name in COMPONENT_NOTES:
                 text = _note_text(el)
                 if text:
-                    label = "Scope" if name == "scopecontent" else name
-                    stack[-1].notes.append(f"{label}: {text}")
+                    stack[-1].notes.append((COMPONENT_NOTES[name], text))
             elif COMPONENT.match(name) and stack and stack[-1].element is el:
                 frame = stack.pop()
                 daos = _daos(el)
@@ -221,28 +225,31 @@ def _note_text(el) -> str:
     return re.sub(r"\s+", " ", " ".join(p for p in parts if p)).strip() or _text(el)
 
 
-def _collection_did_lines(coll: _Collection, did) -> None:
-    lines = [f"Collection: {coll.title}"]
+# The collection's <did> children a reference archivist reads out, by element name.
+COLLECTION_DID_FIELDS = {
+    "origination": "Creator",
+    "physdesc": "Extent",
+    "physdescstructured": "Extent",
+    "abstract": "Abstract",
+    "repository": "Repository",
+    "langmaterial": "Language",
+    "physloc": "Location",
+}
+
+
+def _collection_did_fields(coll: _Collection, did) -> None:
+    fields: list[RecordField] = [("Collection", coll.title)]
     if coll.unitid:
-        lines.append(f"Collection number: {coll.unitid}")
+        fields.append(("Collection number", coll.unitid))
     if coll.date:
-        lines.append(f"Dates: {coll.date}")
+        fields.append(("Dates", coll.date))
     for c in did:
-        n = _local(c)
-        if n == "origination":
-            lines.append(f"Creator: {_text(c)}")
-            coll.names.append(_text(c))
-        elif n == "physdesc" or n == "physdescstructured":
-            lines.append(f"Extent: {_text(c)}")
-        elif n == "abstract":
-            lines.append(f"Abstract: {_text(c)}")
-        elif n == "repository":
-            lines.append(f"Repository: {_text(c)}")
-        elif n == "langmaterial":
-            lines.append(f"Language: {_text(c)}")
-        elif n == "physloc":
-            lines.append(f"Location: {_text(c)}")
-    coll.lines = lines + coll.lines
+        label = COLLECTION_DID_FIELDS.get(_local(c))
+        if label and _text(c):
+            fields.append((label, _text(c)))
+            if label == "Creator":
+                coll.names.append(_text(c))
+    coll.fields = fields + coll.fields
 
 
 def _link(template: str, coll: _Collection, component_id: str, daos: list[str]) -> str:
@@ -270,8 +277,9 @@ def _collection_record(coll: _Collection, template: str) -> SourceRecord:
             date=coll.date,
             source_file=str(coll.path.resolve()),
         ),
-        text="\n".join(coll.lines) or coll.title,
+        text=fielded_text(coll.fields) or coll.title,
         filters=filters,
+        fields=coll.fields,
         search={
             "title": coll.title,
             "names": "\n".join(coll.names),
@@ -286,18 +294,18 @@ def _component_record(coll, frame: Frame, ancestors: list[Frame], el, daos, temp
     series = " › ".join(a.title + (f", {a.date}" if a.date else "") for a in ancestors if a.title)
     title = frame.title or frame.unitid or "Untitled component"
     locator = ", ".join(p for p in (frame.containers, series) if p) or f"component {component_id}"
-    lines = [f"Collection: {coll.title}" + (f" ({coll.unitid})" if coll.unitid else "")]
+    fields: list[RecordField] = [("Collection", coll.title + (f" ({coll.unitid})" if coll.unitid else ""))]
     if series:
-        lines.append(f"Series: {series}")
-    lines.append(f"Title: {title}")
+        fields.append(("Series", series))
+    fields.append(("Title", title))
     if frame.date:
-        lines.append(f"Date: {frame.date}")
+        fields.append(("Date", frame.date))
     if frame.containers:
-        lines.append(f"Location: {frame.containers}")
+        fields.append(("Location", frame.containers))
     if frame.unitid:
-        lines.append(f"Identifier: {frame.unitid}")
-    lines.extend(frame.notes)
-    lines.extend(f"Digital object: {d}" for d in daos)
+        fields.append(("Identifier", frame.unitid))
+    fields.extend(frame.notes)
+    fields.extend(("Digital object", d) for d in daos)
     filters: Filters = {"format": "archival component", "collection": coll.title}
     if (year := _year(frame.date)) is not None:
         filters["year"] = year
@@ -312,8 +320,9 @@ def _component_record(coll, frame: Frame, ancestors: list[Frame], el, daos, temp
             date=frame.date,
             source_file=str(coll.path.resolve()),
         ),
-        text="\n".join(lines),
+        text=fielded_text(fields),
         filters=filters,
+        fields=fields,
         search={
             "title": title,
             "collection": "\n".join(x for x in (series, coll.title) if x),

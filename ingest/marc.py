@@ -20,7 +20,7 @@ from typing import IO
 import pymarc
 
 from assistant.core.errors import RefdeskError
-from assistant.core.types import Filters, Provenance, SkippedRecord, SourceRecord
+from assistant.core.types import Filters, Provenance, RecordField, SkippedRecord, SourceRecord, fielded_text
 from ingest.registry import ReaderError, open_binary
 
 # What a malformed record raises inside pymarc and our field readers (fuzz-tested in tests/test_fuzz_readers.py):
@@ -335,44 +335,42 @@ def call_numbers(record: pymarc.Record) -> list[str]:
     return out
 
 
-def record_text(record: pymarc.Record, fmt: str, year: int | None, languages: list[str]) -> tuple[str, str]:
-    """(title, text) — labelled lines a reader (and the lexical checker) can answer from."""
-    title_field = record.get("245")
-    title = _field_text(title_field, "abnp") if title_field is not None else ""
-    lines: list[str] = []
+def record_fields(record: pymarc.Record, fmt: str, year: int | None, languages: list[str]) -> list[RecordField]:
+    """The record's labelled fields, from its own tags, in display order."""
+    out: list[RecordField] = []
     for tag, label, codes in TEXT_FIELDS:
         for f in record.get_fields(tag):
             value = _field_text(f, codes)
             if value:
-                lines.append(f"{label}: {value}")
+                out.append((label, value))
     for f in record.get_fields("880"):  # original-script versions of the fields above
         value = _field_text(f, None)
         linked = (f.get("6") or "")[:3]
         label = {tag: label for tag, label, _ in TEXT_FIELDS}.get(linked, "Original script")
         if value:
-            lines.append(f"{label} (original script): {value}")
+            out.append((f"{label} (original script)", value))
     for tag in SUBJECT_TAGS:
         for f in record.get_fields(tag):
             parts = [_clean(sf.value) for sf in f.subfields if sf.code not in SKIP_CODES and _clean(sf.value)]
             if parts:
-                lines.append(f"{'Genre' if tag == '655' else 'Subject'}: {' -- '.join(parts)}")
+                out.append(("Genre" if tag == "655" else "Subject", " -- ".join(parts)))
     for f in record.get_fields("020"):
         for v in f.get_subfields("a", "z"):
-            lines.append(f"ISBN: {_clean(v)}")
+            out.append(("ISBN", _clean(v)))
     for f in record.get_fields("022"):
         for v in f.get_subfields("a"):
-            lines.append(f"ISSN: {_clean(v)}")
+            out.append(("ISSN", _clean(v)))
     for number in call_numbers(record):
-        lines.append(f"Call number: {number}")
+        out.append(("Call number", number))
     for f in record.get_fields("856"):
         for url in f.get_subfields("u"):
-            lines.append(f"Online: {url.strip()}")
-    lines.append(f"Format: {fmt}")
+            out.append(("Online", url.strip()))
+    out.append(("Format", fmt))
     if year:
-        lines.append(f"Year: {year}")
+        out.append(("Year", str(year)))
     if languages:
-        lines.append(f"Language: {', '.join(languages)}")
-    return title, "\n".join(lines)
+        out.append(("Language", ", ".join(languages)))
+    return [(label, value) for label, value in out if value]
 
 
 # The lexical index's fields, by MARC tag (cf. VuFind's marc.properties: title_full, author, topic, isbn …).
@@ -417,7 +415,9 @@ def to_source_record(record: pymarc.Record, raw: bytes, path: Path, link_templat
     fmt = record_format(leader)
     year = publication_year(record)
     languages = language_names(record)
-    title, text = record_text(record, fmt, year, languages)
+    title_field = record.get("245")
+    title = _field_text(title_field, "abnp") if title_field is not None else ""
+    fields = record_fields(record, fmt, year, languages)
     numbers = call_numbers(record)
     locator = f"{title or 'Untitled'}" + (f" — call number {numbers[0]}" if numbers else "")
     urls = [u.strip() for f in record.get_fields("856") for u in f.get_subfields("u")]
@@ -441,9 +441,10 @@ def to_source_record(record: pymarc.Record, raw: bytes, path: Path, link_templat
             date=str(year or ""),
             source_file=str(path.resolve()),
         ),
-        text=text or title,
+        text=fielded_text(fields) or title,
         filters=filters,
         search=search_fields(record, numbers),
+        fields=fields,
     )
 
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from assistant.core.types import Filters, Provenance, SkippedRecord, SourceRecord
+from assistant.core.types import Filters, Provenance, RecordField, SkippedRecord, SourceRecord, fielded_text
 from ingest.registry import ReaderError
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
@@ -76,7 +76,7 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
             )
             date = values.get("date", [""])[0]
             year = re.search(r"\b(1[0-9]{3}|20[0-9]{2})\b", date)
-            lines = [f"{label}: {v}" for key, label in LABELS for v in values.get(key, [])]
+            fields: list[RecordField] = [(label, v) for key, label in LABELS for v in values.get(key, [])]
             filters: Filters = {"format": values.get("type", [""])[0].lower()}
             if year:
                 filters["year"] = int(year.group(1))
@@ -90,8 +90,9 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
                     date=date,
                     source_file=str(path.resolve()),
                 ),
-                text="\n".join(lines),
+                text=fielded_text(fields),
                 filters=filters,
+                fields=fields,
             )
     except etree.XMLSyntaxError as exc:
         raise ReaderError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from assistant.answering.questions import Question, asked_part
-from assistant.core.text import fold, record_fields
+from assistant.core.text import fold
 from assistant.core.types import Source
 
 # Record types whose format field is a carrier (book, sound recording, map); a finding aid's folder of
@@ -97,7 +97,7 @@ def _part_met(q: Question, source: Source) -> bool:
 
 
 def _edition_statement(source: Source) -> str:
-    return " ".join(v for k, v in record_fields(source.text) if k == "Edition")
+    return " ".join(v for k, v in source.record_fields() if k == "Edition")
 
 
 def _first_edition_met(q: Question, source: Source) -> bool | None:

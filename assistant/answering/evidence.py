@@ -23,14 +23,11 @@ from assistant.answering.questions import (  # noqa: F401 - intents/rule_routed 
     names,
     rule_routed,
 )
-from assistant.core.text import fold, record_fields, stem, word_set
+from assistant.core.text import fold, stem, word_set
 from assistant.core.types import Source
 
 # Fields quoted when the question names none of a record's fields.
 DEFAULT_FIELDS = ("Author", "Creator", "Published", "Edition", "Date", "Dates", "Location", "Call number", "Summary")
-# Source types whose readers write "Label: value" field lines. An archived page's "Windows: download …" or a
-# text file's "Note: …" is prose that happens to hold a colon, not a catalogue field.
-FIELDED_SOURCE_TYPES = frozenset({"marc", "dc", "ead"})
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“])")
 
 
@@ -199,7 +196,7 @@ def _quote_fields(source: Source, chosen: list[tuple[str, str]], fields: list[tu
 
 
 def _fields(source: Source) -> list[tuple[str, str]]:
-    return record_fields(source.text) if source.source_type in FIELDED_SOURCE_TYPES else []
+    return source.record_fields()
 
 
 # A collection as a whole: what a reference archivist reads out first, in this order.

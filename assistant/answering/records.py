@@ -6,8 +6,7 @@ verifies a citation against every chunk of that record (each by its content hash
 
 from __future__ import annotations
 
-from assistant.answering.evidence import FIELDED_SOURCE_TYPES
-from assistant.core.types import Source
+from assistant.core.types import FIELDED_SOURCE_TYPES, Source, fields_from_metadata
 
 MAX_RECORD_CHUNKS = 12  # a record longer than this (a long finding-aid note) stays the retrieved chunk only
 
@@ -35,10 +34,15 @@ def whole_records(store, sources: list[Source]) -> list[Source]:
             found = parts.get((source.record_id, source.source_file), [])
             chunks = sorted(found, key=lambda c: int(c.metadata.get("position", 0) or 0))
             if 1 < len(chunks) <= MAX_RECORD_CHUNKS and any(c.id == source.chunk_id for c in chunks):
+                stored_fields = [fields_from_metadata(c.metadata) for c in chunks]
                 source = source.model_copy(
                     update={
                         "text": "\n".join(c.text for c in chunks),
                         "record_chunks": [(c.id, str(c.metadata.get("content_hash", ""))) for c in chunks],
+                        # Each chunk holds the fields whose line starts in it: in position order, the record's.
+                        "fields": None
+                        if any(f is None for f in stored_fields)
+                        else [field for f in stored_fields for field in f or []],
                     }
                 )
         out.append(source)

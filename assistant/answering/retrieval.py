@@ -10,11 +10,11 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from assistant.answering.evidence import FIELDED_SOURCE_TYPES, title_match, title_share
+from assistant.answering.evidence import title_match, title_share
 from assistant.answering.query import understand, year_span
 from assistant.answering.questions import analyse
 from assistant.core.settings import RetrievalSettings
-from assistant.core.types import Source, structured_provenance
+from assistant.core.types import FIELDED_SOURCE_TYPES, Source, fields_from_metadata, structured_provenance
 
 IDENTIFIER_BONUS = 10.0  # above any fused score: a named identifier is the record asked for
 
@@ -231,5 +231,6 @@ def make_source(n: int, chunk_id: str, text: str, meta: dict, score: float) -> S
         captures=[d for d in str(meta.get("captures", "")).split(",") if d],
         year=meta["year"] if isinstance(meta.get("year"), int) else None,
         format=str(meta.get("format", "")),
+        fields=fields_from_metadata(meta),
         **structured_provenance(meta),
     )

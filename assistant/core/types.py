@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import PurePath
 from typing import Literal
 from urllib.parse import quote, urlparse
 
 from pydantic import BaseModel, Field
 
+from assistant.core.text import record_fields as fields_in_text
+
 SOURCE_TYPES = ("text", "marc", "ead", "pdf", "warc")
+# Source types whose readers keep labelled fields (RecordField). An archived page's "Windows: download …" or a
+# text file's "Note: …" is prose that happens to hold a colon, not a catalogue field.
+FIELDED_SOURCE_TYPES = frozenset({"marc", "dc", "ead"})
 
 
 class Provenance(BaseModel):
@@ -41,6 +47,24 @@ SEARCH_FIELDS = ("title", "names", "subjects", "identifiers", "collection")
 FilterValue = str | int | float
 Filters = dict[str, FilterValue]  # chunk metadata a retrieval filter can test (year, format, language …)
 
+# A record's labelled fields as its reader read them from the record's structure, in record order:
+# ("Author", "Chabon, Michael"), ("Published", "New York : Random House, 2000"), ("Extent", "47.25 linear feet").
+# The text shows them as "Label: value" lines; answers read them from here, never back out of the text.
+RecordField = tuple[str, str]
+
+
+def fielded_text(fields: list[RecordField]) -> str:
+    """The display text of labelled fields, one "Label: value" line each."""
+    return "\n".join(f"{label}: {value}" for label, value in fields)
+
+
+def fields_from_metadata(meta: dict) -> list[RecordField] | None:
+    """A stored chunk's fields; None for a chunk stored before fields were kept (its text is all there is)."""
+    raw = meta.get("fields")
+    if not isinstance(raw, str) or not raw:
+        return None
+    return [(str(label), str(value)) for label, value in json.loads(raw)]
+
 
 class SourceRecord(BaseModel):
     """One catalogue record, finding-aid component, PDF page, archived page or text section."""
@@ -51,6 +75,7 @@ class SourceRecord(BaseModel):
     # Stored with every chunk as metadata usable as a retrieval filter (format, year, language...).
     filters: Filters = Field(default_factory=dict)
     search: dict[str, str] = Field(default_factory=dict)  # SEARCH_FIELDS -> text
+    fields: list[RecordField] = Field(default_factory=list)  # catalogue records and finding aids: see RecordField
 
 
 class SkippedRecord(BaseModel):
@@ -65,7 +90,7 @@ class SkippedRecord(BaseModel):
         return f"{where}: {self.reason}"
 
 
-PROVENANCE_KEYS = frozenset(Provenance.model_fields) | {"content_hash", "position"}
+PROVENANCE_KEYS = frozenset(Provenance.model_fields) | {"content_hash", "position", "fields"}
 
 
 class Ignored(BaseModel):
@@ -124,6 +149,9 @@ class Chunk(BaseModel):
     position: int = 0  # index of the chunk within its record
     filters: Filters = Field(default_factory=dict)
     search: dict[str, str] = Field(default_factory=dict)
+    # The record's fields whose line starts in this chunk ([] for a chunk of a fielded record that starts none);
+    # None for text without fields (pages, PDF pages).
+    fields: list[RecordField] | None = None
 
     @classmethod
     def make(
@@ -133,6 +161,7 @@ class Chunk(BaseModel):
         position: int = 0,
         filters: Filters | None = None,
         search: dict[str, str] | None = None,
+        fields: list[RecordField] | None = None,
     ) -> Chunk:
         digest = content_hash(text)
         key = "\x1f".join((provenance.source_file, provenance.source_type, provenance.record_id, digest))
@@ -145,6 +174,7 @@ class Chunk(BaseModel):
             position=position,
             filters=dict(filters or {}),
             search={k: v for k, v in (search or {}).items() if k in SEARCH_FIELDS and v},
+            fields=None if fields is None else list(fields),
         )
 
     def metadata(self) -> Filters:
@@ -154,6 +184,9 @@ class Chunk(BaseModel):
         meta["position"] = self.position
         for key, value in self.search.items():
             meta[f"search_{key}"] = value
+        if self.fields is not None:
+            # Chroma metadata values are scalars: the fields travel as one JSON list of [label, value] pairs.
+            meta["fields"] = json.dumps(self.fields, ensure_ascii=False)
         return meta
 
 
@@ -182,6 +215,18 @@ class Source(BaseModel):
     year: int | None = None  # the record's year, as a filter holds it
     format: str = ""  # book, serial, sound, collection, archival component, web page … as a filter holds it
     files: list[str] = Field(default_factory=list)  # every file this record was read from (MARC and MARCXML)
+    # The record's labelled fields (RecordField); None when its chunks were stored before fields were kept.
+    fields: list[RecordField] | None = None
+
+    def record_fields(self) -> list[RecordField]:
+        """The record's labelled fields as its reader stored them. A chunk stored before fields were kept has
+        them only as its text's "Label: value" lines, read back here until its file is ingested again."""
+        if self.source_type not in FIELDED_SOURCE_TYPES:
+            return []
+        if self.fields is None:
+            return fields_in_text(self.text)
+        return [(label, value.strip().rstrip(".")) for label, value in self.fields]  # as fields_in_text reads them
+
     # The whole record's chunks (id, content hash) in order, when text holds all of them (answering/records.py)
     record_chunks: list[tuple[str, str]] = Field(default_factory=list)
 

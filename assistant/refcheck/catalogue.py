@@ -9,8 +9,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from assistant.core.text import FIELD_LINE, STOPWORDS, fold, words
-from assistant.core.types import public_link, structured_provenance
+from assistant.core.text import STOPWORDS, fold, words
+from assistant.core.text import record_fields as fields_in_text
+from assistant.core.types import fields_from_metadata, public_link, structured_provenance
 from assistant.refcheck.parse import YEAR_RE, normalise_isbn
 
 ARTICLES = {"the", "a", "an", "le", "la", "les", "l", "der", "die", "das", "el", "los", "las", "il", "lo", "de"}
@@ -84,12 +85,11 @@ def _record_from_chunks(chunks: list) -> CatalogueRecord | None:
     meta = chunks[0].metadata
     fields: dict[str, list[str]] = defaultdict(list)
     for chunk in chunks:
-        for line in chunk.text.splitlines():
-            match = FIELD_LINE.match(line)
-            if match:
-                value = match.group(2).strip().rstrip(".").strip()
-                if value and value not in fields[match.group(1)]:
-                    fields[match.group(1)].append(value)
+        stored = fields_from_metadata(chunk.metadata)
+        for label, value in fields_in_text(chunk.text) if stored is None else stored:
+            value = value.strip().rstrip(".").strip()
+            if value and value not in fields[label]:
+                fields[label].append(value)
     source_type = str(meta.get("source_type", ""))
     if source_type == "ead":
         if not fields.get("Collection number") and not fields.get("Collection"):
