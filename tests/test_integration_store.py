@@ -28,6 +28,7 @@ def test_chroma_server_mode_ingests_retrieves_and_is_idempotent(chroma_server, c
     assert first.chunks_added > 0
     assert services.store.location == f"http://127.0.0.1:{chroma_server['port']}"
     assert not (tmp_path / "data" / "chroma").exists()  # nothing went to the embedded store
+    assert services.store.collection.configuration_json["hnsw"]["ef_search"] == settings.store.hnsw_ef_search
     again = ingest(services, [demo_copy])
     assert again.chunks_added == 0 and again.chunks_unchanged == first.chunks_added
     answer = services.answers.ask("Summerland Chabon baseball fairies", k=3)

@@ -107,6 +107,28 @@ def title_share(q: Question, title: str) -> float:
     return sum(_covers(term, words, folded) for term in terms) / len(terms)
 
 
+def subject_share(q: Question, text: str, t: EvidenceThresholds = THRESHOLDS) -> float:
+    """Share of what the question is about that a record's text holds anywhere (title, contents, notes): the
+    1932 "The novels of Jane Austen" holds "Pride and prejudice" in its contents; a 2005 "Pride and
+    prejudice" does not hold "Readings on Pride and prejudice"."""
+    terms = q.subject_terms or q.key_terms
+    if not terms:
+        return 0.0
+    folded = fold(text)
+    words = word_set(folded, folded=True)
+    stems = {stem(w) for w in words}
+    n = t.prefix_chars
+
+    def holds(term: str) -> bool:
+        if "-" in term:
+            return re.search(rf"(?<![^\W_]){re.escape(term)}(?![^\W_])", folded) is not None
+        if term in words or stem(term) in stems:
+            return True
+        return len(term) >= n and any(w.startswith(term[:n]) for w in words if len(w) >= n)
+
+    return sum(holds(term) for term in terms) / len(terms)
+
+
 def title_match(question: str, title: str, t: EvidenceThresholds = THRESHOLDS) -> float:
     """Share of a title's first content words that the question names: known-item questions
     ("the call number of Programming Python") name their title."""

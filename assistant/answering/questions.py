@@ -102,7 +102,7 @@ QUESTION_STOPWORDS = STOPWORDS | frozenset(
 have hold held holds find show tell give get list need want big large looking look anything something materials material item items
 library libraries catalogue catalog collections collection copy copies available there please whose which wrote write
 written kind sort type citation cite publisher published publish issued author authored edition editions version
-versions printing""".split()
+versions printing borrow borrowing""".split()
 )
 MIN_KEY_TERM_CHARS = 3  # "of", "to" and the like are never key terms, even when not stop words
 

@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from assistant.answering.evidence import title_match, title_share
+from assistant.answering.evidence import subject_share, title_match
 from assistant.answering.query import understand, year_span
 from assistant.answering.questions import analyse
 from assistant.core.settings import RetrievalSettings
@@ -69,8 +69,7 @@ class Retriever:
                 # The records that meet what the question states (a decade, a format, a language) as a third
                 # ranked list: they may be far down both others among hundreds of editions of one title.
                 preferred = self._dense(question, embedding, wide, [*(filters or []), *prefs.as_filters()])
-                for rank, (chunk_id, c) in enumerate(preferred.items(), 1):
-                    candidates.setdefault(chunk_id, c).preferred_rank = rank
+                merge_preferred(candidates, preferred)
         timings["retrieve"] = time.perf_counter() - t1
         ranked = one_per_record(self._fuse(question, list(candidates.values()), prefs))
         chosen = self._balanced(ranked, k)
@@ -136,16 +135,19 @@ class Retriever:
                 score += s.dense_weight / (s.rrf_k + c.dense_rank)
             if c.lexical_rank is not None:
                 score += s.lexical_weight / (s.rrf_k + c.lexical_rank)
-            if c.preferred_rank is not None:
-                score += s.dense_weight / (s.rrf_k + c.preferred_rank)
             # A question that names a record's title should find that record even when look-alikes rank higher.
             score += s.title_boost * first * title_named
-            if stated:
-                score *= 1.0 + s.preference_boost * prefs.met_by(c.meta) / stated
-            # After the preferences: they rank editions of the work asked for, not other works above it.
-            # (title_share is the dearer of the two, and at most 1: asked only where it can matter.)
-            if title_named >= s.named_work_min and title_named * title_share(asked, title) >= s.named_work_min:
-                score += s.named_work_boost * first
+            met = prefs.met_by(c.meta) if stated else 0
+            # The preferences rank records of what the question is about: a 2005 "Pride and prejudice" meets
+            # "from 2005" but is not "Readings on Pride and prejudice", and must not outrank it for the year.
+            if (c.preferred_rank is not None or met) and (
+                subject_share(asked, work_text(c)) >= s.preference_min_subject
+            ):
+                if c.preferred_rank is not None:
+                    # Found only among the records that meet the preferences, that list is its dense list too.
+                    lists = 2 if c.dense_rank is None else 1
+                    score += lists * s.dense_weight / (s.rrf_k + c.preferred_rank)
+                score *= 1.0 + s.preference_boost * met / stated
             if c.identifier:
                 score += IDENTIFIER_BONUS
             c.score = score
@@ -186,6 +188,32 @@ class Retriever:
 
             raise StoreError(f"not in the store: {', '.join(missing)}")
         return [make_source(n, cid, stored[cid].text, stored[cid].metadata, 1.0) for n, cid in enumerate(chunk_ids, 1)]
+
+
+# A catalogue record names the works it holds in these fields; its author, notes and subjects name others
+# ("based on the novel by Jane Austen" is not the novel).
+WORK_FIELDS = frozenset({"Title", "Uniform title", "Variant title", "Contents", "Series"})
+CATALOGUE_SOURCE_TYPES = frozenset({"marc", "dc"})
+
+
+def work_text(c: Candidate) -> str:
+    """What a candidate holds, for "is it about what the question asks": a catalogue record's title and
+    work-naming fields; any other source's title and text."""
+    title = str(c.meta.get("title", ""))
+    fields = fields_from_metadata(c.meta) if c.meta.get("source_type") in CATALOGUE_SOURCE_TYPES else None
+    if fields is None:
+        return f"{title}\n{c.text}"
+    return "\n".join([title, *(value for label, value in fields if label in WORK_FIELDS)])
+
+
+def merge_preferred(candidates: dict[str, Candidate], preferred: dict[str, Candidate]) -> None:
+    """The chunks meeting the stated preferences, as a third ranked list. A chunk only this list found has no
+    dense rank (its rank among the filtered chunks is not one among all of them); _fuse credits it twice
+    when it is about what the question asks (the five 1930s editions among 383 of Pride and Prejudice)."""
+    for rank, (chunk_id, c) in enumerate(preferred.items(), 1):
+        if chunk_id not in candidates:
+            c.dense_rank = None
+        candidates.setdefault(chunk_id, c).preferred_rank = rank
 
 
 def one_per_record(ranked: list[Candidate]) -> list[Candidate]:

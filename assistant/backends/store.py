@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from assistant.core.errors import RefdeskError
-from assistant.core.settings import Settings
+from assistant.core.settings import Settings, StoreSettings
 from assistant.core.types import Chunk
 
 PAGE = 1000  # ids per Chroma get/delete call
@@ -54,14 +54,36 @@ def make_client(settings: Settings):
 
 
 class ChunkStore:
-    def __init__(self, client, collection_name: str, embedder_name: str, location: str = "", lexical=None):
+    def __init__(
+        self,
+        client,
+        collection_name: str,
+        embedder_name: str,
+        location: str = "",
+        lexical=None,
+        graph: StoreSettings | None = None,
+    ):
         self.client = client
         self.location = location
         self.lexical = lexical  # a backends.lexical.LexicalIndex kept in step with every add and delete
         self.embedder_name = embedder_name
+        graph = graph or StoreSettings()
         self.collection = client.get_or_create_collection(
-            collection_name, metadata={"hnsw:space": "cosine", "embedder": embedder_name}
+            collection_name,
+            metadata={"embedder": embedder_name},
+            configuration={
+                "hnsw": {
+                    "space": "cosine",
+                    "ef_construction": graph.hnsw_ef_construction,
+                    "max_neighbors": graph.hnsw_max_neighbors,
+                    "ef_search": graph.hnsw_ef_search,
+                }
+            },
         )
+        hnsw = (self.collection.configuration_json or {}).get("hnsw") or {}
+        if hnsw.get("ef_search") != graph.hnsw_ef_search:
+            # A collection made before (or with other settings): search effort can change in place.
+            self.collection.modify(configuration={"hnsw": {"ef_search": graph.hnsw_ef_search}})
         stored_embedder = (self.collection.metadata or {}).get("embedder")
         if stored_embedder and stored_embedder != embedder_name:
             # Mixing vectors of two models silently ruins retrieval.
@@ -80,7 +102,7 @@ class ChunkStore:
         from assistant.backends.lexical import LexicalIndex
 
         lexical = LexicalIndex(settings.lexical_path, settings.retrieval.field_weights)
-        store = cls(make_client(settings), settings.store.collection, embedder_name, location, lexical)
+        store = cls(make_client(settings), settings.store.collection, embedder_name, location, lexical, settings.store)
         if lexical.count() != store.count():
             # A new app host beside a Chroma server, a store written before the index existed, or an ingest
             # killed between its Chroma write and its index write: the store is the truth.
