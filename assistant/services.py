@@ -156,4 +156,13 @@ class Services:
             links,
             progress,
             reader_options={"max_payload_bytes": self.settings.ingest.max_payload_bytes},
+            languages=self.language_tagger(),
         )
+
+    def language_tagger(self):
+        ingest = self.settings.ingest
+        if not ingest.detect_language:
+            return None
+        from ingest.language import LanguageTagger
+
+        return LanguageTagger(ingest.language_min_confidence)

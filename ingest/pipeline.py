@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from assistant.core.types import AlsoCaptured, Chunk, Ignored, SkippedRecord, SourceRecord
 from ingest.chunking import Chunker
+from ingest.language import LanguageTagger
 from ingest.manifest import Manifest, file_sha256
 from ingest.payloads import PayloadIndex
 from ingest.registry import ReaderError, detect_format, get_reader
@@ -231,8 +232,10 @@ class Ingestor:
         link_templates: dict[str, str] | None = None,
         progress: bool = True,
         reader_options: dict | None = None,
+        languages: LanguageTagger | None = None,
     ):
         self.store = store
+        self.languages = languages  # fills in the language of records that do not state one
         # Bounds a reader may take (e.g. max_payload_bytes): passed to the readers whose signature names them.
         self.reader_options = reader_options or {}
         self.embed = embed  # called only when something new must be embedded
@@ -434,8 +437,13 @@ class Ingestor:
                 offered = {"payloads": self.payloads, **self.reader_options}
                 options = {k: v for k, v in offered.items() if k in accepted[job.fmt]}
                 for item in reader(job.path, link_template=template, **options):
-                    # Chunking (tokenising) happens in the reader thread too; the caller only embeds and stores.
-                    yield item, (list(self.chunker.chunks(item)) if isinstance(item, SourceRecord) else None)
+                    if not isinstance(item, SourceRecord):
+                        yield item, None
+                        continue
+                    # Language and chunks (tokenising) in the reader thread too; the caller only embeds and stores.
+                    if self.languages is not None:
+                        self.languages.tag(item)
+                    yield item, list(self.chunker.chunks(item))
             except Exception as exc:  # noqa: BLE001 - handed to _read_file, which reports it for this file
                 yield _FileEnd(exc)
                 continue

@@ -188,6 +188,10 @@ class IngestSettings(BaseModel):
 
     max_chunk_chars: int = Field(4000, ge=200)  # no chunk is longer, whatever the splitter does
     max_payload_bytes: int = Field(20_000_000, ge=1024)  # an archived payload, decompressed; larger: left out
+    # Records that state no language (finding-aid folders, PDF pages, undeclared pages) get one guessed by
+    # lingua when it is at least this confident (ingest/language.py).
+    detect_language: bool = True
+    language_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class PrivacySettings(BaseModel):

@@ -1,0 +1,78 @@
+"""The language of records that state none, guessed by lingua, and stated languages as one English name."""
+
+import pytest
+
+from assistant.core.types import Provenance, SourceRecord
+from ingest import ead, marc
+from ingest.language import LanguageTagger, language_name
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    return LanguageTagger()
+
+
+def _real(reader, path):
+    return [r for r in reader.iter_records(path) if isinstance(r, SourceRecord)]
+
+
+def _unstated(record: SourceRecord) -> SourceRecord:
+    """The record's own text as a PDF page would hold it: no coded language."""
+    prov = Provenance(source_type="pdf", record_id=record.provenance.record_id, title=record.provenance.title)
+    return SourceRecord(provenance=prov, text=record.text)
+
+
+def test_stated_codes_become_the_names_the_catalogue_uses(tagger):
+    assert [language_name(c) for c in ("fr", "fre", "fra", "ger", "he")] == [
+        "French",
+        "French",
+        "French",
+        "German",
+        "Hebrew",
+    ]
+    assert language_name("English") == "English" and language_name("xx") == "xx"
+    page = SourceRecord(provenance=Provenance(source_type="warc", record_id="u"), text="…", filters={"language": "de"})
+    assert tagger.tag(page).filters == {"language": "German"}  # <html lang="de">: stated, so not guessed
+
+
+def test_an_unstated_language_is_guessed_with_its_confidence(tagger, shared_data):
+    # Real records whose catalogue codes German: read as if nothing said so.
+    german = [r for r in _real(marc, shared_data / "marc/marc4j/pride-and-prejudice-fixed.mrc")]
+    german = [r for r in german if r.filters.get("language") == "German" and len(r.text) > 200][:3]
+    assert german
+    for record in german:
+        guessed = tagger.tag(_unstated(record)).filters
+        assert guessed["language_source"] == "detected" and 0.5 <= guessed["language_confidence"] <= 1.0
+
+
+def test_an_english_finding_aid_is_english_and_too_little_text_is_no_guess(tagger, shared_data):
+    records = _real(ead, shared_data / "ead/ncsu/mc00185.xml")
+    tagged = [tagger.tag(r).filters.get("language") for r in records]
+    assert tagged.count("English") >= len(records) // 2
+    assert set(tagged) <= {"English", None}
+    short = SourceRecord(provenance=Provenance(source_type="pdf", record_id="p"), text="Box 3, Folder 12")
+    assert "language" not in tagger.tag(short).filters
+
+
+def test_labels_are_not_evidence_of_a_language(tagger):
+    fields = [
+        ("Title", "Korrespondenz mit dem Verlag über die zweite Auflage und ihre Abbildungen"),
+        ("Location", "Box 3"),
+    ]
+    record = SourceRecord(
+        provenance=Provenance(source_type="ead", record_id="c1", title=fields[0][1]),
+        text="\n".join(f"{k}: {v}" for k, v in fields),
+        fields=fields,
+    )
+    assert "Title:" not in tagger._sample(record) and "Box 3" not in tagger._sample(record)
+    assert tagger.tag(record).filters["language"] == "German"
+
+
+def test_ingest_stores_the_guess_in_the_chunk_metadata(fake_services, shared_data):
+    from tests.conftest import ingest
+
+    ingest(fake_services, [shared_data / "ead/ncsu/mc00185.xml"])
+    metas = [c.metadata for c in fake_services.store.iter_chunks()]
+    detected = [m for m in metas if m.get("language_source") == "detected"]
+    assert detected and all(m["language"] == "English" for m in detected)
+    assert all(isinstance(m["language_confidence"], float) for m in detected)
