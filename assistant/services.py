@@ -21,13 +21,13 @@ class Services:
             return self._embedder
         from assistant.backends.embeddings import build_embedder
 
-        return build_embedder(self.settings.embedding)
+        return build_embedder(self.settings.embedder)
 
     @cached_property
     def embedder_name(self) -> str:
         from assistant.backends.embeddings import embedder_name
 
-        return embedder_name(self.settings.embedding)
+        return embedder_name(self.settings.embedder)
 
     @cached_property
     def store(self):
@@ -137,7 +137,8 @@ class Services:
 
         emb = self.settings.embedding
         tokenizer = None
-        if emb.backend == "huggingface":
+        # The static model is MiniLM's vocabulary: the same tokenizer cuts the same chunks (same ids).
+        if emb.backend in ("huggingface", "static"):
             from assistant.backends.embeddings import resolve_model_path
 
             tokenizer = model_tokenizer(resolve_model_path(emb.model))

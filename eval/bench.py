@@ -346,7 +346,7 @@ def bench_retrieval(services, size: int, questions_file: str, n: int = 200, fold
 
     from assistant.answering.retrieval import Retriever
     from assistant.backends.lexical import rows_for
-    from assistant.core.types import SEARCH_FIELDS, Chunk, Provenance
+    from assistant.core.types import SEARCH_FIELDS, Chunk, Provenance, fields_from_metadata
 
     source = services.store
     real = list(source.iter_chunks())
@@ -381,7 +381,8 @@ def bench_retrieval(services, size: int, questions_file: str, n: int = 200, fold
                 search = {f: str(meta.get(f"search_{f}") or "") for f in SEARCH_FIELDS}
                 filters = {k: v for k, v in meta.items() if k not in prov.model_fields and not k.startswith("search_")}
                 position = int(meta.get("position", 0) or 0)
-                batch_chunks.append(Chunk.make(chunk.text, prov, position, filters, search))
+                fields = fields_from_metadata(meta)
+                batch_chunks.append(Chunk.make(chunk.text, prov, position, filters, search, fields))
                 batch_vectors.append(vectors[chunk.id])
                 copies += 1
                 if len(batch_chunks) >= 2000:
@@ -411,3 +412,84 @@ def bench_retrieval(services, size: int, questions_file: str, n: int = 200, fold
             out[f"{name}_p50_ms"] = round(percentile(times, 0.5) * 1000, 1)
             out[f"{name}_p95_ms"] = round(percentile(times, 0.95) * 1000, 1)
         return out
+
+
+def bench_embed(services, questions_file: str, n_texts: int = 2000, distractors: int = 3000, seed: int = 7) -> dict:
+    """Each embedding back-end on the same texts and the same questions, in one run.
+
+    Speed: texts/s encoding `n_texts` chunk texts of the store. Quality: dense-only hit@5 and nDCG@10 of a
+    generated set over a sub-corpus (every chunk of the set's gold records plus `distractors` other chunks of
+    the store), each back-end embedding the same texts and searched exactly (numpy), so only the embedding
+    differs. The whole system's figures (hybrid, with the lexical index) come from an ingest and an
+    `eval run` per back-end (README "Benchmarks")."""
+    import json
+    import random
+
+    import numpy as np
+
+    from assistant.backends.embeddings import build_embedder
+    from eval.metrics import hit_at_k, ndcg_at_k
+
+    questions = []
+    for line in Path(questions_file).open(encoding="utf-8"):
+        item = json.loads(line) if line.strip() else {}
+        gold = {(g.get("source_type", ""), str(g.get("record_id", ""))) for g in item.get("gold", [])}
+        if item.get("answerable") and gold:
+            questions.append((item["question"], gold))
+    chunks = list(services.store.iter_chunks())
+    key = {c.id: (str(c.metadata.get("source_type", "")), str(c.metadata.get("record_id", ""))) for c in chunks}
+    wanted = set().union(*(g for _, g in questions)) if questions else set()
+    sub = [c for c in chunks if key[c.id] in wanted]
+    rest = [c for c in chunks if key[c.id] not in wanted]
+    rng = random.Random(seed)
+    sub += rng.sample(rest, min(distractors, len(rest)))
+    sample = [c.text for c in rng.sample(chunks, min(n_texts, len(chunks)))]
+    questions = [(q, g) for q, g in questions if g & {key[c.id] for c in sub}]
+
+    settings = services.settings
+    out: dict = {
+        "texts": len(sample),
+        "sub_corpus_chunks": len(sub),
+        "questions": len(questions),
+        "set": questions_file,
+        "backends": {},
+    }
+    for name, backend in (("torch", "huggingface"), ("static", "static")):
+        emb_settings = settings.model_copy(
+            update={"embedding": settings.embedding.model_copy(update={"backend": backend})}
+        )
+        model = build_embedder(emb_settings.embedder)
+        model.get_text_embedding_batch(sample[:8])  # warm
+        t0 = time.perf_counter()
+        model.get_text_embedding_batch(sample)
+        texts_per_s = len(sample) / (time.perf_counter() - t0)
+        matrix = np.asarray(model.get_text_embedding_batch([c.text for c in sub]), dtype=np.float32)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12
+        hits, ndcgs = [], []
+        for question, gold in questions:
+            q = np.asarray(model.get_query_embedding(question), dtype=np.float32)
+            order = np.argsort(-(matrix @ (q / (np.linalg.norm(q) + 1e-12))))[:200]
+            ranked = [key[sub[i].id] for i in order]
+            hits.append(hit_at_k(ranked, gold, 5))
+            ndcgs.append(ndcg_at_k(ranked, gold, 10))
+        out["backends"][name] = {
+            "texts_per_s": round(texts_per_s, 1),
+            "hit@5": round(float(np.mean(hits)), 3) if hits else None,
+            "ndcg@10": round(float(np.mean(ndcgs)), 3) if ndcgs else None,
+            "dims": int(matrix.shape[1]),
+        }
+    torch_rate = out["backends"]["torch"]["texts_per_s"]
+    out["static_speedup"] = round(out["backends"]["static"]["texts_per_s"] / torch_rate, 1) if torch_rate else None
+    return out
+
+
+def format_embed_bench(result: dict) -> str:
+    lines = [
+        f"{result['texts']} texts for speed; {result['questions']} questions of {result['set']} over "
+        f"{result['sub_corpus_chunks']} chunks (gold records + distractors), dense only, exact search",
+        f"{'back-end':10} {'texts/s':>9} {'hit@5':>7} {'nDCG@10':>8} {'dims':>5}",
+    ]
+    for name, row in result["backends"].items():
+        lines.append(f"{name:10} {row['texts_per_s']:>9} {row['hit@5']:>7} {row['ndcg@10']:>8} {row['dims']:>5}")
+    lines.append(f"static ÷ torch texts/s: {result['static_speedup']}")
+    return "\n".join(lines)

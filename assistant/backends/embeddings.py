@@ -92,10 +92,24 @@ def make_fake(settings: EmbeddingSettings) -> BaseEmbedding:
     return HashEmbedding(embed_batch_size=settings.batch_size)
 
 
+def make_static(settings: EmbeddingSettings) -> BaseEmbedding:
+    """The static model distilled from settings.model (the packaged MiniLM by default), distilled into
+    settings.static_dir the first time it is asked for (about a minute on 2 cores)."""
+    from assistant.backends.static_embedding import READY, StaticEmbedding, distill, log_progress
+
+    if not settings.static_dir:
+        raise ValueError("embedding.static_dir is not set (Services sets it under the data dir)")
+    out = Path(settings.static_dir)
+    if not (out / READY).is_file():
+        distill(resolve_model_path(settings.model), out, log_progress)
+    return StaticEmbedding(out, embed_batch_size=settings.batch_size)
+
+
 EMBEDDERS = Registry(
     "embedding backend",
     {
         "huggingface": "assistant.backends.embeddings:make_huggingface",
+        "static": "assistant.backends.embeddings:make_static",
         "fake": "assistant.backends.embeddings:make_fake",
     },
 )

@@ -102,7 +102,7 @@ class ChunkStore:
         from assistant.backends.lexical import LexicalIndex
 
         lexical = LexicalIndex(settings.lexical_path, settings.retrieval.field_weights)
-        store = cls(make_client(settings), settings.store.collection, embedder_name, location, lexical, settings.store)
+        store = cls(make_client(settings), settings.collection, embedder_name, location, lexical, settings.store)
         if lexical.count() != store.count():
             # A new app host beside a Chroma server, a store written before the index existed, or an ingest
             # killed between its Chroma write and its index write: the store is the truth.

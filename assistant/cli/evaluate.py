@@ -9,7 +9,7 @@ from assistant.core.settings import SettingsError
 
 
 def cmd_bench(services, args) -> int:
-    from eval.bench import bench_answer, bench_ingest, format_ingest_bench
+    from eval.bench import bench_answer, bench_ingest, format_embed_bench, format_ingest_bench
 
     if args.what == "warc-memory":
         from eval.bench import bench_warc_memory
@@ -43,6 +43,14 @@ def cmd_bench(services, args) -> int:
 
         result = bench_refcheck(services.settings, args.paths or ["../shared/data/marc"], seed=args.seed)
         print_json(result) if args.json else print(format_refcheck_bench(result))
+        return 0
+    if args.what == "embed":
+        from eval.bench import bench_embed
+
+        if not args.questions:
+            raise SettingsError("refdesk bench embed needs --questions SET.jsonl (e.g. a generated set)")
+        result = bench_embed(services, args.questions, n_texts=args.n if args.n != 10 else 2000)
+        print_json(result) if args.json else print(format_embed_bench(result))
         return 0
     if args.what == "ingest":
         if not args.paths:
@@ -142,7 +150,7 @@ def cmd_eval(services, args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("bench", help="benchmarks")
-    s.add_argument("what", choices=["answer", "ingest", "warc-memory", "refcheck", "widget", "retrieval"])
+    s.add_argument("what", choices=["answer", "ingest", "embed", "warc-memory", "refcheck", "widget", "retrieval"])
     s.add_argument("--url", help="widget: a running refdesk serve (default: serve.host:serve.port)")
     s.add_argument("--sessions", type=int, default=20, help="widget: patrons at once")
     s.add_argument("--per-session", type=int, default=2, help="widget: questions each")

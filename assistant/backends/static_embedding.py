@@ -1,0 +1,125 @@
+"""A static embedding model distilled here from the packaged MiniLM, served by model2vec.
+
+model2vec's method (Tulkens & van Dongen, 2024): pass every token of the teacher's vocabulary through the
+teacher once, mean-pool its output, reduce the vectors with PCA, weight them by a Zipf estimate of the
+token's frequency (SIF), and embed a text as the normalised mean of its tokens' vectors. No transformer
+runs at embedding time, so it is tens of times faster than MiniLM on a CPU; what it loses in quality is
+measured by `refdesk bench embed` (README "Benchmarks").
+
+Why the distillation is written here and only the model (StaticModel: its file format and `encode`) comes
+from model2vec: `model2vec[distill]` requires skeletoken, which pins transformers below the version the rest
+of refdesk runs on, so installing it would downgrade transformers, tokenizers and huggingface-hub. The
+steps below follow model2vec.distill (mean pooling over [CLS] token [SEP], PCA by eigendecomposition of the
+covariance, sign-fixed components, SIF weights from the token's rank); the vocabulary is the teacher's own.
+Nothing is downloaded: the teacher is a local directory and the result is written under the data dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+logger = logging.getLogger(__name__)
+
+PCA_DIMS = 256  # model2vec's default: most of the variance, two thirds of the size
+SIF_COEFFICIENT = 1e-4  # model2vec's default
+BATCH_TOKENS = 512
+READY = "model.safetensors"
+
+
+def distill(teacher_dir: str | Path, out_dir: str | Path, progress: Callable[[int, int], None] | None = None) -> Path:
+    """Writes a model2vec StaticModel distilled from a local sentence-transformers model; returns its dir."""
+    import torch
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+    from transformers import AutoModel
+
+    teacher_dir, out_dir = Path(teacher_dir), Path(out_dir)
+    tokenizer = Tokenizer.from_file(str(teacher_dir / "tokenizer.json"))
+    model = AutoModel.from_pretrained(str(teacher_dir), local_files_only=True).eval()
+    vocab_size = tokenizer.get_vocab_size()
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    if cls_id is None or sep_id is None:
+        raise ValueError(f"{teacher_dir}: not a BERT-style tokenizer ([CLS] … [SEP])")
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, vocab_size, BATCH_TOKENS):
+            ids = torch.arange(start, min(start + BATCH_TOKENS, vocab_size))
+            batch = torch.stack([torch.full_like(ids, cls_id), ids, torch.full_like(ids, sep_id)], dim=1)
+            hidden = model(input_ids=batch, attention_mask=torch.ones_like(batch)).last_hidden_state
+            rows.append(hidden.mean(dim=1).float().numpy())
+            if progress:
+                progress(min(start + BATCH_TOKENS, vocab_size), vocab_size)
+    vectors = _pca(np.nan_to_num(np.concatenate(rows)), PCA_DIMS)
+    vectors = vectors * _sif_weights(vocab_size)[:, None]
+    # The teacher's tokenizer as it is, minus its padding to a fixed length: a static model pads nothing.
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    static = StaticModel(vectors=vectors.astype(np.float32), tokenizer=tokenizer, normalize=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    static.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def _pca(x: np.ndarray, dims: int) -> np.ndarray:
+    centred = x - x.mean(axis=0)
+    eigvals, eigvecs = np.linalg.eigh(centred.T @ centred / max(1, len(x) - 1))
+    components = eigvecs[:, ::-1][:, :dims].T
+    scores = centred @ components.T
+    # Each component's sign chosen so its largest score is positive (model2vec does the same): stable output.
+    signs = np.sign(scores[np.argmax(np.abs(scores), axis=0), range(scores.shape[1])])
+    return scores * signs
+
+
+def _sif_weights(n: int) -> np.ndarray:
+    # WordPiece vocabularies list frequent tokens first: rank stands in for frequency (Zipf).
+    inv_rank = 1.0 / np.arange(2, n + 2)
+    proba = inv_rank / inv_rank.sum()
+    return SIF_COEFFICIENT / (SIF_COEFFICIENT + proba)
+
+
+class StaticEmbedding(BaseEmbedding):
+    """A model2vec StaticModel as a llama-index embedding (the interface ingest and retrieval share)."""
+
+    model_dir: str = ""
+    _model = PrivateAttr()
+
+    def __init__(self, model_dir: str | Path, **kwargs):
+        from model2vec import StaticModel
+
+        super().__init__(model_dir=str(model_dir), **kwargs)
+        if not (Path(model_dir) / READY).is_file():
+            # from_pretrained would look for a missing local dir on the Hugging Face hub: refdesk never does.
+            raise FileNotFoundError(f"{model_dir}: no static model here (refdesk models prepare writes it)")
+        self._model = StaticModel.from_pretrained(str(model_dir))
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "StaticEmbedding"
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        return self._model.encode(texts, show_progress_bar=False).tolist()
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._encode([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._encode(texts)
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._encode([query])[0]
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._encode([query])[0]
+
+
+def log_progress(done: int, total: int) -> None:
+    step = max(1, math.ceil(total / 10 / BATCH_TOKENS)) * BATCH_TOKENS
+    if done == total or done % step == 0:
+        logger.info("distilling the static model: %d of %d tokens", done, total)
