@@ -71,6 +71,60 @@ def test_an_identifier_in_any_form_is_an_exact_hit(library):
     assert "issn00280836" in identifier_candidates("What is ISSN 0028-0836?")
 
 
+def test_only_chunks_holding_the_rarer_words_are_ranked(library):
+    lexical = library.store.lexical
+    budget = lexical.rank_budget
+    assert budget == RetrievalSettings().lexical_rank_budget
+    try:
+        lexical.rank_budget = 100  # "pride": 383 Pride and Prejudice records, over the budget
+        lexical.doc_counts.clear()  # counted under the other budget by the tests before
+        scored, ranked = lexical._budgeted(["pride", "rereading", "eliot", "prejudise"])
+        assert scored == ["rereading", "eliot"] and set(ranked) <= set(scored) and ranked
+        hits = lexical.search("Rereading George Eliot pride")
+        assert hits, "the rarer words still match"
+        texts = library.store.get([h.chunk_id for h in hits])
+        assert all({"rereading", "george", "eliot"} & set(c.text.lower().split()) for c in texts.values())
+        # Only words over the budget, or a misspelt one that matches nothing: no lexical list (dense finds them).
+        assert lexical.search("Pride and Prejudice") == [] and lexical.search("Prejudise pride") == []
+        assert lexical.doc_counts["prejudise"] == 0 and lexical.doc_counts["pride"] == 101  # counted up to the budget
+        lexical.rank_budget = 0  # no budget: every word ranks
+        lexical.doc_counts.clear()
+        assert len(lexical.search("Pride and Prejudice", 50)) == 50
+        # The counts are forgotten on a write, so a word that becomes common is seen as such.
+        lexical.delete([])
+        assert lexical.doc_counts == {}
+    finally:
+        lexical.rank_budget = budget
+        lexical.doc_counts.clear()
+
+
+def test_retrieval_reads_the_index_copy_of_each_chunk(library):
+    store = library.store
+    ids = store.collection.get(limit=20, include=[])["ids"]
+    chroma = store.collection.get(ids=ids, include=["documents", "metadatas"])
+    copy = store.get(ids)
+    for cid, text, meta in zip(chroma["ids"], chroma["documents"], chroma["metadatas"], strict=True):
+        own = {
+            k: v
+            for k, v in meta.items()
+            if not k.startswith(("_node", "search_")) and k not in ("doc_id", "document_id", "ref_doc_id")
+        }
+        assert copy[cid].text == text and copy[cid].metadata == own
+        assert store.facets([cid])[cid] == {
+            k: meta[k] for k in ("year", "format", "language", "source_type") if k in meta
+        }
+
+
+def test_filters_become_one_chroma_where():
+    from assistant.answering.filters import Filter, to_chroma_where
+
+    assert to_chroma_where([]) is None
+    assert to_chroma_where([Filter.parse("year<1900")]) == {"year": {"$lt": 1900}}
+    assert to_chroma_where([Filter("format", "in", ("book", "map")), Filter.parse("language=French")]) == {
+        "$and": [{"format": {"$in": ["book", "map"]}}, {"language": {"$eq": "French"}}]
+    }
+
+
 def test_dense_only_is_still_available_for_comparison(library):
     sources = top(library, "Do you have Stolz und Vorurteil?", hybrid=False)
     assert all(s.matched_by == "dense" for s in sources)

@@ -90,6 +90,9 @@ def test_revisit_adds_a_capture_date_not_a_chunk(fake_services, shared_data, tmp
     assert len(stored["ids"]) == summary.chunks_added  # one page's chunks, nothing for the revisits
     captures = stored["metadatas"][0]["captures"].split(",")
     assert revisits[0].date in captures and len(captures) >= 2
+    # Retrieval reads metadata from the lexical index's copy: the capture is there too.
+    copy = fake_services.store.lexical.records(stored["ids"])
+    assert all(revisits[0].date in meta["captures"].split(",") for _text, meta in copy.values())
     assert ingest(fake_services, [path]).chunks_added == 0  # re-ingest adds nothing
 
 

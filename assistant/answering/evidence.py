@@ -58,14 +58,28 @@ class Evidence:
     text: str  # a sentence quoting the source, without its marker
 
 
-def _covers(term: str, words: set[str], text: str, t: EvidenceThresholds = THRESHOLDS) -> bool:
-    """Does a text (its folded form and word set) hold a key term: exactly, by stem, or by a long prefix."""
-    if "-" in term:
-        return re.search(rf"(?<![^\W_]){re.escape(term)}(?![^\W_])", text) is not None
-    if term in words or stem(term) in {stem(w) for w in words}:
-        return True
-    n = t.prefix_chars
-    return len(term) >= n and any(w.startswith(term[:n]) for w in words if len(w) >= n)
+@dataclass(frozen=True)
+class Held:
+    """A text folded once, with its words and their stems, asked many times whether it holds a term."""
+
+    folded: str
+    words: frozenset[str]
+    stems: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str) -> Held:
+        folded = fold(text)
+        words = frozenset(word_set(folded, folded=True))
+        return cls(folded, words, frozenset(stem(w) for w in words))
+
+    def holds(self, term: str, t: EvidenceThresholds = THRESHOLDS) -> bool:
+        """Exactly, by stem, or by a long prefix; a hyphenated label as a phrase."""
+        if "-" in term:
+            return re.search(rf"(?<![^\W_]){re.escape(term)}(?![^\W_])", self.folded) is not None
+        if term in self.words or stem(term) in self.stems:
+            return True
+        n = t.prefix_chars
+        return len(term) >= n and any(w.startswith(term[:n]) for w in self.words if len(w) >= n)
 
 
 def coverage(question: str | Question, source: Source, t: EvidenceThresholds = THRESHOLDS) -> float:
@@ -74,11 +88,10 @@ def coverage(question: str | Question, source: Source, t: EvidenceThresholds = T
     q = question if isinstance(question, Question) else analyse(question)
     if not q.key_terms:
         return 0.0
-    text = fold(f"{source.title}\n{source.locator}\n{source.text}")
-    words = word_set(text, folded=True)
-    if q.names and sum(_covers(n, words, text) for n in q.names) < len(q.names) * t.min_names_share:
+    held = Held.of(f"{source.title}\n{source.locator}\n{source.text}")
+    if q.names and sum(held.holds(n) for n in q.names) < len(q.names) * t.min_names_share:
         return 0.0
-    covered = {term for term in q.key_terms if _covers(term, words, text)}
+    covered = {term for term in q.key_terms if held.holds(term)}
     kinds = [term for term in q.key_terms if term in FORMAT_WORDS and term not in q.names]
     if kinds and not covered.intersection(kinds) and covered <= set(q.names) and not _names_title(q, source):
         # The question asks for a kind of material (maps, photographs, recordings …) and the source matches
@@ -87,13 +100,12 @@ def coverage(question: str | Question, source: Source, t: EvidenceThresholds = T
         return 0.0
     # Words that state a condition ("signed", "audiobook", "1950") are checked as conditions, not counted here.
     subject = q.subject_terms or q.key_terms
-    return sum(term in covered or _covers(term, words, text) for term in subject) / len(subject)
+    return sum(term in covered or held.holds(term) for term in subject) / len(subject)
 
 
 def _names_title(q: Question, source: Source) -> bool:
-    folded = fold(source.title)
-    words = word_set(folded, folded=True)
-    return bool(q.names) and all(_covers(n, words, folded) for n in q.names)
+    held = Held.of(source.title)
+    return bool(q.names) and all(held.holds(n) for n in q.names)
 
 
 def title_share(q: Question, title: str) -> float:
@@ -102,9 +114,8 @@ def title_share(q: Question, title: str) -> float:
     terms = q.subject_terms or q.key_terms
     if not terms:
         return 0.0
-    folded = fold(title)
-    words = word_set(folded, folded=True)
-    return sum(_covers(term, words, folded) for term in terms) / len(terms)
+    held = Held.of(title)
+    return sum(held.holds(term) for term in terms) / len(terms)
 
 
 def subject_share(q: Question, text: str, t: EvidenceThresholds = THRESHOLDS) -> float:
@@ -114,19 +125,8 @@ def subject_share(q: Question, text: str, t: EvidenceThresholds = THRESHOLDS) ->
     terms = q.subject_terms or q.key_terms
     if not terms:
         return 0.0
-    folded = fold(text)
-    words = word_set(folded, folded=True)
-    stems = {stem(w) for w in words}
-    n = t.prefix_chars
-
-    def holds(term: str) -> bool:
-        if "-" in term:
-            return re.search(rf"(?<![^\W_]){re.escape(term)}(?![^\W_])", folded) is not None
-        if term in words or stem(term) in stems:
-            return True
-        return len(term) >= n and any(w.startswith(term[:n]) for w in words if len(w) >= n)
-
-    return sum(holds(term) for term in terms) / len(terms)
+    held = Held.of(text)
+    return sum(held.holds(term, t) for term in terms) / len(terms)
 
 
 def title_match(question: str, title: str, t: EvidenceThresholds = THRESHOLDS) -> float:
@@ -169,8 +169,8 @@ def _cap(sentence: str, terms: set[str] | None = None, t: EvidenceThresholds = T
         return sentence
     start = 0
     for i, part in enumerate(parts):
-        folded = fold(part)
-        if terms and any(_covers(term, word_set(folded, folded=True), folded) for term in terms):
+        held = Held.of(part)
+        if terms and any(held.holds(term) for term in terms):
             start = max(0, min(i - t.window_lead_words, len(parts) - size))
             break
     window = " ".join(parts[start : start + size])
@@ -184,9 +184,8 @@ def _best_sentences(q: Question, text: str, t: EvidenceThresholds = THRESHOLDS) 
         sentence = sentence.strip()
         if len(sentence.split()) < t.min_sentence_words:
             continue
-        folded = fold(sentence)
-        words = word_set(folded, folded=True)
-        overlap = sum(_covers(term, words, folded) for term in terms)
+        held = Held.of(sentence)
+        overlap = sum(held.holds(term) for term in terms)
         if overlap:
             scored.append((-overlap, i, sentence))
     return [_cap(s, terms, t) for _, _, s in sorted(scored)[: t.best_sentences]]

@@ -55,6 +55,19 @@ class Filter:
         }[self.op]
 
 
+CHROMA_OPERATORS = {"=": "$eq", "!=": "$ne", "<": "$lt", ">": "$gt", "<=": "$lte", ">=": "$gte", "in": "$in"}
+
+
+def to_chroma_where(filters: list[Filter]) -> dict | None:
+    """A Chroma `where` that holds when all the filters hold."""
+    clauses = [
+        {f.key: {CHROMA_OPERATORS[f.op]: list(f.value) if isinstance(f.value, tuple) else f.value}} for f in filters
+    ]
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
 def to_metadata_filters(filters: list[Filter]):
     """llama-index MetadataFilters (all must hold), which ChromaVectorStore turns into a `where`."""
     from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters

@@ -1,5 +1,6 @@
 """Hybrid retrieval: exact identifiers first, then reciprocal-rank fusion of the fielded lexical index
-(backends/lexical.py) and the embedding (VectorStoreIndex over ChromaVectorStore), with the question's stated
+(backends/lexical.py) and the embedding (Chroma's nearest ids, their records read from the lexical index's
+copy), with the question's stated
 preferences (answering/query.py) and a known-item title boost, balanced so that no source type crowds out
 the rest by its count. Every candidate gets its cosine to the question, whichever list found it, so the
 refusal threshold means the same thing for all of them."""
@@ -41,12 +42,9 @@ class Candidate:
 
 class Retriever:
     def __init__(self, store, embedder, settings: RetrievalSettings | None = None):
-        from llama_index.core import VectorStoreIndex
-
         self.store = store
         self.embedder = embedder
         self.settings = settings or RetrievalSettings()
-        self.index = VectorStoreIndex.from_vector_store(store.vector_store(), embed_model=embedder)
 
     @property
     def lexical(self):
@@ -62,14 +60,15 @@ class Retriever:
         timings["embed_query"] = t1 - t0
         wide = max(k * 3, self.settings.candidates)
         prefs = understand(question)
-        candidates = self._dense(question, embedding, wide, filters)
+        preferring = bool(prefs) and self.lexical is not None
+        pool = self._nearest(embedding, self.settings.preference_pool if preferring else wide, filters)
+        candidates = self._candidates(pool[:wide])
         if self.lexical is not None:
             self._lexical(question, embedding, wide, filters, candidates)
-            if prefs:
+            if preferring:
                 # The records that meet what the question states (a decade, a format, a language) as a third
                 # ranked list: they may be far down both others among hundreds of editions of one title.
-                preferred = self._dense(question, embedding, wide, [*(filters or []), *prefs.as_filters()])
-                merge_preferred(candidates, preferred)
+                merge_preferred(candidates, self._preferred(pool, wide, prefs.as_filters()))
         timings["retrieve"] = time.perf_counter() - t1
         ranked = one_per_record(self._fuse(question, list(candidates.values()), prefs))
         chosen = self._balanced(ranked, k)
@@ -81,25 +80,25 @@ class Retriever:
             for n, c in enumerate(chosen, 1)
         ]
 
-    def _dense(self, question: str, embedding, wide: int, filters) -> dict[str, Candidate]:
-        from llama_index.core.schema import QueryBundle
+    def _nearest(self, embedding, n: int, filters) -> list[tuple[str, float]]:
+        from assistant.answering.filters import to_chroma_where
 
-        kwargs = {}
-        if filters:
-            from assistant.answering.filters import to_metadata_filters
+        return self.store.query(embedding, n, to_chroma_where(filters or []))
 
-            kwargs["filters"] = to_metadata_filters(filters)
-        nodes = self.index.as_retriever(similarity_top_k=wide, **kwargs).retrieve(
-            QueryBundle(question, embedding=embedding)
-        )
-        out: dict[str, Candidate] = {}
-        for rank, hit in enumerate(nodes, 1):
-            # ChromaVectorStore reports exp(-distance); with cosine space, 1 - distance is the cosine.
-            cosine = 1.0 + math.log(hit.score) if hit.score and hit.score > 0 else 0.0
-            out[hit.node.node_id] = Candidate(
-                hit.node.node_id, hit.node.get_content(), dict(hit.node.metadata), cosine, dense_rank=rank
-            )
-        return out
+    def _candidates(self, nearest: list[tuple[str, float]]) -> dict[str, Candidate]:
+        """Dense candidates, ranked in the order given, with their stored text and metadata."""
+        stored = self.store.get([cid for cid, _ in nearest])
+        ranked = [(cid, cosine) for cid, cosine in nearest if cid in stored]  # deleted between the two reads
+        return {
+            cid: Candidate(cid, stored[cid].text, stored[cid].metadata, cosine, dense_rank=rank)
+            for rank, (cid, cosine) in enumerate(ranked, 1)
+        }
+
+    def _preferred(self, pool: list[tuple[str, float]], wide: int, preferences: list) -> dict[str, Candidate]:
+        """The `wide` nearest of the pool that meet every preference, in dense order."""
+        facets = self.store.facets([cid for cid, _ in pool])
+        meeting = [(cid, cos) for cid, cos in pool if all(f.matches(facets.get(cid, {})) for f in preferences)]
+        return self._candidates(meeting[:wide])
 
     def _lexical(self, question: str, embedding, wide: int, filters, candidates: dict[str, Candidate]) -> None:
         exact = self.lexical.exact(question)
@@ -113,9 +112,11 @@ class Retriever:
             candidates.setdefault(hit.chunk_id, Candidate(hit.chunk_id)).lexical_rank = rank
         missing = [c.chunk_id for c in candidates.values() if c.cosine is None]
         if missing:
-            for chunk_id, text, meta, vector in self.store.get_with_embeddings(missing):
-                c = candidates[chunk_id]
-                c.text, c.meta, c.cosine = text, meta, _cosine(embedding, vector)
+            stored, (found, matrix) = self.store.get(missing), self.store.vectors(missing)
+            for chunk_id, cosine in zip(found, _cosines(embedding, matrix), strict=True):
+                if chunk_id in stored:
+                    c = candidates[chunk_id]
+                    c.text, c.meta, c.cosine = stored[chunk_id].text, stored[chunk_id].metadata, cosine
         for chunk_id in [c.chunk_id for c in candidates.values() if c.cosine is None]:
             del candidates[chunk_id]  # deleted between the index read and the store read
         if filters:
@@ -234,12 +235,16 @@ def one_per_record(ranked: list[Candidate]) -> list[Candidate]:
     return list(kept.values())
 
 
-def _cosine(a, b) -> float:
+def _cosines(query, matrix) -> list[float]:
+    """Cosine of the query to each row of the matrix, in one product."""
     import numpy as np
 
-    va, vb = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
-    norm = float(np.linalg.norm(va) * np.linalg.norm(vb))
-    return float(va @ vb) / norm if norm else 0.0
+    if len(matrix) == 0:
+        return []
+    q = np.asarray(query, dtype=np.float32)
+    rows = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1) * float(np.linalg.norm(q))
+    return [float(x) for x in np.where(norms > 0, rows @ q / np.where(norms > 0, norms, 1.0), 0.0)]
 
 
 def make_source(n: int, chunk_id: str, text: str, meta: dict, score: float) -> Source:

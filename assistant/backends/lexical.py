@@ -6,11 +6,14 @@ in bm25() the way a catalogue's search spec does, and it needs no server. bm25s 
 memory and rebuild it on change.
 
 The index is written by ChunkStore.add/delete, so it holds exactly the chunk ids the store holds, in the
-same ingest. When its file is missing (a new app host beside a Chroma server, or an upgrade) it is rebuilt
+same ingest. It also keeps each chunk's text and metadata, which retrieval reads for its ~100 candidates:
+Chroma answers the nearest ids and vectors in ~2 ms but their metadata in ~20 ms (its key-value rows plus
+llama-index's copy of the node), a primary-key read here takes ~1 ms. When its file is missing (a new app host beside a Chroma server, or an upgrade) it is rebuilt
 from the store's metadata (search_<field>), which every chunk carries."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
@@ -22,7 +25,12 @@ from assistant.core.text import STOPWORDS, fold, hyphenated, words
 from assistant.core.types import SEARCH_FIELDS
 
 INDEXED = (*SEARCH_FIELDS, "body")
-SCHEMA_VERSION = "2"  # 2: the collection field
+SCHEMA_VERSION = "4"  # 2: the collection field; 3: each chunk's text and metadata, and its facets
+# The metadata stated preferences filter on (answering/query.py), in columns of their own so that checking
+# hundreds of candidates decodes nothing.
+FACET_KEYS = ("year", "format", "language", "source_type")
+# Keys llama-index adds to what Chroma stores: not the chunk's own metadata.
+NODE_KEYS = frozenset({"_node_content", "_node_type", "document_id", "doc_id", "ref_doc_id"})
 # Words a question uses to ask: never worth a lexical match (they match every record).
 QUERY_STOPWORDS = STOPWORDS | frozenset(
     """do does have hold holds held find need want looking look tell give show any copy copies available please
@@ -30,6 +38,11 @@ QUERY_STOPWORDS = STOPWORDS | frozenset(
     anything something library libraries""".split()
 )
 MAX_QUERY_TERMS = 24
+# With a rank budget, a long question (a dataset's whole description pasted in) scores its rarest words
+# only: they carry nearly all of the BM25 weight, and each scored word is one more posting list to walk.
+MAX_SCORED_TERMS = 12
+# (chunk id, source type, search fields, body text, the chunk's metadata as stored in Chroma)
+IndexRow = tuple[str, str, dict[str, str], str, dict]
 
 
 @dataclass(frozen=True)
@@ -75,9 +88,13 @@ def identifier_candidates(text: str) -> list[str]:
 
 
 class LexicalIndex:
-    def __init__(self, path: Path, weights: dict[str, float] | None = None):
+    def __init__(self, path: Path, weights: dict[str, float] | None = None, rank_budget: int = 0):
         self.path = path
         self.weights = {field: 1.0 for field in INDEXED} | (weights or {})
+        self.rank_budget = rank_budget  # 0: every chunk with any of the words is ranked
+        # Per term, capped past the budget: emptied on every write here. Writes by another process (an ingest
+        # beside the app) leave them a little stale, which only moves the line between rare and common words.
+        self.doc_counts: dict[str, int] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         self.created = not path.exists()
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -98,7 +115,8 @@ class LexicalIndex:
         self.db.executescript(
             f"""
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-            CREATE TABLE IF NOT EXISTS docs(rowid INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE, source_type TEXT);
+            CREATE TABLE IF NOT EXISTS docs(rowid INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE, source_type TEXT,
+                year INTEGER, format TEXT, language TEXT, document TEXT, metadata TEXT);
             CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5({", ".join(INDEXED)},
                 tokenize="unicode61 remove_diacritics 2");
             CREATE TABLE IF NOT EXISTS idents(key TEXT, rowid INTEGER);
@@ -114,8 +132,8 @@ class LexicalIndex:
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM docs").fetchone()[0])
 
-    def add(self, rows: Iterable[tuple[str, str, dict[str, str], str]]) -> None:
-        """rows: (chunk id, source type, search fields, body). A chunk id already indexed is replaced."""
+    def add(self, rows: Iterable[IndexRow]) -> None:
+        """A chunk id already indexed is replaced."""
         rows = list(rows)
         if not rows:
             return
@@ -123,9 +141,11 @@ class LexicalIndex:
             self.db.execute("BEGIN")
             try:
                 self._delete([r[0] for r in rows])
-                for chunk_id, source_type, fields, body in rows:
+                for chunk_id, source_type, fields, body, metadata in rows:
                     cur = self.db.execute(
-                        "INSERT INTO docs(chunk_id, source_type) VALUES (?, ?)", (chunk_id, source_type)
+                        "INSERT INTO docs(chunk_id, source_type, year, format, language, document, metadata) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (chunk_id, source_type, *_facet_values(metadata), body, _metadata_json(metadata)),
                     )
                     rowid = cur.lastrowid
                     values = [fields.get(f, "") for f in SEARCH_FIELDS] + [body]
@@ -151,6 +171,7 @@ class LexicalIndex:
                 raise
 
     def _delete(self, chunk_ids: Sequence[str]) -> None:
+        self.doc_counts.clear()
         for start in range(0, len(chunk_ids), 500):
             part = list(chunk_ids[start : start + 500])
             marks = ", ".join("?" * len(part))
@@ -161,6 +182,38 @@ class LexicalIndex:
             self.db.execute(f"DELETE FROM fts WHERE rowid IN ({rmarks})", rowids)
             self.db.execute(f"DELETE FROM idents WHERE rowid IN ({rmarks})", rowids)
             self.db.execute(f"DELETE FROM docs WHERE rowid IN ({rmarks})", rowids)
+
+    def records(self, chunk_ids: Sequence[str]) -> dict[str, tuple[str, dict]]:
+        """(text, metadata) of the given chunks that are indexed."""
+        out: dict[str, tuple[str, dict]] = {}
+        for start in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[start : start + 500])
+            marks = ", ".join("?" * len(part))
+            for chunk_id, document, metadata in self.db.execute(
+                f"SELECT chunk_id, document, metadata FROM docs WHERE chunk_id IN ({marks})", part
+            ):
+                out[chunk_id] = (document or "", json.loads(metadata or "{}"))
+        return out
+
+    def facets(self, chunk_ids: Sequence[str]) -> dict[str, dict]:
+        """The FACET_KEYS (those set) of the given chunks that are indexed."""
+        out: dict[str, dict] = {}
+        for start in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[start : start + 500])
+            marks = ", ".join("?" * len(part))
+            for chunk_id, *values in self.db.execute(
+                f"SELECT chunk_id, year, format, language, source_type FROM docs WHERE chunk_id IN ({marks})", part
+            ):
+                out[chunk_id] = {k: v for k, v in zip(FACET_KEYS, values, strict=True) if v is not None}
+        return out
+
+    def update_metadata(self, metadata_by_id: dict[str, dict]) -> None:
+        """Replaces stored chunks' metadata (ChunkStore.add_captures changes Chroma's the same way)."""
+        with self.lock:
+            self.db.executemany(
+                "UPDATE docs SET year = ?, format = ?, language = ?, metadata = ? WHERE chunk_id = ?",
+                [(*_facet_values(meta), _metadata_json(meta), cid) for cid, meta in metadata_by_id.items()],
+            )
 
     def exact(self, question: str, limit: int = 20) -> list[LexicalHit]:
         """Chunks holding an identifier the question names (ISBN, ISSN, call number, unitid, URL)."""
@@ -183,7 +236,16 @@ class LexicalIndex:
         terms = list(dict.fromkeys(terms))[:MAX_QUERY_TERMS]
         if not terms:
             return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        if self.rank_budget:
+            terms, rare = self._budgeted(terms)
+            if not terms:
+                return []  # no word is in the index, or every one is in more chunks than the budget
+            match = _any_of(terms)
+            if len(rare) < len(terms):
+                # Every term still scores (bm25 sees them all), but only chunks holding a rarer one are ranked.
+                match = f"({_any_of(rare)}) AND ({match})"
+        else:
+            match = _any_of(terms)
         weights = ", ".join(str(float(self.weights[f])) for f in INDEXED)
         rows = self.db.execute(
             f"SELECT d.chunk_id, d.source_type, bm25(fts, {weights}) AS rank FROM fts JOIN docs d ON d.rowid = fts.rowid "
@@ -191,6 +253,31 @@ class LexicalIndex:
             (match, limit),
         ).fetchall()
         return [LexicalHit(cid, stype, -float(rank)) for cid, stype, rank in rows]
+
+    def _budgeted(self, terms: list[str]) -> tuple[list[str], list[str]]:
+        """(the terms to score, the rarest of them to rank chunks by). A term in more than rank_budget chunks
+        is left out (its BM25 weight is next to nothing, its posting list long); a term in none is of no use.
+        The rarest are taken while together they are in at most rank_budget chunks, at least one."""
+        for term in terms:
+            if term not in self.doc_counts:
+                # Counting stops past the budget: a term in most chunks costs no more to count than a rare one.
+                row = self.db.execute(
+                    "SELECT count(*) FROM (SELECT rowid FROM fts WHERE fts MATCH ? LIMIT ?)",
+                    (_any_of([term]), self.rank_budget + 1),
+                ).fetchone()
+                self.doc_counts[term] = int(row[0])
+        useful = [t for t in terms if 0 < self.doc_counts[t] <= self.rank_budget]
+        if len(useful) > MAX_SCORED_TERMS:
+            kept = set(sorted(useful, key=lambda t: self.doc_counts[t])[:MAX_SCORED_TERMS])
+            useful = [t for t in useful if t in kept]
+        rare: list[str] = []
+        total = 0
+        for term in sorted(useful, key=lambda t: self.doc_counts[t]):
+            total += self.doc_counts[term]
+            if rare and total > self.rank_budget:
+                break
+            rare.append(term)
+        return useful, rare
 
     def rebuild(self, chunks: Iterable) -> int:
         """Index every stored chunk (StoredChunk: id, text, metadata) again; returns how many."""
@@ -204,7 +291,7 @@ class LexicalIndex:
             if meta.get("source_type") == "ead" and "\n" in fields["title"] and not fields["collection"]:
                 # Chunks stored by a reader of schema 1 held "own title \n series \n collection" as the title.
                 fields["title"], _, fields["collection"] = fields["title"].partition("\n")
-            batch.append((chunk.id, str(meta.get("source_type") or ""), fields, chunk.text))
+            batch.append((chunk.id, str(meta.get("source_type") or ""), fields, chunk.text, meta))
             if len(batch) >= 1000:
                 self.add(batch)
                 n += len(batch)
@@ -213,11 +300,34 @@ class LexicalIndex:
         return n + len(batch)
 
 
-def rows_for(chunks) -> list[tuple[str, str, dict[str, str], str]]:
+def copied_metadata(meta: dict) -> dict:
+    """What the index keeps of a chunk's stored metadata: not llama-index's node keys, not the search_<field>
+    values (the index's own columns hold them; a rebuild reads them from the store)."""
+    return {k: v for k, v in meta.items() if k not in NODE_KEYS and not k.startswith("search_")}
+
+
+def _metadata_json(meta: dict) -> str:
+    return json.dumps(copied_metadata(meta), ensure_ascii=False)
+
+
+def _facet_values(meta: dict) -> tuple:
+    year = meta.get("year")
+    return (
+        year if isinstance(year, int) and not isinstance(year, bool) else None,
+        *(str(meta[k]) if meta.get(k) is not None else None for k in ("format", "language")),
+    )
+
+
+def _any_of(terms: Sequence[str]) -> str:
+    """An FTS5 query matching any of the terms, each a quoted phrase."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def rows_for(chunks) -> list[IndexRow]:
     """Index rows for Chunks about to be stored; a chunk with no title field is searched by its record title."""
     rows = []
     for chunk in chunks:
         fields = dict(chunk.search)
         fields.setdefault("title", chunk.provenance.title)
-        rows.append((chunk.id, chunk.provenance.source_type, fields, chunk.text))
+        rows.append((chunk.id, chunk.provenance.source_type, fields, chunk.text, chunk.metadata()))
     return rows

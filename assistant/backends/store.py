@@ -34,6 +34,13 @@ class StoredChunk:
     metadata: dict
 
 
+def _own(meta) -> dict:
+    """A chunk's metadata as it was stored, without the keys llama-index adds."""
+    from assistant.backends.lexical import NODE_KEYS
+
+    return {k: v for k, v in dict(meta or {}).items() if k not in NODE_KEYS}
+
+
 def make_client(settings: Settings):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
@@ -101,7 +108,9 @@ class ChunkStore:
         )
         from assistant.backends.lexical import LexicalIndex
 
-        lexical = LexicalIndex(settings.lexical_path, settings.retrieval.field_weights)
+        lexical = LexicalIndex(
+            settings.lexical_path, settings.retrieval.field_weights, settings.retrieval.lexical_rank_budget
+        )
         store = cls(make_client(settings), settings.collection, embedder_name, location, lexical, settings.store)
         if lexical.count() != store.count():
             # A new app host beside a Chroma server, a store written before the index existed, or an ingest
@@ -190,28 +199,74 @@ class ChunkStore:
                 metas_out.append(meta)
         for start in range(0, len(ids_out), PAGE):
             self.collection.update(ids=ids_out[start : start + PAGE], metadatas=metas_out[start : start + PAGE])
+        if self.lexical is not None and ids_out:
+            from assistant.backends.lexical import NODE_KEYS
+
+            self.lexical.update_metadata(
+                {
+                    cid: {k: v for k, v in meta.items() if k not in NODE_KEYS}
+                    for cid, meta in zip(ids_out, metas_out, strict=True)
+                }
+            )
         return sum(max((new_by_chunk.get(c, 0) for c in ids), default=0) for ids, _ in groups)
 
     def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        """Stored chunks by id, read from the lexical index's copy (a primary-key read) where it has them and
+        from Chroma otherwise; either way their metadata without the search_<field> values (iter_chunks has
+        them) and llama-index's node keys (lexical.copied_metadata)."""
+        from assistant.backends.lexical import copied_metadata
+
         out: dict[str, StoredChunk] = {}
-        for start in range(0, len(ids), PAGE):
-            res = self.collection.get(ids=list(ids[start : start + PAGE]), include=["documents", "metadatas"])
+        if self.lexical is not None:
+            for cid, (doc, meta) in self.lexical.records(ids).items():
+                out[cid] = StoredChunk(cid, doc, meta)
+        rest = [cid for cid in ids if cid not in out]
+        for start in range(0, len(rest), PAGE):
+            res = self.collection.get(ids=list(rest[start : start + PAGE]), include=["documents", "metadatas"])
             for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"], strict=True):
-                out[cid] = StoredChunk(cid, doc or "", dict(meta or {}))
+                out[cid] = StoredChunk(cid, doc or "", copied_metadata(dict(meta or {})))
         return out
 
-    def get_with_embeddings(self, ids: Sequence[str]) -> list[tuple[str, str, dict, list[float]]]:
-        """(id, text, metadata, vector) of stored chunks, for candidates the lexical index found."""
-        out = []
+    def facets(self, ids: Sequence[str]) -> dict[str, dict]:
+        """The metadata preferences filter on (lexical.FACET_KEYS) of stored chunks."""
+        from assistant.backends.lexical import FACET_KEYS
+
+        if self.lexical is not None:
+            found = self.lexical.facets(ids)
+            if len(found) == len(ids):
+                return found
+        return {cid: {k: c.metadata[k] for k in FACET_KEYS if k in c.metadata} for cid, c in self.get(ids).items()}
+
+    def vectors(self, ids: Sequence[str]):
+        """(the ids found, their vectors as the rows of one float32 array): no per-number Python objects."""
+        import numpy as np
+
+        found: list[str] = []
+        parts = []
         for start in range(0, len(ids), PAGE):
-            res = self.collection.get(
-                ids=list(ids[start : start + PAGE]), include=["documents", "metadatas", "embeddings"]
-            )
-            for cid, doc, meta, vector in zip(
-                res["ids"], res["documents"], res["metadatas"], res["embeddings"], strict=True
-            ):
-                out.append((cid, doc or "", dict(meta or {}), list(vector)))
-        return out
+            res = self.collection.get(ids=list(ids[start : start + PAGE]), include=["embeddings"])
+            found += res["ids"]
+            parts.append(np.asarray(res["embeddings"], dtype=np.float32).reshape(len(res["ids"]), -1))
+        return found, (np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32))
+
+    def get_with_embeddings(self, ids: Sequence[str]) -> list[tuple[str, str, dict, list[float]]]:
+        """(id, text, metadata, vector) of stored chunks."""
+        chunks = self.get(ids)
+        found, matrix = self.vectors(ids)
+        return [
+            (cid, chunks[cid].text, chunks[cid].metadata, row.tolist())
+            for cid, row in zip(found, matrix, strict=True)
+            if cid in chunks
+        ]
+
+    def query(self, embedding: Sequence[float], n: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """(chunk id, cosine) of the n chunks nearest to `embedding` that match `where`, nearest first. Ids and
+        distances only: Chroma's HNSW answers them in ~2 ms, their metadata would take ten times that."""
+        if n <= 0:
+            return []
+        res = self.collection.query(query_embeddings=[list(embedding)], n_results=n, where=where, include=["distances"])
+        # The collection's space is cosine: distance = 1 - cosine.
+        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def iter_chunks(self, where: dict | None = None):
         """Every stored chunk (matching `where`, a Chroma filter), page by page."""
@@ -221,7 +276,7 @@ class ChunkStore:
             if not res["ids"]:
                 return
             for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"], strict=True):
-                yield StoredChunk(cid, doc or "", dict(meta or {}))
+                yield StoredChunk(cid, doc or "", _own(meta))
             offset += len(res["ids"])
 
     def nearest(self, embedding: Sequence[float], n: int, where: dict | None = None) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Function words, and words every library question or answer uses ("library", "book"): they say nothing
 # about which record is meant, and a capitalised one is no checkable name.
@@ -25,6 +26,7 @@ catalog archive archives book books title author published publisher edition
 """.split()
 )
 
+SPACES = re.compile(r"\s+")
 WORD = re.compile(r"[^\W_]+")  # letters and digits of any script, after folding
 HYPHENATED = re.compile(r"(?<![^\W_])[^\W_]+(?:-[^\W_]+)+(?![^\W_])")  # "a-c", "1939-1945": a folder range
 FIELD_LINE = re.compile(r"^\s*([A-Z][\w /()-]{1,40}?)\s*:\s*(.+?)\s*$")
@@ -34,10 +36,11 @@ STEM_MIN_REMAINDER = 4  # "news" stays "news"; "dates" -> "date", "published" ->
 
 def fold(text: str) -> str:
     """Case-folded, diacritics removed, quotes unified, whitespace collapsed."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.replace("’", "'").replace("‘", "'")
-    return re.sub(r"\s+", " ", text.casefold()).strip()
+    if not text.isascii():  # ASCII has no diacritics or curly quotes: most records skip the per-character pass
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+        text = text.replace("’", "'").replace("‘", "'")
+    return SPACES.sub(" ", text.casefold()).strip()
 
 
 def words(text: str, *, folded: bool = False) -> list[str]:
@@ -58,6 +61,7 @@ def without_hyphenated(folded: str) -> str:
     return HYPHENATED.sub(" ", folded)
 
 
+@lru_cache(maxsize=1 << 16)  # retrieval stems the same title words for every candidate
 def stem(word: str) -> str:
     """Crude English suffix stripping, enough for "dates" ~ "date", "published" ~ "publish"."""
     for suffix in STEM_SUFFIXES:
