@@ -137,8 +137,8 @@ class Services:
 
         emb = self.settings.embedding
         tokenizer = None
-        # The static model is MiniLM's vocabulary: the same tokenizer cuts the same chunks (same ids).
-        if emb.backend in ("huggingface", "static"):
+        # The derived models keep MiniLM's vocabulary: the same tokenizer cuts the same chunks (same ids).
+        if emb.backend in ("huggingface", "onnx", "static"):
             from assistant.backends.embeddings import resolve_model_path
 
             tokenizer = model_tokenizer(resolve_model_path(emb.model))

@@ -53,6 +53,26 @@ def make_huggingface(settings: EmbeddingSettings) -> BaseEmbedding:
     )
 
 
+class EncodingEmbedding(BaseEmbedding):
+    """A llama-index embedding over one `_encode(texts)`: the derived back-ends (onnx, static) embed
+    questions and chunks the same way."""
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._encode([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._encode(texts)
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._encode([query])[0]
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._encode([query])[0]
+
+
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Function words would dominate a bag of words that has no IDF.
 _FAKE_STOPWORDS = frozenset(
@@ -105,10 +125,26 @@ def make_static(settings: EmbeddingSettings) -> BaseEmbedding:
     return StaticEmbedding(out, embed_batch_size=settings.batch_size)
 
 
+def make_onnx(settings: EmbeddingSettings) -> BaseEmbedding:
+    """settings.model exported to int8 ONNX in settings.onnx_dir the first time it is asked for (~10 s)."""
+    import os
+
+    from assistant.backends.onnx_embedding import READY, OnnxEmbedding, export
+
+    if not settings.onnx_dir:
+        raise ValueError("embedding.onnx_dir is not set (Services sets it under the data dir)")
+    out = Path(settings.onnx_dir)
+    if not (out / READY).is_file():
+        export(resolve_model_path(settings.model), out)
+    threads = settings.threads or max(1, (os.cpu_count() or 2) - 1)
+    return OnnxEmbedding(out, threads=threads, embed_batch_size=settings.batch_size)
+
+
 EMBEDDERS = Registry(
     "embedding backend",
     {
         "huggingface": "assistant.backends.embeddings:make_huggingface",
+        "onnx": "assistant.backends.embeddings:make_onnx",
         "static": "assistant.backends.embeddings:make_static",
         "fake": "assistant.backends.embeddings:make_fake",
     },

@@ -22,8 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
+
+from assistant.backends.embeddings import EncodingEmbedding
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def _sif_weights(n: int) -> np.ndarray:
     return SIF_COEFFICIENT / (SIF_COEFFICIENT + proba)
 
 
-class StaticEmbedding(BaseEmbedding):
+class StaticEmbedding(EncodingEmbedding):
     """A model2vec StaticModel as a llama-index embedding (the interface ingest and retrieval share)."""
 
     model_dir: str = ""
@@ -105,18 +106,6 @@ class StaticEmbedding(BaseEmbedding):
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         return self._model.encode(texts, show_progress_bar=False).tolist()
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._encode([text])[0]
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._encode(texts)
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._encode([query])[0]
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._encode([query])[0]
 
 
 def log_progress(done: int, total: int) -> None:

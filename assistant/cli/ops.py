@@ -101,6 +101,9 @@ def cmd_models(services, args) -> int:
     elif emb.backend == "static":
         model = services.embedder  # distils it under the data dir the first time
         print(f"static embedding model ready: {emb.static_dir} ({type(model).__name__})")
+    elif emb.backend == "onnx":
+        model = services.embedder  # exports and quantises it under the data dir the first time
+        print(f"int8 ONNX embedding model ready: {emb.onnx_dir} ({type(model).__name__})")
     print(f"chat model dir: {path}")
     return 0
 
