@@ -336,69 +336,39 @@ def bench_widget(
     }
 
 
-def bench_retrieval(services, size: int, questions_file: str, n: int = 200, folder: str | None = None) -> dict:
+def bench_retrieval(
+    services, size: int, questions_file: str, n: int = 200, folder: str | None = None, keep: str | None = None
+) -> dict:
     """Retrieval latency on a synthetic store of `size` chunks made by re-numbering the real chunks of
     `services`' store (their text, metadata and vectors copied under new chunk and record ids, so nothing is
     embedded again), with its lexical index built as ingest builds it. Times `n` questions of a generated set
-    (hybrid and dense-only in the same run) and reports the index's size and build time."""
+    (hybrid and dense-only in the same run) and reports the index's size and build time. With `keep`, the
+    synthetic store is made in that folder and kept; a folder already holding `size` chunks is timed as it is
+    (a million chunks take about an hour to copy on 2 cores)."""
+    import contextlib
     import json
     import tempfile
 
     from assistant.answering.retrieval import Retriever
-    from assistant.backends.lexical import rows_for
-    from assistant.core.types import SEARCH_FIELDS, Chunk, Provenance, fields_from_metadata
 
-    source = services.store
-    real = list(source.iter_chunks())
-    vectors = {cid: vec for cid, _text, _meta, vec in source.get_with_embeddings([c.id for c in real])}
     questions = [json.loads(line)["question"] for line in Path(questions_file).open(encoding="utf-8") if line.strip()]
-    with tempfile.TemporaryDirectory(prefix="refdesk-bench-retrieval-", dir=folder) as tmp:
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        where: contextlib.AbstractContextManager[str] = contextlib.nullcontext(keep)
+    else:
+        where = tempfile.TemporaryDirectory(prefix="refdesk-bench-retrieval-", dir=folder)
+    with where as tmp:
         target = temp_services(services.settings, tmp)
         target.embedder = services.embedder  # the same model object: no second load
         store = target.store
-        copies = 0
-        seconds = {"chroma": 0.0, "lexical": 0.0}
-        lexical = store.lexical
-        store.lexical = None  # written apart below, so the two writes are timed apart
-
-        def flush(chunks: list, vectors_: list) -> None:
-            t0 = time.perf_counter()
-            store.add(chunks, vectors_)
-            t1 = time.perf_counter()
-            lexical.add(rows_for(chunks))
-            seconds["chroma"] += t1 - t0
-            seconds["lexical"] += time.perf_counter() - t1
-
-        batch_chunks: list = []
-        batch_vectors: list = []
-        while copies < size:
-            for chunk in real:
-                if copies >= size:
-                    break
-                meta = dict(chunk.metadata)
-                prov = Provenance(**{k: str(meta.get(k) or "") for k in Provenance.model_fields})
-                prov.record_id += f"~{copies // len(real)}"
-                search = {f: str(meta.get(f"search_{f}") or "") for f in SEARCH_FIELDS}
-                filters = {k: v for k, v in meta.items() if k not in prov.model_fields and not k.startswith("search_")}
-                position = int(meta.get("position", 0) or 0)
-                fields = fields_from_metadata(meta)
-                batch_chunks.append(Chunk.make(chunk.text, prov, position, filters, search, fields))
-                batch_vectors.append(vectors[chunk.id])
-                copies += 1
-                if len(batch_chunks) >= 2000:
-                    flush(batch_chunks, batch_vectors)
-                    batch_chunks, batch_vectors = [], []
-        if batch_chunks:
-            flush(batch_chunks, batch_vectors)
-        store.lexical = lexical
-        add_s, lexical_s = seconds["chroma"], seconds["lexical"]
-        out = {
+        out: dict = {"reused": store.count() >= size}
+        if not out["reused"]:
+            out |= _fill_synthetic(services.store, store, size)
+        out |= {
             "chunks": store.count(),
-            "real_chunks": len(real),
             "questions": min(n, len(questions)),
-            "chroma_add_s": round(add_s, 1),
-            "lexical_index_s": round(lexical_s, 1),
             "lexical_index_mb": round(target.settings.lexical_path.stat().st_size / 1e6, 1),
+            "store_mb": round(sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file()) / 1e6, 1),
         }
         for name, hybrid in (("hybrid", True), ("dense", False)):
             retrieval = services.settings.retrieval.model_copy(update={"hybrid": hybrid})
@@ -412,6 +382,59 @@ def bench_retrieval(services, size: int, questions_file: str, n: int = 200, fold
             out[f"{name}_p50_ms"] = round(percentile(times, 0.5) * 1000, 1)
             out[f"{name}_p95_ms"] = round(percentile(times, 0.95) * 1000, 1)
         return out
+
+
+def _fill_synthetic(source, store, size: int) -> dict:
+    """Copies the real chunks of `source` into `store` under new record ids until it holds `size`."""
+    from assistant.backends.lexical import rows_for
+    from assistant.core.types import SEARCH_FIELDS, Chunk, Provenance, fields_from_metadata
+
+    real = list(source.iter_chunks())
+    vectors = {cid: vec for cid, _text, _meta, vec in source.get_with_embeddings([c.id for c in real])}
+    copies = store.count()
+    seconds = {"chroma": 0.0, "lexical": 0.0}
+    lexical = store.lexical
+    store.lexical = None  # written apart below, so the two writes are timed apart
+
+    def flush(chunks: list, vectors_: list) -> None:
+        t0 = time.perf_counter()
+        store.add(chunks, vectors_)
+        t1 = time.perf_counter()
+        lexical.add(rows_for(chunks))
+        seconds["chroma"] += t1 - t0
+        seconds["lexical"] += time.perf_counter() - t1
+
+    batch_chunks: list = []
+    batch_vectors: list = []
+    try:
+        while copies < size:
+            for chunk in real:
+                if copies >= size:
+                    break
+                meta = dict(chunk.metadata)
+                prov = Provenance(**{k: str(meta.get(k) or "") for k in Provenance.model_fields})
+                prov.record_id += f"~{copies // len(real)}"
+                search = {f: str(meta.get(f"search_{f}") or "") for f in SEARCH_FIELDS}
+                filters = {
+                    k: v for k, v in meta.items() if k not in Provenance.model_fields and not k.startswith("search_")
+                }
+                position = int(meta.get("position", 0) or 0)
+                fields = fields_from_metadata(meta)
+                batch_chunks.append(Chunk.make(chunk.text, prov, position, filters, search, fields))
+                batch_vectors.append(vectors[chunk.id])
+                copies += 1
+                if len(batch_chunks) >= 2000:
+                    flush(batch_chunks, batch_vectors)
+                    batch_chunks, batch_vectors = [], []
+        if batch_chunks:
+            flush(batch_chunks, batch_vectors)
+    finally:
+        store.lexical = lexical
+    return {
+        "real_chunks": len(real),
+        "chroma_add_s": round(seconds["chroma"], 1),
+        "lexical_index_s": round(seconds["lexical"], 1),
+    }
 
 
 def bench_embed(services, questions_file: str, n_texts: int = 2000, distractors: int = 3000, seed: int = 7) -> dict:

@@ -22,7 +22,9 @@ def cmd_bench(services, args) -> int:
 
         if not args.questions:
             raise SettingsError("refdesk bench retrieval needs --questions SET.jsonl (e.g. a generated set)")
-        print_json(bench_retrieval(services, args.size, args.questions, n=args.n if args.n != 10 else 200))
+        print_json(
+            bench_retrieval(services, args.size, args.questions, n=args.n if args.n != 10 else 200, keep=args.keep)
+        )
         return 0
     if args.what == "widget":
         from eval.bench import bench_widget
@@ -162,6 +164,9 @@ def register(sub) -> None:
     )
     s.add_argument("--size-mb", type=int, default=1024, help="warc-memory: size of the WARC to build and stream")
     s.add_argument("--size", type=int, default=100_000, help="retrieval: chunks in the synthetic store")
+    s.add_argument(
+        "--keep", metavar="DIR", help="retrieval: make the synthetic store in DIR and keep it (reused if full)"
+    )
     s.add_argument("paths", nargs="*", help="ingest: files or folders to ingest into a temporary store")
     s.add_argument("--n", type=int, default=10)
     s.add_argument("--seed", type=int, default=7, help="refcheck: seed of the case builder")
