@@ -66,27 +66,3 @@ def to_chroma_where(filters: list[Filter]) -> dict | None:
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def to_metadata_filters(filters: list[Filter]):
-    """llama-index MetadataFilters (all must hold), which ChromaVectorStore turns into a `where`."""
-    from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
-
-    ops = {
-        "=": FilterOperator.EQ,
-        "!=": FilterOperator.NE,
-        "<": FilterOperator.LT,
-        ">": FilterOperator.GT,
-        "<=": FilterOperator.LTE,
-        ">=": FilterOperator.GTE,
-        "in": FilterOperator.IN,
-    }
-    return MetadataFilters(
-        filters=[
-            MetadataFilter(
-                key=f.key, operator=ops[f.op], value=list(f.value) if isinstance(f.value, tuple) else f.value
-            )
-            for f in filters
-        ],
-        condition=FilterCondition.AND,
-    )
