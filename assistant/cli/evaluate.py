@@ -11,6 +11,18 @@ from assistant.core.settings import SettingsError
 def cmd_bench(services, args) -> int:
     from eval.bench import bench_answer, bench_ingest, format_embed_bench, format_ingest_bench
 
+    if args.what == "scale":
+        from eval.scale import bench_scale, format_scale_bench
+
+        result = bench_scale(
+            args.paths or ["../shared/data/marc"],
+            args.records,
+            args.per_file,
+            [e.strip() for e in args.engines.split(",") if e.strip()],
+            ray_address=args.ray_address,
+        )
+        print_json(result) if args.json else print(format_scale_bench(result))
+        return 0
     if args.what == "warc-memory":
         from eval.bench import bench_warc_memory
 
@@ -152,7 +164,13 @@ def cmd_eval(services, args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("bench", help="benchmarks")
-    s.add_argument("what", choices=["answer", "ingest", "embed", "warc-memory", "refcheck", "widget", "retrieval"])
+    s.add_argument(
+        "what", choices=["answer", "ingest", "embed", "warc-memory", "refcheck", "widget", "retrieval", "scale"]
+    )
+    s.add_argument("--records", type=int, default=5000, help="scale: records in the synthetic catalogue")
+    s.add_argument("--per-file", type=int, default=500, help="scale: records per catalogue file")
+    s.add_argument("--engines", default="local,ray", help="scale: the ingest engines to run, in turn")
+    s.add_argument("--ray-address", default="", help="scale: a running Ray cluster (default: a local one)")
     s.add_argument("--url", help="widget: a running refdesk serve (default: serve.host:serve.port)")
     s.add_argument("--sessions", type=int, default=20, help="widget: patrons at once")
     s.add_argument("--per-session", type=int, default=2, help="widget: questions each")

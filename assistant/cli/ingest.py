@@ -10,9 +10,14 @@ from assistant.cli.common import print_json
 def cmd_ingest(services, args) -> int:
     from ingest.pipeline import IngestSummary
 
+    ingest_settings = services.settings.ingest
+    if args.ray_address:
+        ingest_settings.ray = ingest_settings.ray.model_copy(update={"address": args.ray_address})
+    engine = args.engine or ("ray" if args.ray_address else None)
     manifest = services.manifest()
     try:
-        summary: IngestSummary = services.ingestor(manifest, progress=not args.json and sys.stderr.isatty()).ingest(
+        progress = not args.json and sys.stderr.isatty()
+        summary: IngestSummary = services.ingestor(manifest, progress=progress, engine=engine).ingest(
             args.paths, sync=args.sync
         )
     finally:
@@ -32,5 +37,14 @@ def register(sub) -> None:
         "--sync",
         action="store_true",
         help="also remove records no longer in their file, and files gone from the given folders",
+    )
+    s.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        help="local: threads on this machine (default, ingest.engine); ray: Ray Data tasks and embedding actors",
+    )
+    s.add_argument(
+        "--ray-address",
+        help="a running Ray cluster (implies --engine ray); without it the Ray engine starts a local one",
     )
     s.set_defaults(func=cmd_ingest)

@@ -202,8 +202,23 @@ class WidgetSettings(BaseModel):
     console_max_request_bytes: int = Field(4_000_000, ge=1024)  # signed-in librarians (reference lists)
 
 
+class RaySettings(BaseModel):
+    """The Ray Data executor of ingest (`refdesk ingest --engine ray`; README "Ingest beyond one machine").
+    Resources are Ray's logical ones: the defaults fit a 2-CPU cluster (2 x 0.75 for the model, the rest
+    for read tasks), so the readers are never starved by the embedding actors, nor the other way round."""
+
+    address: str = ""  # a running cluster ("ray://host:10001" or "host:6379"); empty: start a local one
+    embed_workers: int = Field(2, ge=1)  # embedding actors (one model each)
+    embed_cpus: float = Field(0.75, gt=0)  # per actor
+    embed_gpus: float = Field(0.0, ge=0)  # per actor; > 0 puts the model on the GPU (embedding.device is ignored)
+    embed_threads: int = Field(1, ge=1)  # torch threads per actor
+    read_cpus: float = Field(0.25, gt=0)  # per read task
+    batch_size: int = Field(256, ge=1)  # chunks per embedding call
+    object_store_mb: int = Field(1024, ge=100)  # a local cluster's object store
+
+
 class IngestSettings(BaseModel):
-    """Hard bounds on what one record can make, whatever the file holds."""
+    """Hard bounds on what one record can make, whatever the file holds; and which executor runs ingest."""
 
     max_chunk_chars: int = Field(4000, ge=200)  # no chunk is longer, whatever the splitter does
     max_payload_bytes: int = Field(20_000_000, ge=1024)  # an archived payload, decompressed; larger: left out
@@ -211,6 +226,8 @@ class IngestSettings(BaseModel):
     # lingua when it is at least this confident (ingest/language.py).
     detect_language: bool = True
     language_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    engine: Literal["local", "ray"] = "local"  # `refdesk ingest --engine`
+    ray: RaySettings = Field(default_factory=RaySettings)
 
 
 class PrivacySettings(BaseModel):

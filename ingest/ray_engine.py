@@ -1,0 +1,272 @@
+"""The Ray Data executor of the ingest stages (ingest.stages): `refdesk ingest PATH... --engine ray`.
+
+- plan (here, where the manifest is): the same Planner as the local engine, so --sync, unchanged files and
+  dependents are decided the same way;
+- read: one Ray task per file (the same ReadStage), streaming chunk rows and, last, the file's FileRead.
+  Web archives are read in one task, in order, because their readers share one PayloadIndex: which file
+  holds a page seen in two crawls depends on the order they are read, and it must not depend on the engine;
+- embed: an actor pool, one model per actor (CPU, or GPU with ingest.ray.embed_gpus);
+- write and bookkeeping (here): the store the settings name (the Chroma server on a cluster) and its lexical
+  index, then each file's manifest entry once its chunks are stored, in the order the files were planned.
+
+Rows keep their order (Ray Data's preserve_order), so a file's FileRead arrives after its last chunk.
+Everything a worker needs travels in the rows or in its constructor: no state is shared through modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from assistant.core.errors import RefdeskError
+from assistant.core.settings import RaySettings
+from assistant.core.types import Chunk
+from ingest.manifest import Manifest
+from ingest.stages import WEB_ARCHIVE_FORMATS, Bookkeeper, FileJob, FileRead, IngestSummary, Planner, ReadStage
+
+CHUNK, FILE = "chunk", "file"  # the two kinds of row
+# Made in the workers from what the caller injects (picklable module-level functions, e.g. partials of them):
+ReadStageFactory = Callable[[], ReadStage]
+EmbedFactory = Callable[[bool], Callable[[list[str]], list]]  # use_gpu -> texts -> vectors
+
+
+class RayUnavailable(RefdeskError):
+    """Ray is not installed, or the cluster cannot be reached."""
+
+
+@dataclass
+class ReadGroup:
+    """Files one read task goes through in order, with the ids of their chunks already stored."""
+
+    jobs: list[FileJob]
+    known: dict[str, set[str]]  # path -> chunk ids the store holds (not embedded again)
+    payloads: dict  # payload key -> Holder, for the web-archive group
+
+
+def read_groups(jobs: Sequence[FileJob], known: dict[str, set[str]], payloads: dict) -> list[ReadGroup]:
+    """One group per file, the web archives together (in plan order) where the first of them was."""
+    groups: list[ReadGroup] = []
+    web: ReadGroup | None = None
+    for job in jobs:
+        if job.fmt in WEB_ARCHIVE_FORMATS:
+            if web is None:
+                web = ReadGroup([], {}, payloads)
+                groups.append(web)
+            web.jobs.append(job)
+            web.known[str(job.path)] = known.get(str(job.path), set())
+        else:
+            groups.append(ReadGroup([job], {str(job.path): known.get(str(job.path), set())}, {}))
+    return groups
+
+
+def read_task(row: dict, make_read_stage: ReadStageFactory) -> Iterator[dict]:
+    """A Ray task: the read stage over one group. Chunks already stored are left out of the rows (the
+    FileRead still lists them) and counted as unchanged."""
+    from ingest.payloads import PayloadIndex
+
+    group: ReadGroup = pickle.loads(row["group"])
+    reading = make_read_stage()
+    payloads = PayloadIndex(group.payloads)
+    for job in group.jobs:
+        known = group.known.get(str(job.path), set())
+        stored = 0
+        for item in reading.file(job, payloads):  # pages extracted in this task: it is a worker of its own
+            if isinstance(item, FileRead):
+                item.already_stored = stored
+                yield {"kind": FILE, "text": "", "data": pickle.dumps(item)}
+            elif item.id in known:
+                stored += 1
+            else:
+                yield {"kind": CHUNK, "text": item.text, "data": pickle.dumps(item)}
+
+
+class EmbedActor:
+    """A Ray actor: one embedding model, loaded once, fed batches of rows; file rows pass through."""
+
+    def __init__(self, make_embed: EmbedFactory, threads: int, use_gpu: bool):
+        import torch
+
+        torch.set_num_threads(threads)
+        self.embed = make_embed(use_gpu)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        kinds, texts = batch["kind"], batch["text"]
+        vectors: np.ndarray = np.empty(len(kinds), dtype=object)
+        vectors[:] = b""
+        # Similar lengths side by side: less padding, as the local engine and encode() do.
+        order = sorted((i for i, kind in enumerate(kinds) if kind == CHUNK), key=lambda i: len(texts[i]))
+        started = time.perf_counter()
+        if order:
+            got = self.embed([str(texts[i]) for i in order])
+            for i, vector in zip(order, got, strict=True):
+                vectors[i] = np.asarray(vector, dtype=np.float32).tobytes()
+        seconds = np.full(len(kinds), (time.perf_counter() - started) / max(len(kinds), 1))
+        return {"kind": kinds, "data": batch["data"], "vector": vectors, "embed_s": seconds}
+
+
+class RayIngestor:
+    """Same interface as ingest.pipeline.Ingestor: ingest(paths, sync) -> IngestSummary."""
+
+    def __init__(
+        self,
+        ray_settings: RaySettings,
+        make_read_stage: ReadStageFactory,
+        make_embed: EmbedFactory,
+        store,
+        embedder_name: str,
+        manifest: Manifest,
+        progress: bool = True,
+    ):
+        self.ray_settings = ray_settings
+        self.make_read_stage = make_read_stage
+        self.make_embed = make_embed
+        self.store = store
+        self.embedder_name = embedder_name
+        self.manifest = manifest
+        self.progress = progress
+        self.planner = Planner(store, manifest, embedder_name)
+        self.bookkeeper = Bookkeeper(store, manifest, embedder_name)
+
+    def ingest(self, paths: Sequence[str | Path], sync: bool = False) -> IngestSummary:
+        """Raises ingest.lock.IngestLocked when another ingest holds this data dir, RayUnavailable when Ray
+        cannot start or reach its cluster; an error in a task is raised here, after the files finished so far
+        were recorded (run it again to go on)."""
+        from ingest.lock import IngestLock
+
+        with IngestLock(self.manifest.path.parent / "ingest.lock"):
+            summary = IngestSummary(engine="ray")
+            started = time.perf_counter()
+            plan = self.planner.plan(paths, sync, summary)
+            if plan.jobs:
+                known = {str(job.path): self._stored(job) for job in plan.jobs}
+                groups = read_groups(plan.jobs, known, dict(plan.payloads.items()))
+                with _RaySession(self.ray_settings):
+                    self._run(groups, plan.files_total, len(plan.jobs), summary, sync)
+            summary.seconds = time.perf_counter() - started
+            self.manifest.add_run(summary.as_dict())
+            return summary
+
+    def _stored(self, job: FileJob) -> set[str]:
+        listed = self.manifest.chunk_ids(str(job.path))
+        return self.store.existing_ids(sorted(listed)) if listed else set()
+
+    def _run(self, groups: list[ReadGroup], files_total: int, jobs: int, summary: IngestSummary, sync: bool):
+        import ray.data
+        from tqdm import tqdm
+
+        cfg = self.ray_settings
+        rows = [{"group": pickle.dumps(group)} for group in groups]
+        make_read_stage = self.make_read_stage
+
+        def read_rows(row: dict) -> Iterator[dict]:  # shipped to the tasks with the factory it closes over
+            return read_task(row, make_read_stage)
+
+        dataset = (
+            ray.data.from_items(rows, override_num_blocks=len(rows))
+            .flat_map(read_rows, num_cpus=cfg.read_cpus)
+            .map_batches(
+                EmbedActor,
+                fn_constructor_kwargs={
+                    "make_embed": self.make_embed,
+                    "threads": cfg.embed_threads,
+                    "use_gpu": cfg.embed_gpus > 0,
+                },
+                compute=ray.data.ActorPoolStrategy(size=cfg.embed_workers),
+                num_cpus=cfg.embed_cpus,
+                num_gpus=cfg.embed_gpus or None,
+                batch_size=cfg.batch_size,
+                batch_format="numpy",
+            )
+        )
+        bar = tqdm(
+            total=files_total, initial=files_total - jobs, unit="file", desc="ingest (ray)", disable=not self.progress
+        )
+        pending: list[tuple[Chunk, np.ndarray]] = []
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                for kind, data, vector, seconds in zip(
+                    batch["kind"], batch["data"], batch["vector"], batch["embed_s"], strict=True
+                ):
+                    summary.embed_seconds += float(seconds)
+                    if kind == CHUNK:
+                        pending.append((pickle.loads(data), np.frombuffer(vector, dtype=np.float32)))
+                        if len(pending) >= cfg.batch_size:
+                            self._write(pending, summary)
+                        continue
+                    self._write(pending, summary)
+                    read: FileRead = pickle.loads(data)
+                    summary.chunks_unchanged += read.already_stored
+                    read.report(summary)
+                    self.bookkeeper.finish(read, summary, sync)
+                    bar.update(1)
+                    bar.set_postfix(chunks=summary.chunks_added, refresh=False)
+        finally:
+            bar.close()
+
+    def _write(self, pending: list[tuple[Chunk, np.ndarray]], summary: IngestSummary) -> None:
+        """Stores what is not stored yet (chunks written before a crash are not written twice)."""
+        if not pending:
+            return
+        batch, pending[:] = list(pending), []
+        existing = self.store.existing_ids([chunk.id for chunk, _ in batch])
+        new = [(chunk, vector) for chunk, vector in batch if chunk.id not in existing]
+        summary.chunks_unchanged += len(batch) - len(new)
+        if new:
+            self.store.add([c for c, _ in new], [v.tolist() for _, v in new])
+            summary.chunks_added += len(new)
+
+
+class _RaySession:
+    """Connects to the configured cluster, or starts a local one, for one run; Ray Data keeps rows in order."""
+
+    def __init__(self, cfg: RaySettings):
+        self.cfg = cfg
+        self._started = False
+        self._order = False
+
+    def __enter__(self) -> _RaySession:
+        try:
+            import ray
+            import ray.data
+        except ImportError as exc:
+            raise RayUnavailable("the Ray engine needs Ray: pip install 'ray[data]'") from exc
+        if not ray.is_initialized():
+            try:
+                if self.cfg.address:
+                    ray.init(
+                        address=self.cfg.address,
+                        logging_level=logging.WARNING,
+                        log_to_driver=False,
+                        include_dashboard=False,
+                    )
+                else:
+                    ray.init(
+                        object_store_memory=self.cfg.object_store_mb * 1024 * 1024,
+                        logging_level=logging.WARNING,
+                        log_to_driver=False,
+                        include_dashboard=False,
+                    )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = self.cfg.address or "a local cluster"
+                raise RayUnavailable(f"cannot start or reach Ray ({where}): {exc}") from exc
+            self._started = True
+        context = ray.data.DataContext.get_current()
+        self._order = context.execution_options.preserve_order
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import ray
+        import ray.data
+
+        ray.data.DataContext.get_current().execution_options.preserve_order = bool(self._order)
+        if self._started:
+            ray.shutdown()

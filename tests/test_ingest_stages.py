@@ -1,0 +1,71 @@
+"""The ingest stages as units: how the Ray engine groups files for its read tasks, what a FileRead counts,
+and the synthetic catalogue of `refdesk bench scale` (read back with pymarc)."""
+
+from pathlib import Path
+
+from assistant.core.types import AlsoCaptured, Ignored, SkippedRecord
+from ingest.registry import ReaderError
+from ingest.stages import FileJob, FileRead, IngestSummary
+
+
+def _job(name: str, fmt: str) -> FileJob:
+    return FileJob(Path(f"/data/{name}"), fmt, "sha", 1)
+
+
+def test_web_archives_are_read_in_one_group_in_plan_order():
+    """Their readers share one payload index: which file holds a page seen twice depends on the order."""
+    from ingest.ray_engine import read_groups
+
+    jobs = [
+        _job("a.mrc", "marc"),
+        _job("b.warc.gz", "warc"),
+        _job("c.xml", "ead"),
+        _job("d.wacz", "wacz"),
+        _job("e.warc.gz", "warc"),
+    ]
+    known = {"/data/b.warc.gz": {"x"}, "/data/c.xml": {"y"}}
+    groups = read_groups(jobs, known, {"k": "holder"})
+    assert [[j.path.name for j in g.jobs] for g in groups] == [
+        ["a.mrc"],
+        ["b.warc.gz", "d.wacz", "e.warc.gz"],
+        ["c.xml"],
+    ]
+    assert groups[1].known["/data/b.warc.gz"] == {"x"} and groups[2].known == {"/data/c.xml": {"y"}}
+    assert groups[1].payloads == {"k": "holder"} and groups[0].payloads == {}
+
+
+def test_file_read_counts_what_the_reader_yields():
+    read = FileRead(_job("x.warc.gz", "warc"))
+    read.take(SkippedRecord(path="/data/x.warc.gz", record="r1", reason="bad"), None)
+    read.take(Ignored(reason="robots.txt"), None)
+    read.take(AlsoCaptured(record_id="r2", date="2008"), None)
+    read.take(AlsoCaptured(record_id="r3", date="2009", source_file="/data/other.warc.gz", record_here="r4"), None)
+    assert read.captures == {"r2": ["2008"]}
+    assert read.elsewhere == {("/data/other.warc.gz", "r3"): ["2009"]} and read.pointing == {"r4"}
+    read.fail(ReaderError("/data/x.warc.gz", "archive breaks at byte 10", record="after byte 10"))
+    read.fail(RuntimeError("later"))  # the first error is the one reported
+    summary = IngestSummary()
+    read.report(summary)
+    assert summary.files_failed == 1 and summary.stored_elsewhere == 1
+    assert [s.reason for s in summary.skipped] == ["bad", "archive breaks at byte 10"]
+    assert summary.left_out == {"robots.txt": 1} and not read.complete
+
+
+def test_synthetic_catalogue_renumbers_real_records(shared_data, tmp_path):
+    from pymarc import MARCReader
+
+    from eval.scale import make_catalogue
+
+    sources = [shared_data / "marc/marc4j/chabon.mrc", shared_data / "marc/marc4j/summerland.mrc"]
+    made = make_catalogue(sources, tmp_path / "cat", records=7, per_file=3)
+    assert made == {"records": 7, "files": 3, "templates": 3}
+    read = []
+    for path in sorted((tmp_path / "cat").iterdir()):
+        with path.open("rb") as fh:
+            read += [r for r in MARCReader(fh, to_unicode=True)]
+    assert [r["001"].data for r in read] == [f"refdesk-syn-{n:08d}" for n in range(7)]
+    originals = []
+    for source in sources:
+        with source.open("rb") as fh:
+            originals += [r.title for r in MARCReader(fh, to_unicode=True)]
+    assert [r.title for r in read] == [originals[n % 3] for n in range(7)]
