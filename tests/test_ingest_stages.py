@@ -69,3 +69,18 @@ def test_synthetic_catalogue_renumbers_real_records(shared_data, tmp_path):
         with source.open("rb") as fh:
             originals += [r.title for r in MARCReader(fh, to_unicode=True)]
     assert [r.title for r in read] == [originals[n % 3] for n in range(7)]
+
+
+def test_bench_scale_ingests_the_catalogue_and_measures_it(shared_data, clean_env, tmp_path):
+    """The local engine in a process of its own (the fake embedder through the environment it inherits):
+    every record counted, its memory and store measured."""
+    from eval.scale import bench_scale
+
+    clean_env.setenv("REFDESK_EMBEDDING__BACKEND", "fake")
+    clean_env.setenv("REFDESK_EMBEDDING__MODEL", "hash")
+    result = bench_scale([str(shared_data / "marc/marc4j")], records=40, per_file=15, engines=["local"])
+    got = result["engines"]["local"]
+    assert result["catalogue"]["files"] == 3
+    assert (got["records"], got["files_failed"]) == (40, 0) and got["chunks"] >= 40
+    assert got["peak_rss_mb"] > 100 and got["store_mb"] > 0 and got["records_per_s"] > 0
+    assert "ray_over_local_records_per_s" not in result
