@@ -148,6 +148,27 @@ def test_sync_removes_from_both_and_a_lost_index_is_rebuilt(fake_services, demo_
     assert again.store.lexical.search("Middlemarch")  # George Eliot's record, indexed again from the store
 
 
+def test_an_index_out_of_step_is_repaired_from_the_chunks_that_differ(fake_services, demo_copy, fake_settings):
+    """An ingest killed between its Chroma write and its index write: the next open indexes only what the index
+    lacks and drops what the store no longer holds (a whole rebuild of a million chunks took hours)."""
+    from assistant.services import Services
+
+    ingest(fake_services, catalogue_and_finding_aid(demo_copy))
+    store = fake_services.store
+    ids = store.ids()
+    assert sorted(ids) == sorted(c.id for c in store.iter_chunks()) and len(ids) == store.count()
+    lost = sorted(ids)[:3]
+    store.lexical.delete(lost)
+    store.lexical.add([("gone-chunk", "marc", {"title": "Vanished"}, "Vanished", {"title": "Vanished"})])
+    before = {c: store.lexical.records([c]) for c in sorted(ids)[3:6]}
+    store.lexical.close()
+    reopened = Services(fake_settings).store
+    assert reopened.lexical.ids() == set(ids)
+    assert {c: reopened.lexical.records([c]) for c in before} == before  # the others were not touched
+    assert not reopened.lexical.search("Vanished")
+    assert reopened.repair_lexical() == {"indexed": 0, "dropped": 0}
+
+
 def test_no_source_type_crowds_out_the_rest_by_count_alone():
     retriever = Retriever.__new__(Retriever)
     retriever.settings = RetrievalSettings(max_type_share=0.6, balance_min_ratio=0.8)

@@ -283,6 +283,14 @@ class LexicalIndex:
         """Index every stored chunk (StoredChunk: id, text, metadata) again; returns how many."""
         with self.lock:
             self.db.executescript("DELETE FROM fts; DELETE FROM idents; DELETE FROM docs;")
+        return self.index_stored(chunks)
+
+    def ids(self) -> set[str]:
+        with self.lock:
+            return {row[0] for row in self.db.execute("SELECT chunk_id FROM docs")}
+
+    def index_stored(self, chunks: Iterable) -> int:
+        """Indexes chunks read back from the store (StoredChunk); returns how many."""
         n, batch = 0, []
         for chunk in chunks:
             meta = chunk.metadata
