@@ -214,7 +214,7 @@ class Ingestor:
         try:
             # One reader thread goes through all the files in order, so it never waits for the embedding
             # to reach a file before starting on it (a page-heavy crawl is extracted while earlier files embed).
-            reader = Prefetcher(self._read_all(plan.jobs, plan, extractor), idle_after=READER_IDLE_S)
+            reader = Prefetcher(self._read_all(plan.jobs, plan.payloads, extractor), idle_after=READER_IDLE_S)
             stream = iter(reader)
             for _job in plan.jobs:
                 self._read_file(stream, summary, sync)
@@ -231,10 +231,10 @@ class Ingestor:
                 self._writer = None
             self._bar.close()
 
-    def _read_all(self, jobs: Sequence[FileJob], plan, extractor) -> Iterator[Chunk | FileRead]:
+    def _read_all(self, jobs: Sequence[FileJob], payloads, extractor) -> Iterator[Chunk | FileRead]:
         """The read stage over every job in order: each file's chunks, then its FileRead."""
         for job in jobs:
-            yield from self.reading.file(job, plan.payloads, extractor)
+            yield from self.reading.file(job, payloads, extractor)
 
     def _read_file(self, stream: Iterator, summary: IngestSummary, sync: bool) -> None:
         """Consumes one file's chunks from the shared stream, up to and including its FileRead."""

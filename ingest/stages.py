@@ -213,6 +213,7 @@ class Planner:
 
     def plan(self, paths: Sequence[str | Path], sync: bool, summary: IngestSummary) -> Plan:
         files = list(iter_files(paths, summary))
+        listed = {str(p) for p in files}
         jobs: list[FileJob] = []
         unchanged: dict[str, tuple[int, int]] = {}  # path -> (records, chunks) counted as unchanged
         for path in files:
@@ -221,7 +222,6 @@ class Planner:
                 jobs.append(job)
         gone: list[str] = []
         if sync:  # files deleted from the given folders: their chunks go first
-            listed = {str(p) for p in files}
             for folder in (Path(p).expanduser().resolve() for p in paths if Path(p).is_dir()):
                 for known in self.manifest.paths_under(str(folder)):
                     if known not in listed and not Path(known).exists():
@@ -230,7 +230,6 @@ class Planner:
                         self.manifest.forget_file(known)
         jobs += self._dependents(jobs, gone, unchanged, summary, sync)
         payloads = PayloadIndex(self.manifest.payload_holders({str(job.path) for job in jobs}))
-        listed = {str(p) for p in files}
         return Plan(jobs, payloads, len(listed | {str(job.path) for job in jobs}))
 
     def _dependents(
