@@ -12,11 +12,14 @@ language from a guessed one. Query understanding ("in Hebrew", "French books") p
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from assistant.core.types import SourceRecord
 
 LETTER = re.compile(r"[^\W\d_]")
+# Addresses are not words of any language ("http www archive org" reads as Maori): left out of the sample.
+ADDRESS = re.compile(r"(?:https?://|ftp://|www\.)\S+|\S+@\S+\.\S+", re.IGNORECASE)
 # Fields that hold refdesk's or the archive's own words, or none: not evidence of the record's language.
 NOT_LANGUAGE_EVIDENCE = frozenset(
     {"Collection number", "Identifier", "Location", "Digital object", "Date", "Dates", "Format", "Year",
@@ -40,6 +43,21 @@ def language_name(code: str) -> str:
         else pycountry.languages.get(bibliographic=code) or pycountry.languages.get(alpha_3=code)
     )
     return found.name if found else code
+
+
+@dataclass(frozen=True)
+class GuessedLanguage:
+    """lingua's guess for a text: an English language name and its confidence (0-1)."""
+
+    name: str
+    confidence: float
+
+    def mark(self, filters: dict) -> dict:
+        """filters with the guess in them, as a guess (`language_source = "detected"`)."""
+        filters["language"] = self.name
+        filters["language_confidence"] = round(self.confidence, 3)
+        filters["language_source"] = "detected"
+        return filters
 
 
 # Every text is read again, with lingua's high-accuracy mode, over only the languages its trigram reading
@@ -77,16 +95,26 @@ class LanguageTagger:
         if stated:
             record.filters["language"] = language_name(stated)  # "fr" from <html lang> -> "French"
             return record
-        sample = self._sample(record)
+        guessed = self.guess_language(self._sample(record))
+        if guessed is not None:
+            guessed.mark(record.filters)
+        return record
+
+    @property
+    def options(self) -> tuple[float, int, int]:
+        """What shared_tagger() needs to make the same tagger in another process."""
+        return (self.min_confidence, self.min_letters, self.sample_chars)
+
+    def guess_language(self, text: str) -> GuessedLanguage | None:
+        """The language of a text of the record's own words, or None: too few letters, or no guess at
+        min_confidence."""
+        sample = ADDRESS.sub(" ", text[: self.sample_chars])
         if len(LETTER.findall(sample)) < self.min_letters:
-            return record
+            return None
         best = self.guess(sample)
         if best is None or best.value < self.min_confidence:
-            return record
-        record.filters["language"] = language_name(best.language.iso_code_639_3.name)
-        record.filters["language_confidence"] = round(float(best.value), 3)
-        record.filters["language_source"] = "detected"
-        return record
+            return None
+        return GuessedLanguage(language_name(best.language.iso_code_639_3.name), float(best.value))
 
     def guess(self, sample: str):
         """lingua's most likely language for the sample with its confidence, or None."""
@@ -113,3 +141,11 @@ class LanguageTagger:
             words = [record.provenance.title] + [v for k, v in record.fields if k not in NOT_LANGUAGE_EVIDENCE]
             return "\n".join(words)[: self.sample_chars]
         return record.text[: self.sample_chars]
+
+
+@lru_cache(maxsize=4)
+def shared_tagger(options: tuple[float, int, int]) -> LanguageTagger:
+    """One tagger per options in this process: a text-extraction worker guesses the language of the pages it
+    extracts with it (ingest.warc), loading lingua's models once."""
+    min_confidence, min_letters, sample_chars = options
+    return LanguageTagger(min_confidence=min_confidence, min_letters=min_letters, sample_chars=sample_chars)

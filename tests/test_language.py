@@ -54,6 +54,15 @@ def test_an_english_finding_aid_is_english_and_too_little_text_is_no_guess(tagge
     assert "language" not in tagger.tag(short).filters
 
 
+def test_web_addresses_are_not_evidence_of_a_language(tagger):
+    # The main text of the shared aut/example.arc.gz home page: with its address read as words, lingua said Maori.
+    page = "Please visit our website at:\nhttp://www.archive.org"
+    assert tagger.guess_language(page) is None  # 23 letters of words are too few to guess from
+    assert tagger.guess_language(page + " " + "https://www.archive.org/details/texts " * 5) is None
+    english = "Please visit our website, where the archive keeps copies of web pages and books for everyone."
+    assert tagger.guess_language(english + " http://www.archive.org").name == "English"
+
+
 def test_labels_are_not_evidence_of_a_language(tagger):
     fields = [
         ("Title", "Korrespondenz mit dem Verlag über die zweite Auflage und ihre Abbildungen"),
