@@ -344,7 +344,8 @@ class ReadStage:
         template = self.link_templates.get("warc" if job.fmt == "wacz" else job.fmt, "")
         if job.fmt not in self._accepted:
             self._accepted[job.fmt] = set(inspect.signature(reader).parameters)
-        offered = {"payloads": payloads, "extractor": extractor, **self.reader_options}
+        # languages: readers that extract text in a worker (web archives) guess there, off this thread.
+        offered = {"payloads": payloads, "extractor": extractor, "languages": self.languages, **self.reader_options}
         options = {k: v for k, v in offered.items() if k in self._accepted[job.fmt]}
         return reader(job.path, link_template=template, **options)
 

@@ -83,8 +83,10 @@ def iter_records(
     payloads=None,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     extractor=None,
+    languages=None,
 ) -> Iterator:
-    """extractor: an ingest.warc.TextExtractor the pages are extracted in (None: in this thread)."""
+    """extractor: an ingest.warc.TextExtractor the pages are extracted in (None: in this thread).
+    languages: an ingest.language.LanguageTagger for pages that state no language (see ingest.warc)."""
     path = Path(path)
     template = link_template or DEFAULT_REPLAY
     try:
@@ -133,6 +135,7 @@ def iter_records(
                 payloads=payloads,
                 max_payload_bytes=max_payload_bytes,
                 extractor=extractor,
+                languages=languages,
             )
             digest = _Hasher(expected.get(member, ""))
             try:

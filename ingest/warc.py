@@ -111,8 +111,11 @@ def _human_date(warc_date: str) -> str:
         return warc_date
 
 
-def _extract(html: str, uri: str) -> tuple[str, str, str]:
-    """(title, main text, language)."""
+def _extract(html: str, uri: str, language_options: tuple | None = None) -> tuple[str, str, str, Any]:
+    """(title, main text, stated language, guessed language or None). language_options: those of the run's
+    ingest.language.LanguageTagger, to guess the language of a page that states none from its main text
+    here, in the worker process (lingua holds the GIL while it reads: in the reading thread it stalled the
+    model's Python between torch ops), or None not to guess."""
     import trafilatura
     from lxml import etree
     from lxml import html as lxml_html
@@ -129,7 +132,12 @@ def _extract(html: str, uri: str) -> tuple[str, str, str]:
     text = trafilatura.extract(html, url=uri, include_comments=False, include_tables=False, deduplicate=False) or ""
     if len(text.split()) < MIN_WORDS:
         text = trafilatura.extract(html, url=uri, include_comments=False, include_tables=True, deduplicate=False) or ""
-    return title, text, lang
+    guessed = None
+    if not lang and language_options is not None and len(text.split()) >= MIN_WORDS:
+        from ingest.language import shared_tagger
+
+        guessed = shared_tagger(language_options).guess_language(text)
+    return title, text, lang, guessed
 
 
 DEFAULT_MAX_PAYLOAD_BYTES = 20_000_000  # settings: ingest.max_payload_bytes
@@ -146,17 +154,18 @@ class TextExtractor:
         self._pool = None
         self.inline_only = False  # set when no worker process can be started (e.g. a __main__ read from stdin)
 
-    def submit(self, html: str, uri: str):
+    def submit(self, html: str, uri: str, language_options: tuple | None = None):
         if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        return self._pool.submit(_extract, html, uri)
+        return self._pool.submit(_extract, html, uri, language_options)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """wait=False: the worker exits in the background (nothing more will be submitted)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 
     def __enter__(self) -> TextExtractor:
@@ -176,15 +185,15 @@ class _Pending:
 
         try:
             try:
-                title, text, lang = self.future.result()
+                extracted = self.future.result()
             except BrokenProcessPool:
                 self.extractor.inline_only = True
-                title, text, lang = _extract(*self.args)
+                extracted = _extract(*self.args)
         except Exception as exc:  # noqa: BLE001 - trafilatura on arbitrary archived HTML: its failure skips one page, named with its type
             return SkippedRecord(
                 path=self.path, record=self.record_id, reason=f"text extraction failed: {type(exc).__name__}: {exc}"
             )
-        return self.finish(title, text, lang)
+        return self.finish(*extracted)
 
 
 @dataclass
@@ -202,6 +211,7 @@ class ArchiveContext:
     payloads: Any = None  # ingest.payloads.PayloadIndex: content already held by another file's record
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES  # decompressed; a larger payload is left out
     extractor: TextExtractor | None = None  # None: pages are extracted in the reading thread
+    languages: Any = None  # ingest.language.LanguageTagger: guesses the language of pages that state none
 
     def __post_init__(self) -> None:
         self.source_file = str(self.path.resolve())  # the records' source_file, worked out once per archive
@@ -225,11 +235,13 @@ def iter_records(
     payloads=None,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     extractor: TextExtractor | None = None,
+    languages=None,
 ) -> Iterator:
     """payloads: an ingest.payloads.PayloadIndex shared across files, so content already stored from
     another file adds a capture date instead of a second copy. max_payload_bytes: a record whose payload
     decompresses to more is left out (counted, with the reason), never read whole into memory.
-    extractor: pages are extracted there, ahead of the caller, instead of in this thread."""
+    extractor: pages are extracted there, ahead of the caller, instead of in this thread. languages: an
+    ingest.language.LanguageTagger; a page stating no language gets its guess, made where it is extracted."""
     path = Path(path)
     with open_binary(path) as fh:
         if not fh.read(1):
@@ -243,6 +255,7 @@ def iter_records(
             payloads=payloads,
             max_payload_bytes=max_payload_bytes,
             extractor=extractor,
+            languages=languages,
         )
         yield from iter_archive(fh, ctx, size=path.stat().st_size)
 
@@ -384,7 +397,7 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     ctx.register(keys, record_id)  # registered now: an identical payload later is a further capture
     filters = dict(base_filters, format="web page")
 
-    def finish(title: str, text: str, lang: str, source: str = text_source):
+    def finish(title: str, text: str, lang: str, guessed=None, source: str = text_source):
         if len(text.split()) < MIN_WORDS:
             return Ignored(reason="no main text")
         shown_source = "" if source == "html" else f" · {TEXT_SOURCE_LABELS.get(source.split(':')[0], source)}"
@@ -400,7 +413,9 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
                 source_file=source_file,
             ),
             text=f"Archived page {uri}, captured {_human_date(date)}.\n{text}",
-            filters=dict(filters, language=lang, text_source=source),
+            filters=guessed.mark(dict(filters, text_source=source))
+            if guessed is not None
+            else dict(filters, language=lang, text_source=source),
             search={"title": title or uri, "identifiers": uri},
         )
 
@@ -412,17 +427,17 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
             return
         if choice is not None:
             title, text = choice
-            yield finish(title, text, "", "pages.jsonl")
+            yield finish(title, text, "", source="pages.jsonl")
             return
     if text_source != "html":
         title = ctx.browser.title(uri) if ctx.browser is not None else ""
         yield finish(title or uri, text_content, "")
     elif is_html:
         extractor = ctx.extractor
+        args = (text_content, uri, ctx.languages.options if ctx.languages is not None else None)
         if extractor is None or extractor.inline_only:
-            yield finish(*_extract(text_content, uri))
+            yield finish(*_extract(*args))
         else:
-            args = (text_content, uri)
             yield _Pending(extractor.submit(*args), finish, ctx.label, record_id, args, extractor)
     else:
         yield finish(uri, text_content, "")

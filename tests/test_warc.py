@@ -96,6 +96,30 @@ def test_revisit_adds_a_capture_date_not_a_chunk(fake_services, shared_data, tmp
     assert ingest(fake_services, [path]).chunks_added == 0  # re-ingest adds nothing
 
 
+def test_a_page_stating_no_language_is_guessed_where_it_is_extracted(shared_data):
+    """In the run's extraction worker or, without one, in the reading thread: the same guess from the same
+    main text, marked as a guess; a reader given no tagger guesses nothing."""
+    from ingest.language import LanguageTagger
+
+    path = shared_data / "warc/pywb/iana.warc.gz"  # 16 pages, none with <html lang>
+    tagger = LanguageTagger()
+
+    def page_filters(**options):
+        return {
+            r.provenance.record_id: r.filters
+            for r in warc.iter_records(path, **options)
+            if isinstance(r, SourceRecord) and r.filters["format"] == "web page"
+        }
+
+    here = page_filters(languages=tagger)
+    with warc.TextExtractor() as extractor:
+        in_worker = page_filters(languages=tagger, extractor=extractor)
+    assert len(here) >= 10 and here == in_worker
+    assert {(f["language"], f["language_source"]) for f in here.values()} == {("English", "detected")}
+    assert all(0.5 <= f["language_confidence"] <= 1 for f in here.values())
+    assert not any(f.get("language") or f.get("language_source") for f in page_filters().values())
+
+
 def test_pdf_inside_a_warc_is_cited_with_its_page(shared_data):
     pdf_pages = [
         i
