@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
@@ -21,6 +21,10 @@ from ingest.stages import Bookkeeper, FileJob, FileRead, IngestSummary, Planner,
 __all__ = ["Ingestor", "IngestSummary"]
 
 FLUSH_AT = 256  # chunks buffered before one batched embed + add
+# ... or this many characters (~50 full-size web-archive chunks, a few seconds of one core): a batch of long
+# texts would otherwise hold back every file whose last chunk is in it, and the run ends on its store
+# write and all those files' bookkeeping (~3 s at the end of the shared WARC set with one 218-chunk batch).
+FLUSH_CHARS = 100_000
 MIN_FLUSH = 16  # the smallest batch handed to a free model while records keep coming
 GIL_SWITCH_S = 0.001
 READER_IDLE_S = 0.2  # no new record for this long: the reader is behind, a free model takes what is pending
@@ -137,9 +141,11 @@ class Ingestor:
         self.planner = Planner(store, manifest, embedder_name)
         self.bookkeeper = Bookkeeper(store, manifest, embedder_name)
         self._pending: list[Chunk] = []
+        self._pending_chars = 0
         # Files read to the end are finished once their chunks are stored: those whose last chunks are
-        # pending, being embedded, being written.
-        self._waiting: list[Callable[[], None]] = []
+        # pending (with how many pending chunks come up to and including their last), being embedded, being
+        # written.
+        self._waiting: list[tuple[int, Callable[[], None]]] = []
         self._after_embed: list[Callable[[], None]] = []
         self._embedding = None  # the batch the model is on: a future of (chunks, vectors, seconds)
         self._embedder: _CallerThreadExecutor | None = None
@@ -147,7 +153,7 @@ class Ingestor:
         self._bar: tqdm | None = None
         # Store writes run beside the next batch's embedding (one at a time, in order).
         self._writer: ThreadPoolExecutor | None = None
-        self._write = None
+        self._write: Future | None = None
 
     # -- public -------------------------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], sync: bool = False) -> IngestSummary:
@@ -164,6 +170,7 @@ class Ingestor:
         summary = IngestSummary()
         # nothing left from an interrupted run
         self._pending, self._waiting, self._after_embed, self._after_write = [], [], [], []
+        self._pending_chars = 0
         self._embedding = None
         # The model needs the GIL between torch ops; with the other threads busy in Python it would wait up
         # to the 5 ms default switch interval each time. Restored when the run ends.
@@ -219,6 +226,7 @@ class Ingestor:
             for _job in plan.jobs:
                 self._read_file(stream, summary, sync)
                 self._bar.update(1)
+            extractor.close(wait=False)  # everything is read: the worker exits while the last batches embed
             self._settle(summary)
         finally:
             if reader is not None:
@@ -253,9 +261,16 @@ class Ingestor:
                     continue
                 taken[entry.id] = entry.provenance.record_id
                 self._pending.append(entry)
+                self._pending_chars += len(entry.text)
                 # Full batches normally; a smaller one as soon as the model is free, so it does not wait for a
                 # full batch while the reader is behind (e.g. while a crawl's first pages are extracted).
-                if len(self._pending) >= FLUSH_AT or (len(self._pending) >= MIN_FLUSH and self._model_free()):
+                if self._write is not None and self._write.done():
+                    self._drain()  # its files' bookkeeping now, not when the next batch is handed on
+                if (
+                    len(self._pending) >= FLUSH_AT
+                    or self._pending_chars >= FLUSH_CHARS
+                    or (len(self._pending) >= MIN_FLUSH and self._model_free())
+                ):
                     self._flush(summary)
             except Exception as exc:  # noqa: BLE001 - an embedding or store failure fails this file; the batch goes on
                 error = exc
@@ -269,9 +284,12 @@ class Ingestor:
         self._when_stored(lambda: self.bookkeeper.finish(read, summary, sync))
 
     def _on_idle(self, summary: IngestSummary) -> None:
-        """The reader is behind: a free model takes what is ready rather than idle."""
+        """The reader is behind: a free model takes what is ready rather than idle; a finished write's files
+        are finished."""
         if self._pending and self._model_free():
             self._flush(summary)
+        if self._write is not None and self._write.done():
+            self._drain()
 
     def _model_free(self) -> bool:
         """No batch is being embedded: the model would idle if nothing were handed to it now."""
@@ -284,13 +302,25 @@ class Ingestor:
 
     def _advance(self, summary: IngestSummary) -> None:
         """Takes the batch being embedded (waiting for it) and hands it to the store writer."""
+        self._store(self._take_embedded(summary))
+
+    def _take_embedded(self, summary: IngestSummary):
+        """The batch being embedded, once it is: (chunks, vectors, the files finished with it), or None."""
         if self._embedding is None:
-            return
+            return None
         embedding, self._embedding = self._embedding, None
         after, self._after_embed = self._after_embed, []
         chunks, vectors, seconds = embedding.result()  # an embedding error is raised here
         summary.embed_seconds += seconds
+        return chunks, vectors, after
+
+    def _store(self, embedded) -> None:
+        """Hands an embedded batch to the store writer, after the write in flight (and its files' bookkeeping)."""
+        if embedded is None:
+            return
+        chunks, vectors, after = embedded
         self._drain()
+        assert self._writer is not None, "made by _flush() before the first batch"
         self._write = self._writer.submit(self.store.add, chunks, vectors)
         self._after_write = after
 
@@ -306,18 +336,25 @@ class Ingestor:
 
     def _settle(self, summary: IngestSummary) -> None:
         """Everything read so far embedded, stored and its files finished."""
-        self._flush(summary)
+        while self._pending:
+            self._flush(summary)
+        self._drain()  # the write before the last batch, and its files' bookkeeping, while that batch embeds
         self._advance(summary)
         self._drain()
         waiting, self._waiting = self._waiting, []
-        for finish in waiting:
+        for _, finish in waiting:
             finish()
 
     def _when_stored(self, finish: Callable[[], None]) -> None:
         """Runs finish once every chunk read so far is stored (files finish in the order they were read)."""
         if self._pending:
-            self._waiting.append(finish)
-        elif self._embedding is not None:
+            self._waiting.append((len(self._pending), finish))
+        else:
+            self._after_in_flight(finish)
+
+    def _after_in_flight(self, finish: Callable[[], None]) -> None:
+        """Runs finish once the batch being embedded and the write in flight, if any, are done."""
+        if self._embedding is not None:
             self._after_embed.append(finish)
         elif self._write is not None:
             self._after_write.append(finish)
@@ -325,29 +362,41 @@ class Ingestor:
             finish()
 
     def _flush(self, summary: IngestSummary) -> None:
-        """Hands the pending chunks to the model (after the batch before them, if it is still being embedded)."""
+        """Hands the pending chunks, up to FLUSH_AT of them and FLUSH_CHARS characters, to the model (after the
+        batch before them, if it is still being embedded); the rest stay pending."""
         if not self._pending:
             return
-        pending, self._pending = self._pending, []
+        size, chars = 0, 0
+        for chunk in self._pending[:FLUSH_AT]:
+            if size and chars + len(chunk.text) > FLUSH_CHARS:
+                break
+            size, chars = size + 1, chars + len(chunk.text)
+        pending, self._pending = self._pending[:size], self._pending[size:]
+        self._pending_chars -= chars
         existing = self.store.existing_ids([c.id for c in pending])
         new = [c for c in pending if c.id not in existing]
         summary.chunks_unchanged += len(pending) - len(new)
-        waiting, self._waiting = self._waiting, []
+        # The files whose last chunks are in this batch finish with it; the others wait for theirs.
+        waiting = [finish for count, finish in self._waiting if count <= size]
+        self._waiting = [(count - size, finish) for count, finish in self._waiting if count > size]
         if new:
             # Similar lengths side by side: the model's batches carry less padding (as encode() does for its input).
             new.sort(key=lambda c: len(c.text))
-            self._advance(summary)
+            embedded = self._take_embedded(summary)
             if self._writer is None:
                 from concurrent.futures import ThreadPoolExecutor
 
                 # Store writes run in their own thread, one at a time, in order.
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refdesk-store")
             assert self._embedder is not None, "started by ingest()"
+            # The model goes on to this batch at once; the last one's write and the bookkeeping of files
+            # finished before it (which waits for their write) run meanwhile, not while the model idles.
             self._embedding = self._embedder.submit(self._embed_batch, new)
             self._after_embed = waiting
             summary.chunks_added += len(new)
+            self._store(embedded)
         else:  # all stored already
             for finish in waiting:
-                self._when_stored(finish)
+                self._after_in_flight(finish)
         if self._bar is not None:
             self._bar.set_postfix(chunks=summary.chunks_added, refresh=False)

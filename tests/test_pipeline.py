@@ -148,6 +148,54 @@ def test_the_reader_runs_ahead_across_files(fake_services, demo_copy):
     assert summary.files == 7 and summary.files_failed == 0 and summary.records == 32
 
 
+def test_batches_are_bounded_in_characters_and_earlier_files_finish_before_the_last(
+    fake_services, demo_copy, monkeypatch
+):
+    """With the reader far ahead, everything read is not handed to the model as one batch: each holds at most
+    FLUSH_CHARS characters (or a single chunk), and a file whose chunks are all in earlier batches is
+    finished while later ones embed, not all files at the end of the run."""
+    import threading
+
+    import ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "FLUSH_CHARS", 3000)
+    manifest = fake_services.manifest()
+    ing, counter = make_ingestor(fake_services, manifest)
+    files = sorted(str(p) for p in demo_copy.iterdir())
+    all_read = threading.Event()
+    read: set[str] = set()
+    chunks = ing.chunker.chunks
+
+    def chunks_seen(record):  # runs in the reader thread
+        read.add(record.provenance.source_file)
+        if read >= set(files):
+            all_read.set()
+        return chunks(record)
+
+    events: list[tuple[str, int | str]] = []
+
+    def embed(texts):
+        if not events:
+            assert all_read.wait(10)  # the first batch waits until the reader has read every file
+        events.append(("embed", sum(map(len, texts)) if len(texts) > 1 else 0))
+        return counter(texts)
+
+    finish = ing.bookkeeper.finish
+
+    def finished(read_file, summary, sync):
+        events.append(("finish", read_file.key))
+        return finish(read_file, summary, sync)
+
+    ing.chunker.chunks, ing.embed, ing.bookkeeper.finish = chunks_seen, embed, finished
+    summary = ing.ingest(files)
+    manifest.close()
+    embeds = [i for i, (kind, _) in enumerate(events) if kind == "embed"]
+    assert len(embeds) > 2 and all(events[i][1] <= 3000 for i in embeds)
+    assert [i for i, (kind, _) in enumerate(events) if kind == "finish"][0] < embeds[-1]
+    assert sorted(key for kind, key in events if kind == "finish") == files  # each file finished once
+    assert summary.files == 7 and summary.files_failed == 0 and summary.records == 32
+
+
 def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_services, demo_copy, monkeypatch):
     """The reader is ahead of the embedding: when embedding fails part-way through a file, that file is reported
     and its unread records are passed over, never counted as the next file's."""
