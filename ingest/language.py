@@ -60,6 +60,17 @@ class GuessedLanguage:
         return filters
 
 
+# language_source of a record whose own words were read where its text was extracted and gave no guess (too
+# few letters, or no language at min_confidence): not guessed again from the record's text, whose first line
+# is refdesk's own English ("Archived page …, captured …").
+UNDETERMINED = "undetermined"
+
+
+def mark_undetermined(filters: dict) -> dict:
+    filters["language_source"] = UNDETERMINED
+    return filters
+
+
 # Every text is read again, with lingua's high-accuracy mode, over only the languages its trigram reading
 # ranked this high.
 RERANK_CANDIDATES = 5
@@ -94,6 +105,8 @@ class LanguageTagger:
         stated = str(record.filters.get("language") or "")
         if stated:
             record.filters["language"] = language_name(stated)  # "fr" from <html lang> -> "French"
+            return record
+        if record.filters.get("language_source"):  # guessed (or found undetermined) where it was extracted
             return record
         guessed = self.guess_language(self._sample(record))
         if guessed is not None:

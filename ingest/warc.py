@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -132,12 +133,41 @@ def _extract(html: str, uri: str, language_options: tuple | None = None) -> tupl
     text = trafilatura.extract(html, url=uri, include_comments=False, include_tables=False, deduplicate=False) or ""
     if len(text.split()) < MIN_WORDS:
         text = trafilatura.extract(html, url=uri, include_comments=False, include_tables=True, deduplicate=False) or ""
-    guessed = None
-    if not lang and language_options is not None and len(text.split()) >= MIN_WORDS:
-        from ingest.language import shared_tagger
-
-        guessed = shared_tagger(language_options).guess_language(text)
+    guessed = _guess(text, language_options) if not lang else None
     return title, text, lang, guessed
+
+
+def _guess(text: str, language_options: tuple | None):
+    """The guessed language of a text that will be stored (MIN_WORDS or more), or None."""
+    if language_options is None or len(text.split()) < MIN_WORDS:
+        return None
+    from ingest.language import shared_tagger
+
+    return shared_tagger(language_options).guess_language(text)
+
+
+def _pdf_page_texts(payload: bytes, language_options: tuple | None = None) -> tuple[list[tuple[int, str, Any]], str]:
+    """The pages of a PDF inside an archive, as ([(page number, text, guessed language or None)], "") for the
+    pages with MIN_WORDS or more, or ([], why) when the PDF cannot be opened. Run where pages are extracted
+    (pypdf and lingua are pure Python / hold the GIL), like _extract."""
+    from pypdf import PdfReader
+
+    from ingest.pdf import pdf_errors
+
+    broken = pdf_errors()
+    try:
+        pages = list(PdfReader(io.BytesIO(payload)).pages)
+    except broken as exc:
+        return [], f"PDF inside the archive unreadable: {exc}"
+    texts = []
+    for number, page in enumerate(pages, 1):
+        try:
+            text = (page.extract_text() or "").strip()
+        except broken:
+            text = ""
+        if len(text.split()) >= MIN_WORDS:
+            texts.append((number, text, _guess(text, language_options)))
+    return texts, ""
 
 
 DEFAULT_MAX_PAYLOAD_BYTES = 20_000_000  # settings: ingest.max_payload_bytes
@@ -154,13 +184,14 @@ class TextExtractor:
         self._pool = None
         self.inline_only = False  # set when no worker process can be started (e.g. a __main__ read from stdin)
 
-    def submit(self, html: str, uri: str, language_options: tuple | None = None):
+    def submit(self, extract, *args):
+        """extract(*args) in the worker: _extract (a page) or _pdf_page_texts (a PDF's pages)."""
         if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        return self._pool.submit(_extract, html, uri, language_options)
+        return self._pool.submit(extract, *args)
 
     def close(self, wait: bool = True) -> None:
         """wait=False: the worker exits in the background (nothing more will be submitted)."""
@@ -176,11 +207,14 @@ class TextExtractor:
 
 
 class _Pending:
-    def __init__(self, future, finish, path: str, record_id: str, args: tuple, extractor: TextExtractor):
-        self.future, self.finish, self.path, self.record_id, self.args = future, finish, path, record_id, args
-        self.extractor = extractor
+    """One archived page or PDF handed to the extraction worker; resolve() gives its items, in order."""
 
-    def resolve(self):
+    def __init__(self, extractor: TextExtractor, extract, args: tuple, finish, path: str, record_id: str):
+        self.extractor, self.extract, self.args, self.finish = extractor, extract, args, finish
+        self.path, self.record_id = path, record_id
+        self.future = extractor.submit(extract, *args)
+
+    def resolve(self) -> list:
         from concurrent.futures.process import BrokenProcessPool
 
         try:
@@ -188,11 +222,13 @@ class _Pending:
                 extracted = self.future.result()
             except BrokenProcessPool:
                 self.extractor.inline_only = True
-                extracted = _extract(*self.args)
-        except Exception as exc:  # noqa: BLE001 - trafilatura on arbitrary archived HTML: its failure skips one page, named with its type
-            return SkippedRecord(
-                path=self.path, record=self.record_id, reason=f"text extraction failed: {type(exc).__name__}: {exc}"
-            )
+                extracted = self.extract(*self.args)
+        except Exception as exc:  # noqa: BLE001 - trafilatura/pypdf on arbitrary archived content: its failure skips one record, named with its type
+            return [
+                SkippedRecord(
+                    path=self.path, record=self.record_id, reason=f"text extraction failed: {type(exc).__name__}: {exc}"
+                )
+            ]
         return self.finish(*extracted)
 
 
@@ -276,11 +312,11 @@ def iter_archive(fh: IO[bytes], ctx: ArchiveContext, size: int | None = None) ->
                 if isinstance(item, _Pending):
                     pending.append(item)
                     while len(pending) > EXTRACT_WINDOW:
-                        yield pending.popleft().resolve()
+                        yield from pending.popleft().resolve()
                 else:
                     yield item
         while pending:
-            yield pending.popleft().resolve()
+            yield from pending.popleft().resolve()
         if size is not None and iterator.offset < size and ctx.warc_name.lower().endswith(".gz"):
             # warcio stops quietly at a cut-off gzip member: say where the archive breaks.
             yield SkippedRecord(
@@ -290,7 +326,7 @@ def iter_archive(fh: IO[bytes], ctx: ArchiveContext, size: int | None = None) ->
             )
     except broken as exc:
         while pending:  # pages read before the break still count
-            yield pending.popleft().resolve()
+            yield from pending.popleft().resolve()
         raise ReaderError(
             ctx.label, f"archive breaks at byte {offset}: {type(exc).__name__}: {exc}", record=f"after byte {offset}"
         ) from exc
@@ -383,10 +419,12 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     year = re.match(r"(\d{4})", date)
     if year:
         base_filters["year"] = int(year.group(1))
+    language_options = ctx.languages.options if ctx.languages is not None else None
     if "pdf" in content_type or payload[:5] == b"%PDF-":
         ctx.register(keys, record_id)
-        yield from _pdf_pages(
-            ctx.label, payload, uri, record_id, date, locator + ctx.locator_suffix, link, source_file, base_filters
+        where = (ctx.label, uri, record_id, date, locator + ctx.locator_suffix, link, source_file, base_filters)
+        yield from _extracted(
+            ctx, _pdf_page_texts, (payload, language_options), partial(_pdf_records, *where, ctx.languages), record_id
         )
         return
     plain_resource = rtype == "resource" and "text/plain" in content_type  # e.g. text a crawler extracted
@@ -397,9 +435,12 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     ctx.register(keys, record_id)  # registered now: an identical payload later is a further capture
     filters = dict(base_filters, format="web page")
 
-    def finish(title: str, text: str, lang: str, guessed=None, source: str = text_source):
+    def finish(title: str, text: str, lang: str, guessed=None, source: str = text_source, guessed_there=False):
+        """guessed_there: the language was looked for where the text was extracted (guessed, or None)."""
         if len(text.split()) < MIN_WORDS:
             return Ignored(reason="no main text")
+        if not lang and not guessed_there and ctx.languages is not None:
+            guessed = ctx.languages.guess_language(text)  # text a browser or a page list gave: guessed here
         shown_source = "" if source == "html" else f" · {TEXT_SOURCE_LABELS.get(source.split(':')[0], source)}"
         return SourceRecord(
             provenance=Provenance(
@@ -413,9 +454,7 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
                 source_file=source_file,
             ),
             text=f"Archived page {uri}, captured {_human_date(date)}.\n{text}",
-            filters=guessed.mark(dict(filters, text_source=source))
-            if guessed is not None
-            else dict(filters, language=lang, text_source=source),
+            filters=_language(dict(filters, language=lang, text_source=source), lang, guessed, ctx.languages),
             search={"title": title or uri, "identifiers": uri},
         )
 
@@ -433,40 +472,51 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
         title = ctx.browser.title(uri) if ctx.browser is not None else ""
         yield finish(title or uri, text_content, "")
     elif is_html:
-        extractor = ctx.extractor
-        args = (text_content, uri, ctx.languages.options if ctx.languages is not None else None)
-        if extractor is None or extractor.inline_only:
-            yield finish(*_extract(*args))
-        else:
-            yield _Pending(extractor.submit(*args), finish, ctx.label, record_id, args, extractor)
+        page = partial(_page_items, finish)
+        yield from _extracted(ctx, _extract, (text_content, uri, language_options), page, record_id)
     else:
         yield finish(uri, text_content, "")
 
 
-def _pdf_pages(label: str, payload, uri, record_id, date, locator, link, source_file, filters) -> Iterator:
-    from pypdf import PdfReader
+def _extracted(ctx: ArchiveContext, extract, args: tuple, finish, record_id: str) -> Iterator:
+    """The items of finish(*extract(*args)): a _Pending for the run's extraction worker (iter_archive resolves
+    them in order), or, without one, extracted here."""
+    if ctx.extractor is None or ctx.extractor.inline_only:
+        yield from finish(*extract(*args))
+    else:
+        yield _Pending(ctx.extractor, extract, args, finish, ctx.label, record_id)
 
-    from ingest.pdf import pdf_errors
 
-    broken = pdf_errors()
-    try:
-        reader = PdfReader(io.BytesIO(payload))
-        pages = list(reader.pages)
-    except broken as exc:
-        yield SkippedRecord(path=label, record=record_id, reason=f"PDF inside the archive unreadable: {exc}")
-        return
-    for number, page in enumerate(pages, 1):
-        try:
-            text = (page.extract_text() or "").strip()
-        except broken:
-            text = ""
-        if len(text.split()) < MIN_WORDS:
-            continue
-        yield SourceRecord(
+def _page_items(finish, title: str, text: str, lang: str, guessed) -> list:
+    """An extracted page's record (or why it has none); its language was looked for where it was extracted."""
+    return [finish(title, text, lang, guessed, guessed_there=True)]
+
+
+def _language(filters: dict, stated: str, guessed, languages) -> dict:
+    """filters with the record's language: as stated, else as guessed, else (when a tagger looked) marked
+    undetermined, so the read stage does not guess again from refdesk's own first line."""
+    if stated or languages is None:
+        return filters
+    if guessed is not None:
+        return guessed.mark(filters)
+    from ingest.language import mark_undetermined
+
+    return mark_undetermined(filters)
+
+
+def _pdf_records(
+    label, uri, record_id, date, locator, link, source_file, filters, languages, pages: list, error: str
+) -> list:
+    """The records of a PDF's pages as _pdf_page_texts read them, or why there are none."""
+    if error:
+        return [SkippedRecord(path=label, record=record_id, reason=error)]
+    name = uri.rsplit("/", 1)[-1] or uri
+    return [
+        SourceRecord(
             provenance=Provenance(
                 source_type="warc",
                 record_id=f"{record_id}#page={number}",
-                title=f"{uri.rsplit('/', 1)[-1] or uri} (PDF)",
+                title=f"{name} (PDF)",
                 locator=f"{locator}, p. {number}",
                 captured=_human_date(date),
                 link=f"{link}#page={number}",
@@ -474,6 +524,8 @@ def _pdf_pages(label: str, payload, uri, record_id, date, locator, link, source_
                 source_file=source_file,
             ),
             text=f"Archived PDF {uri}, captured {_human_date(date)}, page {number}.\n{text}",
-            filters=dict(filters, format="pdf page", page=number),
-            search={"title": f"{uri.rsplit('/', 1)[-1] or uri}", "identifiers": uri},
+            filters=_language(dict(filters, format="pdf page", page=number), "", guessed, languages),
+            search={"title": name, "identifiers": uri},
         )
+        for number, text, guessed in pages
+    ]

@@ -120,6 +120,46 @@ def test_a_page_stating_no_language_is_guessed_where_it_is_extracted(shared_data
     assert not any(f.get("language") or f.get("language_source") for f in page_filters().values())
 
 
+class RecordingExtractor(warc.TextExtractor):
+    """The run's extraction worker, noting what it was handed."""
+
+    def __init__(self):
+        super().__init__()
+        self.handed: list[str] = []
+
+    def submit(self, extract, *args):
+        self.handed.append(extract.__name__)
+        return super().submit(extract, *args)
+
+
+def test_pdf_pages_in_an_archive_are_read_where_pages_are_extracted(shared_data):
+    """pypdf and lingua hold the GIL: a PDF's pages are read, and their languages guessed, in the run's
+    extraction worker, giving the records reading here gives. A page with too few words of its own is marked
+    undetermined, and the read stage does not guess it from refdesk's English first line."""
+    from ingest.language import LanguageTagger
+
+    path = shared_data / "warc/aut/example.pdf.warc.gz"  # slides: some pages hold a heading and little else
+    tagger = LanguageTagger()
+
+    def pdf_pages(**options):
+        return {
+            r.provenance.record_id: r
+            for r in warc.iter_records(path, languages=tagger, **options)
+            if isinstance(r, SourceRecord) and r.filters["format"] == "pdf page"
+        }
+
+    here = pdf_pages()
+    with RecordingExtractor() as extractor:
+        in_worker = pdf_pages(extractor=extractor)
+    assert "_pdf_page_texts" in extractor.handed
+    assert len(here) >= 20 and here == in_worker
+    sources = {r.filters["language_source"] for r in here.values()}
+    assert sources == {"detected", "undetermined"}
+    undetermined = [r for r in here.values() if r.filters["language_source"] == "undetermined"]
+    assert all(len(r.text.split("\n", 1)[1]) < 100 for r in undetermined)  # e.g. "US$7 per TB / The TL;DR"
+    assert all(not tagger.tag(r).filters.get("language") for r in undetermined)
+
+
 def test_pdf_inside_a_warc_is_cited_with_its_page(shared_data):
     pdf_pages = [
         i
