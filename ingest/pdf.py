@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import deque
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from assistant.core.types import Provenance, SkippedRecord, SourceRecord
+from ingest.language import mark_undetermined
 from ingest.registry import ReaderError
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # font-encoding chatter per page; failures are reported per page
@@ -79,12 +82,15 @@ def pdf_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRecord | SkippedRecord]:
+PAGES_PER_TASK = 8  # pages one worker task extracts: the worker opens the PDF once per task
+TASKS_AHEAD = 4  # tasks handed to the worker ahead of the pages being yielded
+
+
+def _open(path: Path):
+    """(PdfReader, page count, document title), or a ReaderError naming the file."""
     from pypdf import PdfReader
 
     broken = pdf_errors()
-
-    path = Path(path)
     try:
         with path.open("rb") as fh:
             if not fh.read(1024).lstrip().startswith(b"%PDF-"):
@@ -100,16 +106,89 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
         title = str(reader.metadata.get("/Title") or "").strip() if reader.metadata else ""
     except broken as exc:
         raise ReaderError(path, f"unreadable PDF: {type(exc).__name__}: {exc}") from exc
+    return reader, page_count, title
+
+
+def _page_lines(reader, number: int) -> tuple[list[str], str]:
+    """A page's lines in layout order, footers left out, or ([], why the page is unreadable)."""
+    try:
+        raw = reader.pages[number - 1].extract_text(extraction_mode="layout") or ""
+    except pdf_errors() as exc:  # a broken page must not lose the rest of the document
+        return [], f"unreadable page: {exc}"
+    return [line for line in raw.splitlines() if not PAGE_FOOTER.match(line)], ""
+
+
+@lru_cache(maxsize=1)
+def _worker_reader(path: str, modified_ns: int):
+    """The worker's PdfReader for the file whose pages it is handed, opened once for all its tasks."""
+    return _open(Path(path))[0]
+
+
+def _extract_pages(path: str, first: int, last: int, language_options: tuple | None, reader=None) -> list[tuple]:
+    """Pages first..last as (number, lines, why unreadable, guessed language or None). Run in the ingest's
+    extraction worker (ingest.warc.TextExtractor) when there is one: pypdf's layout extraction is pure
+    Python and lingua holds the GIL, and in the reader thread they slowed the model by a quarter on the
+    shared PDFs (README "PDF"). The language is guessed from the page's own lines, before refdesk writes
+    "Box 4, Folder 11:" into inventory rows."""
+    if reader is None:
+        reader = _worker_reader(path, Path(path).stat().st_mtime_ns)
+    tagger = None
+    if language_options is not None:
+        from ingest.language import shared_tagger
+
+        tagger = shared_tagger(language_options)
+    pages = []
+    for number in range(first, last + 1):
+        lines, error = _page_lines(reader, number)
+        text = "\n".join(lines).strip()
+        guessed = tagger.guess_language(text) if tagger is not None and text else None
+        pages.append((number, lines, error, guessed))
+    return pages
+
+
+def _pages(path: Path, reader, page_count: int, extractor, language_options) -> Iterator[tuple]:
+    """Every page as _extract_pages gives it, in order: from the worker, PAGES_PER_TASK at a time, when there
+    is one; else here."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    spans = deque(
+        (first, min(first + PAGES_PER_TASK - 1, page_count)) for first in range(1, page_count + 1, PAGES_PER_TASK)
+    )
+    if extractor is None or extractor.inline_only:
+        for first, last in spans:
+            yield from _extract_pages(str(path), first, last, language_options, reader)
+        return
+    pending: deque = deque()
+    while spans or pending:
+        while spans and len(pending) < TASKS_AHEAD:
+            first, last = spans.popleft()
+            pending.append(((first, last), extractor.submit(_extract_pages, str(path), first, last, language_options)))
+        (first, last), future = pending.popleft()
+        try:
+            yield from future.result()
+        except BrokenProcessPool:  # the worker is gone: the rest of the run extracts here
+            extractor.inline_only = True
+            for start, end in [(first, last), *(span for span, _ in pending), *spans]:
+                yield from _extract_pages(str(path), start, end, language_options, reader)
+            return
+
+
+def iter_records(
+    path: str | Path, link_template: str = "", extractor=None, languages=None
+) -> Iterator[SourceRecord | SkippedRecord]:
+    """extractor: the run's text-extraction worker (ingest.warc.TextExtractor); pages are extracted there,
+    ahead of the caller, instead of in this thread. languages: an ingest.language.LanguageTagger; each
+    page's language is guessed where it is extracted."""
+    path = Path(path)
+    reader, page_count, title = _open(path)
+    options = languages.options if languages is not None else None
     empty: list[int] = []
     box = ""
     base = path.resolve().as_uri()
-    for number in range(1, page_count + 1):
-        try:
-            raw = reader.pages[number - 1].extract_text(extraction_mode="layout") or ""
-        except broken as exc:  # a broken page must not lose the rest of the document
-            yield SkippedRecord(path=str(path), record=f"p. {number}", reason=f"unreadable page: {exc}")
+    for number, lines, error, guessed in _pages(path, reader, page_count, extractor, options):
+        if error:
+            yield SkippedRecord(path=str(path), record=f"p. {number}", reason=error)
             continue
-        lines = [line for line in raw.splitlines() if not PAGE_FOOTER.match(line)]
         lines, box, table = _inventory(lines, box)
         text = "\n".join(lines).strip()
         if not text:
@@ -121,6 +200,11 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
             if link_template
             else f"{base}#page={number}"
         )
+        filters: dict = {"format": "inventory page" if table else "pdf page", "page": number}
+        if guessed is not None:
+            guessed.mark(filters)
+        elif languages is not None:
+            mark_undetermined(filters)  # its own words gave no guess: not guessed again from the record
         yield SourceRecord(
             provenance=Provenance(
                 source_type="pdf",
@@ -132,7 +216,7 @@ def iter_records(path: str | Path, link_template: str = "") -> Iterator[SourceRe
                 source_file=str(path.resolve()),
             ),
             text=text,
-            filters={"format": "inventory page" if table else "pdf page", "page": number},
+            filters=filters,
         )
     if empty:
         pages_text = ", ".join(str(n) for n in empty[:20]) + (" …" if len(empty) > 20 else "")

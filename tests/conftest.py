@@ -104,6 +104,23 @@ def ingest(services, paths, sync=False):
         manifest.close()
 
 
+def recording_extractor():
+    """The ingest's text-extraction worker (ingest.warc.TextExtractor), noting the name of each function it
+    is handed: a test can tell that work went to the worker process."""
+    from ingest.warc import TextExtractor
+
+    class RecordingExtractor(TextExtractor):
+        def __init__(self):
+            super().__init__()
+            self.handed: list[str] = []
+
+        def submit(self, extract, *args):
+            self.handed.append(extract.__name__)
+            return super().submit(extract, *args)
+
+    return RecordingExtractor()
+
+
 # ---- real services ------------------------------------------------------------------------------
 
 

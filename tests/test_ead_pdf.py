@@ -11,7 +11,7 @@ from assistant.core.types import SkippedRecord, SourceRecord
 from assistant.services import Services
 from ingest import ead, pdf
 from ingest.registry import ReaderError, detect_format
-from tests.conftest import ingest
+from tests.conftest import ingest, recording_extractor
 
 COMPONENT_TAGS = {"c"} | {f"c{i:02d}" for i in range(1, 13)}
 
@@ -135,6 +135,32 @@ def test_pdf_inventory_carries_the_box_down_the_page(shared_data):
     assert 'Box 4, Folder 10: Oxygen Depletion, I-62 - "Data," (1962)' in text
     assert 'Box 4, Folder 11: Oxygen Depletion, I-62 - "Analysis," (undated)' in text  # box printed once, carried
     assert "Box 5, Folder 1: Harvest Curing Experiment" in text
+
+
+def test_pdf_pages_are_read_where_pages_are_extracted(shared_data):
+    """pypdf's layout extraction and lingua hold the GIL: pages are read, and their languages guessed, in the
+    ingest's extraction worker, several at a time, giving the records reading here gives (the box carried
+    across pages handed to different tasks too). A page whose own words give no guess is marked undetermined,
+    and the read stage does not guess it from the record."""
+    from ingest.language import LanguageTagger
+
+    tagger = LanguageTagger()
+
+    def pages(path, **options):
+        return [r for r in pdf.iter_records(path, languages=tagger, **options) if isinstance(r, SourceRecord)]
+
+    inventory = shared_data / "pdf/findingaid_mc00062.pdf"  # 26 pages: more than one task
+    here = pages(inventory)
+    with recording_extractor() as extractor:
+        in_worker = pages(inventory, extractor=extractor)
+    assert extractor.handed.count("_extract_pages") >= 2
+    assert len(here) == 26 and here == in_worker
+    assert {(r.filters["language"], r.filters["language_source"]) for r in here} == {("English", "detected")}
+    assert "Box 4, Folder 11:" in in_worker[6].text
+    slides = pages(shared_data / "pdf/yorkspace_cost-of-a-warc-presentation.pdf")
+    undetermined = [r for r in slides if r.filters["language_source"] == "undetermined"]
+    assert undetermined and all("language" not in r.filters for r in undetermined)
+    assert all("language" not in tagger.tag(r).filters for r in undetermined)
 
 
 def test_bad_pdfs(shared_data):

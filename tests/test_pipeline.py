@@ -115,25 +115,31 @@ def test_summary_counts_by_type(fake_services, demo_copy):
     }
 
 
-def test_the_reader_runs_ahead_across_files(fake_services, demo_copy):
-    """One reader thread goes through every file while the first is still being embedded, so a page-heavy
-    file is parsed while earlier ones embed."""
+def note_when_every_file_is_read(ingestor, files: list[str]):
+    """An Event set (in the reader thread) once the ingestor's reader has chunked a record of every file."""
     import threading
 
-    manifest = fake_services.manifest()
-    ing, counter = make_ingestor(fake_services, manifest)
-    files = sorted(str(p) for p in demo_copy.iterdir())
     read: set[str] = set()
     all_read = threading.Event()
-    chunks = ing.chunker.chunks
+    chunks = ingestor.chunker.chunks
 
-    def chunks_seen(record):  # runs in the reader thread
+    def chunks_seen(record):
         read.add(record.provenance.source_file)
         if read >= set(files):
             all_read.set()
         return chunks(record)
 
-    ing.chunker.chunks = chunks_seen
+    ingestor.chunker.chunks = chunks_seen
+    return all_read
+
+
+def test_the_reader_runs_ahead_across_files(fake_services, demo_copy):
+    """One reader thread goes through every file while the first is still being embedded, so a page-heavy
+    file is parsed while earlier ones embed."""
+    manifest = fake_services.manifest()
+    ing, counter = make_ingestor(fake_services, manifest)
+    files = sorted(str(p) for p in demo_copy.iterdir())
+    all_read = note_when_every_file_is_read(ing, files)
     waited = []
 
     def embed(texts):
@@ -154,24 +160,13 @@ def test_batches_are_bounded_in_characters_and_earlier_files_finish_before_the_l
     """With the reader far ahead, everything read is not handed to the model as one batch: each holds at most
     FLUSH_CHARS characters (or a single chunk), and a file whose chunks are all in earlier batches is
     finished while later ones embed, not all files at the end of the run."""
-    import threading
-
     import ingest.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "FLUSH_CHARS", 3000)
     manifest = fake_services.manifest()
     ing, counter = make_ingestor(fake_services, manifest)
     files = sorted(str(p) for p in demo_copy.iterdir())
-    all_read = threading.Event()
-    read: set[str] = set()
-    chunks = ing.chunker.chunks
-
-    def chunks_seen(record):  # runs in the reader thread
-        read.add(record.provenance.source_file)
-        if read >= set(files):
-            all_read.set()
-        return chunks(record)
-
+    all_read = note_when_every_file_is_read(ing, files)
     events: list[tuple[str, int | str]] = []
 
     def embed(texts):
@@ -186,7 +181,7 @@ def test_batches_are_bounded_in_characters_and_earlier_files_finish_before_the_l
         events.append(("finish", read_file.key))
         return finish(read_file, summary, sync)
 
-    ing.chunker.chunks, ing.embed, ing.bookkeeper.finish = chunks_seen, embed, finished
+    ing.embed, ing.bookkeeper.finish = embed, finished
     summary = ing.ingest(files)
     manifest.close()
     embeds = [i for i, (kind, _) in enumerate(events) if kind == "embed"]

@@ -11,7 +11,7 @@ from assistant.core.types import AlsoCaptured, Ignored, SkippedRecord, SourceRec
 from assistant.services import Services
 from ingest import warc
 from ingest.registry import ReaderError, detect_format
-from tests.conftest import ingest
+from tests.conftest import ingest, recording_extractor
 
 # Every test here extracts the text of real crawls with trafilatura: minutes, not seconds, on 2 cores.
 pytestmark = pytest.mark.slow
@@ -120,18 +120,6 @@ def test_a_page_stating_no_language_is_guessed_where_it_is_extracted(shared_data
     assert not any(f.get("language") or f.get("language_source") for f in page_filters().values())
 
 
-class RecordingExtractor(warc.TextExtractor):
-    """The run's extraction worker, noting what it was handed."""
-
-    def __init__(self):
-        super().__init__()
-        self.handed: list[str] = []
-
-    def submit(self, extract, *args):
-        self.handed.append(extract.__name__)
-        return super().submit(extract, *args)
-
-
 def test_pdf_pages_in_an_archive_are_read_where_pages_are_extracted(shared_data):
     """pypdf and lingua hold the GIL: a PDF's pages are read, and their languages guessed, in the run's
     extraction worker, giving the records reading here gives. A page with too few words of its own is marked
@@ -149,7 +137,7 @@ def test_pdf_pages_in_an_archive_are_read_where_pages_are_extracted(shared_data)
         }
 
     here = pdf_pages()
-    with RecordingExtractor() as extractor:
+    with recording_extractor() as extractor:
         in_worker = pdf_pages(extractor=extractor)
     assert "_pdf_page_texts" in extractor.handed
     assert len(here) >= 20 and here == in_worker
