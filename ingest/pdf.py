@@ -128,7 +128,7 @@ def _extract_pages(path: str, first: int, last: int, language_options: tuple | N
     """Pages first..last as (number, lines, why unreadable, guessed language or None). Run in the ingest's
     extraction worker (ingest.warc.TextExtractor) when there is one: pypdf's layout extraction is pure
     Python and lingua holds the GIL, and in the reader thread they slowed the model by a quarter on the
-    shared PDFs (README "PDF"). The language is guessed from the page's own lines, before refdesk writes
+    shared PDFs (README "Language"). The language is guessed from the page's own lines, before refdesk writes
     "Box 4, Folder 11:" into inventory rows."""
     if reader is None:
         reader = _worker_reader(path, Path(path).stat().st_mtime_ns)
