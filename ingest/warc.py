@@ -435,12 +435,10 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     ctx.register(keys, record_id)  # registered now: an identical payload later is a further capture
     filters = dict(base_filters, format="web page")
 
-    def finish(title: str, text: str, lang: str, guessed=None, source: str = text_source, guessed_there=False):
-        """guessed_there: the language was looked for where the text was extracted (guessed, or None)."""
+    def finish(title: str, text: str, lang: str, guessed=None, source: str = text_source):
+        """guessed: the language guessed where the text was extracted (None: no guess, or no tagger)."""
         if len(text.split()) < MIN_WORDS:
             return Ignored(reason="no main text")
-        if not lang and not guessed_there and ctx.languages is not None:
-            guessed = ctx.languages.guess_language(text)  # text a browser or a page list gave: guessed here
         shown_source = "" if source == "html" else f" · {TEXT_SOURCE_LABELS.get(source.split(':')[0], source)}"
         return SourceRecord(
             provenance=Provenance(
@@ -466,16 +464,16 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
             return
         if choice is not None:
             title, text = choice
-            yield finish(title, text, "", source="pages.jsonl")
+            yield finish(title, text, "", _guess(text, language_options), source="pages.jsonl")
             return
     if text_source != "html":
         title = ctx.browser.title(uri) if ctx.browser is not None else ""
-        yield finish(title or uri, text_content, "")
+        yield finish(title or uri, text_content, "", _guess(text_content, language_options))
     elif is_html:
-        page = partial(_page_items, finish)
+        page = lambda *extracted: [finish(*extracted)]  # noqa: E731 - one record per page
         yield from _extracted(ctx, _extract, (text_content, uri, language_options), page, record_id)
     else:
-        yield finish(uri, text_content, "")
+        yield finish(uri, text_content, "", _guess(text_content, language_options))
 
 
 def _extracted(ctx: ArchiveContext, extract, args: tuple, finish, record_id: str) -> Iterator:
@@ -485,11 +483,6 @@ def _extracted(ctx: ArchiveContext, extract, args: tuple, finish, record_id: str
         yield from finish(*extract(*args))
     else:
         yield _Pending(ctx.extractor, extract, args, finish, ctx.label, record_id)
-
-
-def _page_items(finish, title: str, text: str, lang: str, guessed) -> list:
-    """An extracted page's record (or why it has none); its language was looked for where it was extracted."""
-    return [finish(title, text, lang, guessed, guessed_there=True)]
 
 
 def _language(filters: dict, stated: str, guessed, languages) -> dict:
