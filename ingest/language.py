@@ -12,6 +12,8 @@ language from a guessed one. Query understanding ("in Hebrew", "French books") p
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -102,16 +104,33 @@ class LanguageTagger:
         self.sample_chars = sample_chars
 
     def tag(self, record: SourceRecord) -> SourceRecord:
+        sample = self.sample_to_guess(record)
+        if sample is not None:
+            guessed = self.guess_language(sample)
+            if guessed is not None:
+                guessed.mark(record.filters)
+        return record
+
+    def sample_to_guess(self, record: SourceRecord) -> str | None:
+        """The record's own words to guess its language from, or None when there is nothing to guess: a stated
+        language (made the English name here, in place) or one guessed where the record was extracted."""
         stated = str(record.filters.get("language") or "")
         if stated:
             record.filters["language"] = language_name(stated)  # "fr" from <html lang> -> "French"
-            return record
+            return None
         if record.filters.get("language_source"):  # guessed (or found undetermined) where it was extracted
-            return record
-        guessed = self.guess_language(self._sample(record))
-        if guessed is not None:
-            guessed.mark(record.filters)
-        return record
+            return None
+        return self._sample(record)
+
+    def tag_all(self, items: Iterable, extractor=None) -> Iterator:
+        """A reader's items, in order, each record with its language. extractor: the run's text-extraction
+        worker (ingest.warc.TextExtractor); the guesses are made there, GUESSES_PER_TASK records a task, or
+        None to guess here, one record at a time (a Ray read task is a worker of its own)."""
+        if extractor is None:
+            for item in items:
+                yield self.tag(item) if isinstance(item, SourceRecord) else item
+            return
+        yield from _WorkerGuesses(self, extractor).tagged(items)
 
     @property
     def options(self) -> tuple[float, int, int]:
@@ -154,6 +173,90 @@ class LanguageTagger:
             words = [record.provenance.title] + [v for k, v in record.fields if k not in NOT_LANGUAGE_EVIDENCE]
             return "\n".join(words)[: self.sample_chars]
         return record.text[: self.sample_chars]
+
+
+# Records whose language one task of the extraction worker guesses (a finding aid's folders: ~2 ms each),
+# tasks in flight while the reader goes on, and the records held back at most while a task fills (a
+# catalogue whose records mostly state their language passes the rest on without waiting for 64 guesses).
+GUESSES_PER_TASK = 64
+GUESS_TASKS_AHEAD = 4
+MAX_HELD_RECORDS = 512
+
+
+class _WorkerGuesses:
+    """One file's records, their languages guessed in the extraction worker, handed on in the order read.
+
+    lingua holds the GIL while it reads (Rust, called without releasing it): guessing the 17,176 shared
+    finding-aid folders in the reader thread took 30.5 s of it, which the model's Python between torch ops
+    waits for. Records wait in `held` until their task's guesses come back; items that need no guess, with
+    nothing before them waiting, pass straight on."""
+
+    def __init__(self, tagger: LanguageTagger, extractor):
+        self.tagger = tagger
+        self.extractor = extractor
+        self.held: list = []  # items read since the last task, in order
+        self.to_guess: list[tuple[SourceRecord, str]] = []  # those of them with a language to guess, and samples
+        # (items, records to mark, their samples, a future of their guesses or the guesses made here), oldest first
+        self.tasks: deque = deque()
+
+    def tagged(self, items: Iterable) -> Iterator:
+        try:
+            for item in items:
+                self.held.append(item)
+                if isinstance(item, SourceRecord):
+                    sample = self.tagger.sample_to_guess(item)
+                    if sample is not None:
+                        self.to_guess.append((item, sample))
+                if len(self.to_guess) >= GUESSES_PER_TASK or len(self.held) >= MAX_HELD_RECORDS:
+                    self._submit()
+                    while len(self.tasks) > GUESS_TASKS_AHEAD:
+                        yield from self._resolve(self.tasks.popleft())
+                elif not self.to_guess and not self.tasks:
+                    yield from self.held  # nothing before them waits for a guess
+                    self.held = []
+        except Exception:
+            yield from self._rest()  # what was read before the reader's error still counts
+            raise
+        yield from self._rest()
+
+    def _rest(self) -> Iterator:
+        self._submit()
+        while self.tasks:
+            yield from self._resolve(self.tasks.popleft())
+
+    def _submit(self) -> None:
+        if not self.held:
+            return
+        records = [record for record, _ in self.to_guess]
+        samples = [sample for _, sample in self.to_guess]
+        guesses = None
+        if samples and not self.extractor.inline_only:
+            guesses = self.extractor.submit(guess_languages, samples, self.tagger.options)
+        elif samples:
+            guesses = [self.tagger.guess_language(sample) for sample in samples]
+        self.tasks.append((self.held, records, samples, guesses))
+        self.held, self.to_guess = [], []
+
+    def _resolve(self, task) -> list:
+        from concurrent.futures.process import BrokenProcessPool
+
+        items, records, samples, guesses = task
+        if guesses is not None and not isinstance(guesses, list):
+            try:
+                guesses = guesses.result()
+            except BrokenProcessPool:  # the worker is gone: the rest of the run guesses here
+                self.extractor.inline_only = True
+                guesses = [self.tagger.guess_language(sample) for sample in samples]
+        for record, guessed in zip(records, guesses or (), strict=True):
+            if guessed is not None:
+                guessed.mark(record.filters)
+        return items
+
+
+def guess_languages(samples: list[str], options: tuple[float, int, int]) -> list[GuessedLanguage | None]:
+    """The guesses for a batch of samples, in the extraction worker (by _WorkerGuesses)."""
+    tagger = shared_tagger(options)
+    return [tagger.guess_language(sample) for sample in samples]
 
 
 @lru_cache(maxsize=4)

@@ -325,11 +325,12 @@ class ReadStage:
         worker for archived pages (ingest.warc.TextExtractor), or None to extract in this thread."""
         read = FileRead(job)
         try:
-            for item in self._items(job, payloads, extractor):
+            items = self._items(job, payloads, extractor)
+            if self.languages is not None:  # guessed in the extraction worker, when there is one
+                items = self.languages.tag_all(items, extractor)
+            for item in items:
                 if isinstance(item, SourceRecord):
-                    # Language and chunks (tokenising) here too: the embedding stage only embeds.
-                    if self.languages is not None:
-                        self.languages.tag(item)
+                    # Chunks (tokenising) here too: the embedding stage only embeds.
                     yield from read.take(item, list(self.chunker.chunks(item)))
                 else:
                     read.take(item, None)

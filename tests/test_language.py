@@ -85,3 +85,100 @@ def test_ingest_stores_the_guess_in_the_chunk_metadata(fake_services, shared_dat
     detected = [m for m in metas if m.get("language_source") == "detected"]
     assert detected and all(m["language"] == "English" for m in detected)
     assert all(isinstance(m["language_confidence"], float) for m in detected)
+
+
+class _TasksHere:
+    """The extraction worker's interface, each task run at once in this process; broken: the worker is gone."""
+
+    def __init__(self, broken: bool = False):
+        self.inline_only = False
+        self.broken = broken
+        self.tasks: list[int] = []  # samples handed in each task
+
+    def submit(self, work, samples, *args):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        self.tasks.append(len(samples))
+        future: Future = Future()
+        if self.broken:
+            future.set_exception(BrokenProcessPool("the worker died"))
+        else:
+            future.set_result(work(samples, *args))
+        return future
+
+
+def _german_and_french(shared_data) -> tuple[list[SourceRecord], SourceRecord]:
+    """Real German catalogue records, read as if nothing said so, and one whose language is stated ("fr")."""
+    german = [r for r in _real(marc, shared_data / "marc/marc4j/pride-and-prejudice-fixed.mrc")]
+    german = [_unstated(r) for r in german if r.filters.get("language") == "German" and len(r.text) > 200]
+    stated = SourceRecord(
+        provenance=Provenance(source_type="warc", record_id="s"), text="…", filters={"language": "fr"}
+    )
+    return german, stated
+
+
+def test_guesses_made_in_the_worker_come_back_in_the_order_read(tagger, shared_data):
+    """Records wait for their task's guesses; everything read after them waits too, so the reader's order
+    holds; a reader error comes after the records read before it."""
+    from assistant.core.types import Ignored
+    from ingest.language import GUESSES_PER_TASK
+    from ingest.registry import ReaderError
+
+    german, stated = _german_and_french(shared_data)
+    batch = (german * GUESSES_PER_TASK)[: GUESSES_PER_TASK + 3]  # one full task and three more
+    items = [stated, Ignored(reason="redirect"), *batch]
+
+    def reader():
+        yield from items
+        raise ReaderError("x.mrc", "cut off", record="after record 70")
+
+    worker = _TasksHere()
+    out = []
+    with pytest.raises(ReaderError, match="cut off"):
+        for item in tagger.tag_all(reader(), worker):
+            out.append(item)
+    assert out == items and worker.tasks == [GUESSES_PER_TASK, 3]
+    assert stated.filters == {"language": "French"}  # stated: named, not guessed
+    here = [tagger.tag(r.model_copy(deep=True)).filters for r in german]  # guessed in this thread
+    assert [r.filters for r in german] == here and "German" in {f["language"] for f in here}
+
+
+def test_records_with_nothing_to_guess_pass_on_at_once(tagger, shared_data):
+    """A catalogue whose records state their language: each comes out as soon as it is read, no task made."""
+    _, stated = _german_and_french(shared_data)
+    read = []
+
+    def reader():
+        for n in range(3):
+            read.append(n)
+            yield stated
+
+    worker = _TasksHere()
+    out = tagger.tag_all(reader(), worker)
+    next(out)
+    assert read == [0]
+    assert len(list(out)) == 2 and worker.tasks == []
+
+
+def test_guesses_are_made_here_once_the_worker_is_gone(tagger, shared_data):
+    german, _ = _german_and_french(shared_data)
+    worker = _TasksHere(broken=True)
+    here = [tagger.tag(r.model_copy(deep=True)).filters for r in german]
+    out = list(tagger.tag_all(iter(german), worker))
+    assert out == german and worker.inline_only
+    assert [r.filters for r in out] == here and all(f["language_source"] == "detected" for f in here)
+
+
+def test_a_finding_aid_is_guessed_in_the_extraction_worker_as_it_is_here(tagger, shared_data):
+    """The real worker process: the same guesses as in this thread, dozens of folders a task."""
+    from ingest.language import GUESSES_PER_TASK
+    from tests.conftest import recording_extractor
+
+    path = shared_data / "ead/ncsu/mc00062.xml"  # hundreds of folders: several tasks
+    here = [tagger.tag(r) if isinstance(r, SourceRecord) else r for r in ead.iter_records(path)]
+    with recording_extractor() as extractor:
+        in_worker = list(tagger.tag_all(ead.iter_records(path), extractor))
+    assert in_worker == here
+    records = sum(isinstance(r, SourceRecord) for r in here)
+    assert 2 <= extractor.handed.count("guess_languages") <= records // GUESSES_PER_TASK + 1
