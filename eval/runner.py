@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from assistant.core.errors import RefdeskError
+from assistant.core.progress import progress_for
 from eval import metrics as m
 from eval.scoring import GOOD_OUTCOMES, score_question
 from eval.testset import EvalItem, SetError, load_set
@@ -111,9 +112,14 @@ class EvalRunner:
         answers.evidence_first = self.mode == "evidence"
         started = time.perf_counter()
         with results_path.open("a", encoding="utf-8") as out:
-            for item in self._progress(todo, len(items), len(done)):
-                out.write(json.dumps(self._one(answers, item), ensure_ascii=False) + "\n")
-                out.flush()
+            progress = progress_for(self.progress, len(items), len(done), desc="questions", unit="question")
+            try:
+                for item in todo:
+                    out.write(json.dumps(self._one(answers, item), ensure_ascii=False) + "\n")
+                    out.flush()
+                    progress.advance()
+            finally:
+                progress.close()
         seconds = time.perf_counter() - started
         records = [r for r in read_results(results_path) if r["id"] in {i.id for i in items}]
         summary = summarize(records, config, errors, self.bootstrap_samples)
@@ -139,13 +145,6 @@ class EvalRunner:
 
             answer = Answer(question=item.question, error=f"{type(exc).__name__}: {exc}")
         return score_question(item, answer, self.k, self.retrieve_only)
-
-    def _progress(self, todo, total: int, done: int):
-        if not self.progress:
-            return todo
-        from tqdm import tqdm
-
-        return tqdm(todo, total=total, initial=done, desc="questions", unit="q")
 
 
 def summarize(

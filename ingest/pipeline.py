@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from tqdm import tqdm
-
+from assistant.core.progress import Progress, progress_for
 from assistant.core.types import Chunk
 from ingest.manifest import Manifest
 from ingest.stages import Bookkeeper, FileJob, FileRead, IngestSummary, Planner, ReadStage
@@ -150,7 +149,7 @@ class Ingestor:
         self._embedding = None  # the batch the model is on: a future of (chunks, vectors, seconds)
         self._embedder: _CallerThreadExecutor | None = None
         self._after_write: list[Callable[[], None]] = []  # those finished when the write in flight is done
-        self._bar: tqdm | None = None
+        self._progress: Progress | None = None
         # Store writes run beside the next batch's embedding (one at a time, in order).
         self._writer: ThreadPoolExecutor | None = None
         self._write: Future | None = None
@@ -208,13 +207,8 @@ class Ingestor:
         from ingest.warc import TextExtractor
 
         plan = self.planner.plan(paths, sync, summary)
-        self._bar = tqdm(
-            total=plan.files_total,
-            initial=plan.files_total - len(plan.jobs),
-            unit="file",
-            desc="ingest",
-            disable=not self.progress,
-            leave=False,
+        self._progress = progress_for(
+            self.progress, plan.files_total, plan.files_total - len(plan.jobs), desc="ingest", unit="file"
         )
         reader: Prefetcher | None = None
         extractor = TextExtractor()  # archived pages' text, extracted in a process of this run
@@ -225,7 +219,7 @@ class Ingestor:
             stream = iter(reader)
             for _job in plan.jobs:
                 self._read_file(stream, summary, sync)
-                self._bar.update(1)
+                self._progress.advance()
             extractor.close(wait=False)  # everything is read: the worker exits while the last batches embed
             self._settle(summary)
         finally:
@@ -237,7 +231,7 @@ class Ingestor:
                 self._drain()
                 self._writer.shutdown(wait=True)
                 self._writer = None
-            self._bar.close()
+            self._progress.close()
 
     def _read_all(self, jobs: Sequence[FileJob], payloads, extractor) -> Iterator[Chunk | FileRead]:
         """The read stage over every job in order: each file's chunks, then its FileRead."""
@@ -398,5 +392,5 @@ class Ingestor:
         else:  # all stored already
             for finish in waiting:
                 self._after_in_flight(finish)
-        if self._bar is not None:
-            self._bar.set_postfix(chunks=summary.chunks_added, refresh=False)
+        if self._progress is not None:
+            self._progress.note(chunks=summary.chunks_added)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.core.errors import RefdeskError
+from assistant.core.progress import progress_for
 from assistant.core.settings import RaySettings
 from assistant.core.types import Chunk
 from ingest.manifest import Manifest
@@ -158,7 +159,6 @@ class RayIngestor:
 
     def _run(self, groups: list[ReadGroup], files_total: int, jobs: int, summary: IngestSummary, sync: bool):
         import ray.data
-        from tqdm import tqdm
 
         cfg = self.ray_settings
         rows = [{"group": pickle.dumps(group)} for group in groups]
@@ -184,9 +184,7 @@ class RayIngestor:
                 batch_format="numpy",
             )
         )
-        bar = tqdm(
-            total=files_total, initial=files_total - jobs, unit="file", desc="ingest (ray)", disable=not self.progress
-        )
+        progress = progress_for(self.progress, files_total, files_total - jobs, desc="ingest (ray)", unit="file")
         pending: list[tuple[Chunk, np.ndarray]] = []
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
@@ -198,16 +196,17 @@ class RayIngestor:
                         pending.append((pickle.loads(data), np.frombuffer(vector, dtype=np.float32)))
                         if len(pending) >= cfg.batch_size:
                             self._write(pending, summary)
+                            progress.note(chunks=summary.chunks_added)
                         continue
                     self._write(pending, summary)
                     read: FileRead = pickle.loads(data)
                     summary.chunks_unchanged += read.already_stored
                     read.report(summary)
                     self.bookkeeper.finish(read, summary, sync)
-                    bar.update(1)
-                    bar.set_postfix(chunks=summary.chunks_added, refresh=False)
+                    progress.advance()
+                    progress.note(chunks=summary.chunks_added)
         finally:
-            bar.close()
+            progress.close()
 
     def _write(self, pending: list[tuple[Chunk, np.ndarray]], summary: IngestSummary) -> None:
         """Stores what is not stored yet (chunks written before a crash are not written twice)."""
