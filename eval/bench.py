@@ -437,13 +437,55 @@ def _fill_synthetic(source, store, size: int) -> dict:
     }
 
 
-def bench_embed(services, questions_file: str, n_texts: int = 2000, distractors: int = 3000, seed: int = 7) -> dict:
+def balanced_sample(chunks: list, n: int, seed: int) -> list:
+    """Up to n chunks drawn evenly across source types (a type with fewer leaves its share to the others):
+    a sample in the store's proportions would be mostly finding-aid folders."""
+    import random
+
+    rng = random.Random(seed)
+    by_type: dict[str, list] = {}
+    for chunk in chunks:
+        by_type.setdefault(str(chunk.metadata.get("source_type", "")), []).append(chunk)
+    for group in by_type.values():
+        rng.shuffle(group)
+    sample: list = []
+    while len(sample) < n and any(by_type.values()):
+        for source_type in sorted(by_type):
+            if by_type[source_type] and len(sample) < n:
+                sample.append(by_type[source_type].pop())
+    return sample
+
+
+def refined_static(static_embedding, store, teach: list):
+    """The static back-end refined towards the store's own (MiniLM) vectors of the `teach` chunks."""
+    import tempfile
+
+    from assistant.backends.static_embedding import StaticEmbedding, refine
+
+    found, vectors = store.vectors([c.id for c in teach])
+    text = {c.id: c.text for c in teach}
+    refined = refine(static_embedding._model, [text[i] for i in found], vectors)
+    with tempfile.TemporaryDirectory(prefix="refdesk-static-refined-") as folder:
+        refined.save_pretrained(folder)
+        return StaticEmbedding(folder)  # loaded into memory: the folder may go
+
+
+def bench_embed(
+    services,
+    questions_file: str,
+    n_texts: int = 2000,
+    distractors: int = 3000,
+    seed: int = 7,
+    refine_chunks: int = 4000,
+) -> dict:
     """Each embedding back-end on the same texts and the same questions, in one run.
 
     Speed: texts/s encoding `n_texts` chunk texts of the store, in length order. Quality: dense-only hit@5 and nDCG@10 of a
     generated set over a sub-corpus (every chunk of the set's gold records plus `distractors` other chunks of
     the store), each back-end embedding the same texts and searched exactly (numpy), so only the embedding
-    differs. The whole system's figures (hybrid, with the lexical index) come from an ingest and an
+    differs. With a MiniLM store, a fourth row: the static model refined towards MiniLM's stored vectors of
+    `refine_chunks` chunks drawn across source types from records no question asks about and outside the
+    sub-corpus (assistant/backends/static_embedding.py `refine`; the time to fit is reported). The whole system's figures (hybrid, with the lexical index) come from an ingest and an
     `eval run` per back-end (README "Benchmarks")."""
     import json
     import random
@@ -478,11 +520,21 @@ def bench_embed(services, questions_file: str, n_texts: int = 2000, distractors:
         "set": questions_file,
         "backends": {},
     }
-    for name, backend in (("torch", "huggingface"), ("onnx", "onnx"), ("static", "static")):
+    models = [("torch", "huggingface"), ("onnx", "onnx"), ("static", "static")]
+    if settings.embedding.backend == "huggingface":  # the store holds MiniLM's vectors: the refined row's teacher
+        models.append(("static-refined", "static"))
+    for name, backend in models:
         emb_settings = settings.model_copy(
             update={"embedding": settings.embedding.model_copy(update={"backend": backend})}
         )
         model = build_embedder(emb_settings.embedder)
+        if name == "static-refined":
+            # Taught on chunks of records no question asks about and outside the sub-corpus, across types.
+            in_sub = {c.id for c in sub}
+            teach = balanced_sample([c for c in rest if c.id not in in_sub], refine_chunks, seed)
+            t0 = time.perf_counter()
+            model = refined_static(model, services.store, teach)
+            out["refine"] = {"chunks": len(teach), "seconds": round(time.perf_counter() - t0, 1)}
         model.get_text_embedding_batch(sample[:8])  # warm
         t0 = time.perf_counter()
         model.get_text_embedding_batch(sample)
@@ -503,7 +555,7 @@ def bench_embed(services, questions_file: str, n_texts: int = 2000, distractors:
             "dims": int(matrix.shape[1]),
         }
     torch_row = out["backends"]["torch"]
-    for name in ("onnx", "static"):
+    for name in [n for n in out["backends"] if n != "torch"]:
         row = out["backends"][name]
         # Measured in this run, against torch on the same texts and questions.
         row["speedup"] = round(row["texts_per_s"] / torch_row["texts_per_s"], 1) if torch_row["texts_per_s"] else None
@@ -516,11 +568,11 @@ def format_embed_bench(result: dict) -> str:
     lines = [
         f"{result['texts']} texts for speed; {result['questions']} questions of {result['set']} over "
         f"{result['sub_corpus_chunks']} chunks (gold records + distractors), dense only, exact search",
-        f"{'back-end':10} {'texts/s':>9} {'hit@5':>7} {'nDCG@10':>8} {'dims':>5}",
+        f"{'back-end':15} {'texts/s':>9} {'hit@5':>7} {'nDCG@10':>8} {'dims':>5}",
     ]
     for name, row in result["backends"].items():
-        lines.append(f"{name:10} {row['texts_per_s']:>9} {row['hit@5']:>7} {row['ndcg@10']:>8} {row['dims']:>5}")
-    for name in ("onnx", "static"):
+        lines.append(f"{name:15} {row['texts_per_s']:>9} {row['hit@5']:>7} {row['ndcg@10']:>8} {row['dims']:>5}")
+    for name in [n for n in result["backends"] if n != "torch"]:
         row = result["backends"][name]
         lines.append(f"{name} ÷ torch texts/s: {row['speedup']}; hit@5 lost: {row.get('hit@5_loss')}")
     return "\n".join(lines)

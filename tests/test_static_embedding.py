@@ -76,3 +76,60 @@ def test_static_ingest_cuts_minilms_chunks_and_finds_the_asked_record(static_dir
     assert static_ids == expected
     top = services.retriever.retrieve("Who wrote Summerland?", 3)
     assert top[0].title == "Summerland"
+
+
+def word_model(vocabulary: list[str], vectors: np.ndarray):
+    """A small StaticModel over whole words (no model files needed)."""
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    tokenizer = Tokenizer(WordLevel({w: i for i, w in enumerate(vocabulary)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = Whitespace()
+    return StaticModel(vectors=vectors.astype(np.float32), tokenizer=tokenizer, normalize=True)
+
+
+def test_refining_brings_the_static_model_close_to_its_teacher_on_texts_it_never_saw():
+    """The teacher's vector for a text is not a mean of word vectors the static model holds (it is one in
+    another space, with its own weights): refined on one sample of texts, the static model's vectors for
+    other texts come close to the teacher's, and closer than the mapping alone brings them."""
+    from assistant.backends.static_embedding import refine, token_bags
+
+    rng = np.random.default_rng(3)
+    vocabulary = ["[UNK]"] + [f"w{i}" for i in range(60)]
+    start = word_model(vocabulary, rng.normal(size=(61, 6)))
+    teacher_words = rng.normal(size=(61, 10))
+
+    def texts(n):
+        return [" ".join(f"w{i}" for i in rng.integers(0, 60, size=rng.integers(3, 12))) for _ in range(n)]
+
+    def teacher(sample):
+        vectors = np.asarray(token_bags(start, sample) @ teacher_words)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def agreement(model, sample):
+        return float(np.mean(np.sum(model.encode(sample) * teacher(sample), axis=1)))
+
+    seen, unseen = texts(400), texts(200)
+    refined = refine(start, seen, teacher(seen))
+    mapped_only = refine(start, seen, teacher(seen), ridge=1e9)  # a ridge this strong leaves only the map
+    assert refined.dim == 10
+    assert agreement(refined, unseen) > 0.95
+    assert agreement(refined, unseen) > agreement(mapped_only, unseen) + 0.05
+    assert np.allclose(np.linalg.norm(refined.encode(unseen), axis=1), 1.0, atol=1e-4)
+
+
+def test_the_teaching_sample_is_drawn_across_source_types():
+    from assistant.backends.store import StoredChunk
+    from eval.bench import balanced_sample
+
+    chunks = [StoredChunk(f"ead-{i}", "folder", {"source_type": "ead"}) for i in range(900)]
+    chunks += [StoredChunk(f"marc-{i}", "record", {"source_type": "marc"}) for i in range(40)]
+    chunks += [StoredChunk(f"warc-{i}", "page", {"source_type": "warc"}) for i in range(60)]
+    sample = balanced_sample(chunks, 150, seed=1)
+    counts = {t: sum(c.metadata["source_type"] == t for c in sample) for t in ("ead", "marc", "warc")}
+    assert counts == {"ead": 55, "marc": 40, "warc": 55}  # marc gives what it lacks to the others
+    assert len({c.id for c in sample}) == 150
+    assert balanced_sample(chunks, 150, seed=1) == sample  # the same seed, the same sample
+    assert len(balanced_sample(chunks, 5000, seed=1)) == 1000

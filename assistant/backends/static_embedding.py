@@ -32,6 +32,10 @@ PCA_DIMS = 256  # model2vec's default: most of the variance, two thirds of the s
 SIF_COEFFICIENT = 1e-4  # model2vec's default
 BATCH_TOKENS = 512
 READY = "model.safetensors"
+MAX_TOKENS = 512  # StaticModel.encode's own cut
+# Ridge strength, as a share of the mean squared norm of a token bag. On the dev split (841 questions, dense
+# hit@5 over 4,232 chunks) 0.03, 0.1, 0.3 and 1 were within 0.003 of each other; 10 lost 0.04.
+REFINE_RIDGE = 0.1
 
 
 def distill(teacher_dir: str | Path, out_dir: str | Path, progress: Callable[[int, int], None] | None = None) -> Path:
@@ -66,6 +70,41 @@ def distill(teacher_dir: str | Path, out_dir: str | Path, progress: Callable[[in
     out_dir.mkdir(parents=True, exist_ok=True)
     static.save_pretrained(str(out_dir))
     return out_dir
+
+
+def token_bags(model, texts: list[str]):
+    """Each text as model2vec embeds it before its token vectors: token counts ÷ length (a sparse row)."""
+    import scipy.sparse as sp
+
+    rows, cols, vals = [], [], []
+    for row, ids in enumerate(model.tokenize(texts)):
+        ids = ids[:MAX_TOKENS]
+        if not ids:
+            continue
+        tokens, counts = np.unique(ids, return_counts=True)
+        rows.extend([row] * len(tokens))
+        cols.extend(tokens.tolist())
+        vals.extend((counts / len(ids)).tolist())
+    return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), model.embedding.shape[0]), dtype=np.float32)
+
+
+def refine(model, texts: list[str], teacher_vectors, ridge: float = REFINE_RIDGE):
+    """A StaticModel whose text vectors come close to the teacher's own for texts like `texts`
+    (tokenlearn's idea, as a ridge regression): the static space is mapped into the teacher's by least
+    squares, then each token's vector is corrected by ridge regression on what the map leaves. Solved in
+    its dual form (one system of len(texts) unknowns), so the cost grows with the sample, not the vocabulary."""
+    from model2vec import StaticModel
+
+    bags = token_bags(model, texts)
+    targets = np.asarray(teacher_vectors, dtype=np.float32)
+    start = bags @ np.asarray(model.embedding, dtype=np.float32)
+    mapping, *_ = np.linalg.lstsq(start, targets, rcond=None)
+    left = targets - start @ mapping
+    gram = (bags @ bags.T).toarray()
+    strength = ridge * float(np.trace(gram)) / max(1, len(gram))
+    dual = np.linalg.solve(gram + strength * np.eye(len(gram), dtype=np.float32), left)
+    vectors = np.asarray(model.embedding, dtype=np.float32) @ mapping + np.asarray(bags.T @ dual)
+    return StaticModel(vectors=vectors.astype(np.float32), tokenizer=model.tokenizer, normalize=True)
 
 
 def _pca(x: np.ndarray, dims: int) -> np.ndarray:
