@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from assistant.core.settings import Settings
+from assistant.core.settings import DERIVED_EMBEDDING_BACKENDS, Settings
 
 
 class Services:
@@ -138,7 +138,7 @@ class Services:
         emb = self.settings.embedding
         tokenizer = None
         # The derived models keep MiniLM's vocabulary: the same tokenizer cuts the same chunks (same ids).
-        if emb.backend in ("huggingface", "onnx", "static"):
+        if emb.backend == "huggingface" or emb.backend in DERIVED_EMBEDDING_BACKENDS:
             from assistant.backends.embeddings import resolve_model_path
 
             tokenizer = model_tokenizer(resolve_model_path(emb.model))
@@ -165,7 +165,7 @@ class Services:
             return RayIngestor(
                 self.settings.ingest.ray,
                 partial(read_stage_for, self.settings),
-                partial(embed_function_for, self.settings.embedding),
+                partial(embed_function_for, self.settings.embedder),  # with a derived model's dir filled in
                 self.store,
                 self.embedder_name,
                 manifest,

@@ -437,39 +437,6 @@ def _fill_synthetic(source, store, size: int) -> dict:
     }
 
 
-def balanced_sample(chunks: list, n: int, seed: int) -> list:
-    """Up to n chunks drawn evenly across source types (a type with fewer leaves its share to the others):
-    a sample in the store's proportions would be mostly finding-aid folders."""
-    import random
-
-    rng = random.Random(seed)
-    by_type: dict[str, list] = {}
-    for chunk in chunks:
-        by_type.setdefault(str(chunk.metadata.get("source_type", "")), []).append(chunk)
-    for group in by_type.values():
-        rng.shuffle(group)
-    sample: list = []
-    while len(sample) < n and any(by_type.values()):
-        for source_type in sorted(by_type):
-            if by_type[source_type] and len(sample) < n:
-                sample.append(by_type[source_type].pop())
-    return sample
-
-
-def refined_static(static_embedding, store, teach: list):
-    """The static back-end refined towards the store's own (MiniLM) vectors of the `teach` chunks."""
-    import tempfile
-
-    from assistant.backends.static_embedding import StaticEmbedding, refine
-
-    found, vectors = store.vectors([c.id for c in teach])
-    text = {c.id: c.text for c in teach}
-    refined = refine(static_embedding._model, [text[i] for i in found], vectors)
-    with tempfile.TemporaryDirectory(prefix="refdesk-static-refined-") as folder:
-        refined.save_pretrained(folder)
-        return StaticEmbedding(folder)  # loaded into memory: the folder may go
-
-
 def bench_embed(
     services,
     questions_file: str,
@@ -493,6 +460,7 @@ def bench_embed(
     import numpy as np
 
     from assistant.backends.embeddings import build_embedder
+    from assistant.backends.static_embedding import StaticEmbedding, balanced_sample
     from eval.metrics import hit_at_k, ndcg_at_k
 
     questions = []
@@ -533,7 +501,10 @@ def bench_embed(
             in_sub = {c.id for c in sub}
             teach = balanced_sample([c for c in rest if c.id not in in_sub], refine_chunks, seed)
             t0 = time.perf_counter()
-            model = refined_static(model, services.store, teach)
+            assert isinstance(model, StaticEmbedding)
+            found, vectors = services.store.vectors([c.id for c in teach])
+            text = {c.id: c.text for c in teach}
+            model = model.refined([text[i] for i in found], vectors)
             out["refine"] = {"chunks": len(teach), "seconds": round(time.perf_counter() - t0, 1)}
         model.get_text_embedding_batch(sample[:8])  # warm
         t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant.backends.store import ChunkStore, StoreError
+from assistant.backends.store import ChunkStore, StoreError, make_client
 from tests.conftest import ingest
 
 
@@ -94,6 +94,19 @@ def test_store_refuses_vectors_from_another_model(fake_services, demo_copy):
     ingest(fake_services, [demo_copy])
     with pytest.raises(StoreError, match="holds vectors from fake:hash"):
         ChunkStore(fake_services.store.client, fake_services.settings.store.collection, "huggingface:other")
+
+
+def test_an_empty_collection_takes_the_model_that_fills_it(fake_services, demo_copy):
+    """Opened before its model was ready, a collection holds no vectors to mix: the model that fills it names
+    it. Once it holds chunks, another model is refused."""
+    client, name = make_client(fake_services.settings), fake_services.settings.collection
+    ChunkStore(client, name, "static-refined:bundled:all-MiniLM-L6-v2")  # before `models prepare`
+    store = ChunkStore(client, name, "static-refined:bundled:all-MiniLM-L6-v2@6e413c92fe49")
+    assert store.collection.metadata["embedder"].endswith("@6e413c92fe49")
+    ingest(fake_services, [demo_copy])  # still empty: the fake model takes it
+    assert fake_services.store.count() > 0
+    with pytest.raises(StoreError, match="holds vectors from fake:hash"):
+        ChunkStore(client, name, "static-refined:bundled:all-MiniLM-L6-v2@6e413c92fe49")
 
 
 def test_summary_counts_by_type(fake_services, demo_copy):

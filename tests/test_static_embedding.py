@@ -14,6 +14,14 @@ def test_each_back_end_has_its_own_collection_and_the_static_model_lives_under_t
     static = Settings.load(data_dir=str(tmp_path), embedding=STATIC)
     assert torch.collection == "refdesk_chunks" and static.collection == "refdesk_chunks_static"
     assert static.embedder.static_dir == str(tmp_path.resolve() / "models" / "static-all-MiniLM-L6-v2")
+    refined = Settings.load(data_dir=str(tmp_path), embedding={"backend": "static-refined"}).embedder
+    # It starts from the distilled model, where the static back-end keeps it.
+    assert refined.static_dir == static.embedder.static_dir
+    assert refined.static_refined_dir == str(tmp_path.resolve() / "models" / "static-refined-all-MiniLM-L6-v2")
+    # The lexical index and the manifest describe one collection: each back-end keeps its own.
+    assert torch.lexical_path.name == "lexical.sqlite" and torch.manifest_path.name == "manifest.sqlite"
+    assert static.lexical_path.name == "lexical-refdesk_chunks_static.sqlite"
+    assert static.manifest_path.name == "manifest-refdesk_chunks_static.sqlite"
     named = Settings.load(data_dir=str(tmp_path), embedding=STATIC, store={"collection": "mine"})
     assert named.collection == "mine"  # a collection named in the settings is used as it is
 
@@ -121,8 +129,8 @@ def test_refining_brings_the_static_model_close_to_its_teacher_on_texts_it_never
 
 
 def test_the_teaching_sample_is_drawn_across_source_types():
+    from assistant.backends.static_embedding import balanced_sample
     from assistant.backends.store import StoredChunk
-    from eval.bench import balanced_sample
 
     chunks = [StoredChunk(f"ead-{i}", "folder", {"source_type": "ead"}) for i in range(900)]
     chunks += [StoredChunk(f"marc-{i}", "record", {"source_type": "marc"}) for i in range(40)]
@@ -133,3 +141,120 @@ def test_the_teaching_sample_is_drawn_across_source_types():
     assert len({c.id for c in sample}) == 150
     assert balanced_sample(chunks, 150, seed=1) == sample  # the same seed, the same sample
     assert len(balanced_sample(chunks, 5000, seed=1)) == 1000
+
+
+class WordTeacher:
+    """A made-up teacher: a text's vector is the normalised bag of its words times word vectors of its own,
+    in another space than the static model's (as MiniLM's vectors are)."""
+
+    def __init__(self, start, seed: int = 3):
+        self.start = start
+        self.words = np.random.default_rng(seed).normal(size=(start.embedding.shape[0], 10))
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        from assistant.backends.static_embedding import token_bags
+
+        vectors = np.asarray(token_bags(self.start, texts) @ self.words)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def word_texts(rng, n: int) -> list[str]:
+    return [" ".join(f"w{i}" for i in rng.integers(0, 60, size=rng.integers(3, 12))) for _ in range(n)]
+
+
+def test_models_prepare_refines_from_minilms_collection_into_a_back_end_of_its_own(tmp_path, clean_env):
+    """`refdesk models prepare` with embedding.backend = "static-refined": learns from the vectors in MiniLM's
+    collection (read, not computed), across source types; the model it writes is the back-end's, with a
+    collection and a fingerprinted name of its own; prepared again over its own chunks, it refuses."""
+    from assistant.backends.embeddings import EmbeddingError, build_embedder, embedder_name
+    from assistant.backends.models import ModelError, prepare_static_refined
+    from assistant.backends.static_embedding import refined_info
+    from assistant.core.types import Chunk, Provenance
+    from assistant.services import Services
+
+    rng = np.random.default_rng(5)
+    start = word_model(["[UNK]"] + [f"w{i}" for i in range(60)], rng.normal(size=(61, 6)))
+    start.save_pretrained(str(tmp_path / "static"))
+    teacher = WordTeacher(start)
+    refined = Settings.load(
+        data_dir=str(tmp_path / "data"),
+        embedding={"backend": "static-refined", "static_dir": str(tmp_path / "static"), "refine_chunks": 300},
+    )
+    with pytest.raises(ModelError, match="no MiniLM collection 'refdesk_chunks'"):
+        prepare_static_refined(refined)
+    with pytest.raises(EmbeddingError, match="refdesk models prepare"):
+        build_embedder(refined.embedder)  # not made on first use: it needs MiniLM's vectors
+    with pytest.raises(EmbeddingError, match="no refined static model yet"):
+        Services(refined).store.count()  # nor is its collection opened under a name without its fingerprint
+
+    minilm = Services(Settings.load(data_dir=str(tmp_path / "data")))  # the default back-end; model never loaded
+    texts = word_texts(rng, 600)
+    types = ["ead"] * 500 + ["marc"] * 60 + ["warc"] * 40
+    chunks = [
+        Chunk.make(t, Provenance(source_type=st, record_id=str(i)))
+        for i, (t, st) in enumerate(zip(texts, types, strict=True))
+    ]
+    minilm.store.add(chunks, teacher(texts).tolist())
+
+    seen: list[str] = []
+    out = prepare_static_refined(refined, log=seen.append)
+    info = refined_info(out)
+    assert info["teacher"] == "huggingface:bundled:all-MiniLM-L6-v2" and info["collection"] == "refdesk_chunks"
+    assert info["by_source_type"] == {"ead": 200, "marc": 60, "warc": 40}  # across types, not 5 in 6 folders
+    assert any("300 chunks of refdesk_chunks" in line for line in seen)
+
+    model = build_embedder(refined.embedder)
+    unseen = word_texts(rng, 200)
+    agreement = np.sum(np.asarray(model.get_text_embedding_batch(unseen)) * teacher(unseen), axis=1)
+    assert float(agreement.mean()) > 0.95
+    assert refined.collection == "refdesk_chunks_static-refined"
+    assert embedder_name(refined.embedder) == f"static-refined:bundled:all-MiniLM-L6-v2@{info['fingerprint']}"
+
+    services = Services(refined)
+    ray_embed = services.ingestor(services.manifest, engine="ray").make_embed(False)  # what a Ray actor builds
+    assert np.allclose(ray_embed(texts[:3]), model.get_text_embedding_batch(texts[:3]))
+    services.store.add(chunks[:5], model.get_text_embedding_batch(texts[:5]))
+    assert services.store.collection.metadata["embedder"].endswith(info["fingerprint"])
+    with pytest.raises(ModelError, match="already holds chunks embedded by a refined model"):
+        prepare_static_refined(refined, force=True)
+    assert refined_info(out)["fingerprint"] == info["fingerprint"]  # the model that embedded them stays
+    assert prepare_static_refined(refined) == out  # ready: nothing to do
+
+
+def test_the_refined_model_never_learns_from_the_collection_it_fills(tmp_path, clean_env):
+    from assistant.backends.models import ModelError, prepare_static_refined
+
+    named = Settings.load(data_dir=str(tmp_path), embedding={"backend": "static-refined"}, store={"collection": "mine"})
+    with pytest.raises(ModelError, match="learn from the collection it fills"):
+        prepare_static_refined(named)
+
+
+@pytest.mark.integration
+def test_the_refined_back_end_learns_from_a_minilm_ingest_and_finds_the_asked_record(
+    static_dir, real_embedder, tmp_path, clean_env, demo_copy
+):
+    """The path a library takes: ingest with MiniLM, prepare the refined model from that collection, ingest
+    the same files with it: the same chunk ids in a collection of its own, and retrieval finds the record."""
+    from assistant.backends.llm import FakeChat
+    from assistant.backends.models import prepare_static_refined
+    from assistant.backends.static_embedding import refined_info
+    from assistant.services import Services
+    from tests.conftest import catalogue_and_finding_aid, ingest
+
+    files = catalogue_and_finding_aid(demo_copy)
+    minilm = Services(Settings.load(data_dir=str(tmp_path)), llm=FakeChat(), embedder=real_embedder)
+    ingest(minilm, files)
+    settings = Settings.load(
+        data_dir=str(tmp_path), embedding={"backend": "static-refined", "static_dir": str(static_dir)}
+    )
+    out = prepare_static_refined(settings)
+    assert refined_info(out)["chunks"] == minilm.store.count()  # a small store: every chunk teaches
+    services = Services(settings, llm=FakeChat())
+    summary = ingest(services, files)
+    assert summary.files_failed == 0 and services.store.collection.name == "refdesk_chunks_static-refined"
+    assert {c.id for c in services.store.iter_chunks()} == {c.id for c in minilm.store.iter_chunks()}
+    assert services.retriever.retrieve("Who wrote Summerland?", 3)[0].title == "Summerland"
+    # MiniLM's collection keeps its own lexical index and manifest, untouched by the second ingest.
+    again = Services(Settings.load(data_dir=str(tmp_path)), llm=FakeChat(), embedder=real_embedder)
+    assert again.store.lexical.count() == again.store.count() == minilm.store.count()
+    assert ingest(again, files).files_unchanged == len(files)

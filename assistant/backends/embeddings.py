@@ -9,10 +9,15 @@ from pathlib import Path
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
+from assistant.core.errors import RefdeskError
 from assistant.core.registry import Registry
 from assistant.core.settings import EmbeddingSettings
 
 BUNDLED_PREFIX = "bundled:"
+
+
+class EmbeddingError(RefdeskError):
+    pass
 
 
 def bundled_minilm_path() -> Path:
@@ -125,6 +130,17 @@ def make_static(settings: EmbeddingSettings) -> BaseEmbedding:
     return StaticEmbedding(out, embed_batch_size=settings.batch_size)
 
 
+def make_static_refined(settings: EmbeddingSettings) -> BaseEmbedding:
+    """The static model refined towards MiniLM's vectors of the library's own chunks. Unlike the other derived
+    models it cannot be made on first use (it learns from a MiniLM collection): `refdesk models prepare`."""
+    from assistant.backends.static_embedding import READY, StaticEmbedding
+
+    out = settings.static_refined_dir
+    if not out or not (Path(out) / READY).is_file():
+        raise _not_prepared(out)
+    return StaticEmbedding(out, embed_batch_size=settings.batch_size)
+
+
 def make_onnx(settings: EmbeddingSettings) -> BaseEmbedding:
     """settings.model exported to int8 ONNX in settings.onnx_dir the first time it is asked for (~10 s)."""
     import os
@@ -146,6 +162,7 @@ EMBEDDERS = Registry(
         "huggingface": "assistant.backends.embeddings:make_huggingface",
         "onnx": "assistant.backends.embeddings:make_onnx",
         "static": "assistant.backends.embeddings:make_static",
+        "static-refined": "assistant.backends.embeddings:make_static_refined",
         "fake": "assistant.backends.embeddings:make_fake",
     },
 )
@@ -156,5 +173,22 @@ def build_embedder(settings: EmbeddingSettings) -> BaseEmbedding:
 
 
 def embedder_name(settings: EmbeddingSettings) -> str:
-    """Recorded in the store: vectors from different models must never be mixed."""
-    return f"{settings.backend}:{settings.model}"
+    """Recorded in the store: vectors from different models must never be mixed. A refined static model is
+    named by the fingerprint of its vectors too: prepared again, it is another model."""
+    name = f"{settings.backend}:{settings.model}"
+    if settings.backend == "static-refined":
+        from assistant.backends.static_embedding import refined_fingerprint
+
+        fingerprint = refined_fingerprint(settings.static_refined_dir) if settings.static_refined_dir else ""
+        if not fingerprint:
+            raise _not_prepared(settings.static_refined_dir)
+        return f"{name}@{fingerprint}"
+    return name
+
+
+def _not_prepared(model_dir: str) -> EmbeddingError:
+    where = model_dir or "embedding.static_refined_dir is unset"
+    return EmbeddingError(
+        f"{where}: no refined static model yet: run `refdesk models prepare` with embedding.backend = "
+        '"static-refined" (it learns from the chunks already embedded with MiniLM in this store)'
+    )

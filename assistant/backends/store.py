@@ -93,7 +93,11 @@ class ChunkStore:
             # A collection made before (or with other settings): search effort can change in place.
             self.collection.modify(configuration={"hnsw": {"ef_search": graph.hnsw_ef_search}})
         stored_embedder = (self.collection.metadata or {}).get("embedder")
-        if stored_embedder and stored_embedder != embedder_name:
+        if stored_embedder and stored_embedder != embedder_name and self.collection.count() == 0:
+            # No vectors to mix: a collection opened before its model was prepared (or whose chunks were all
+            # removed) takes the model that fills it.
+            self.collection.modify(metadata={"embedder": embedder_name})
+        elif stored_embedder and stored_embedder != embedder_name:
             # Mixing vectors of two models silently ruins retrieval.
             raise StoreError(
                 f"collection {collection_name!r} at {location} holds vectors from {stored_embedder}, "

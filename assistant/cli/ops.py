@@ -92,11 +92,13 @@ def cmd_serve(services, args) -> int:
 
 def cmd_models(services, args) -> int:
     from assistant.backends.embeddings import resolve_model_path
-    from assistant.backends.models import prepare_chat_model
+    from assistant.backends.models import prepare_chat_model, prepare_static_refined
 
     path = prepare_chat_model(services.settings, force=args.force)
     emb = services.settings.embedder
-    if emb.backend == "huggingface":
+    if emb.backend == "static-refined":
+        prepare_static_refined(services.settings, force=args.force, log=print)
+    elif emb.backend == "huggingface":
         print(f"embedding model ready: {resolve_model_path(emb.model)}")
     elif emb.backend == "static":
         model = services.embedder  # distils it under the data dir the first time

