@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -99,14 +100,18 @@ def _size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
-def run_engine(engine: str, catalogue: Path, data_dir: Path, extra: list[str]) -> dict:
+def run_engine(
+    engine: str, catalogue: Path, data_dir: Path, extra: list[str], env: dict[str, str] | None = None
+) -> dict:
     """`refdesk ingest` in a process of its own (a fresh store, its own peak memory)."""
     import psutil
 
     refdesk = Path(sys.executable).with_name("refdesk")
     command = [str(refdesk), "--data-dir", str(data_dir), "ingest", str(catalogue), "--json", "--engine", engine]
     started = time.perf_counter()
-    proc = subprocess.Popen([*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
     watched = psutil.Process(proc.pid)
     peak = 0.0
     while proc.poll() is None:
@@ -131,9 +136,18 @@ def run_engine(engine: str, catalogue: Path, data_dir: Path, extra: list[str]) -
     }
 
 
-def _chunk_ids(data_dir: Path) -> set[tuple[str, str]]:
-    with sqlite3.connect(data_dir / "manifest.sqlite") as db:
+def _chunk_ids(manifest: Path) -> set[tuple[str, str]]:
+    with sqlite3.connect(manifest) as db:
         return set(db.execute("SELECT chunk_id, record_id FROM chunks"))
+
+
+def model_env(settings) -> dict[str, str]:
+    """A derived embedding model where the configured data dir keeps it: each engine's fresh store uses the
+    one already prepared (a refined model cannot be made in an empty store; a distilled one would be made
+    again for each engine, inside its time)."""
+    emb = settings.embedder
+    dirs = {"static_dir": emb.static_dir, "static_refined_dir": emb.static_refined_dir, "onnx_dir": emb.onnx_dir}
+    return {f"REFDESK_EMBEDDING__{name.upper()}": path for name, path in dirs.items() if path}
 
 
 def bench_scale(
@@ -141,22 +155,32 @@ def bench_scale(
     records: int,
     per_file: int,
     engines: list[str],
+    settings=None,
     workdir: str | None = None,
     ray_address: str = "",
 ) -> dict:
+    """`settings`: what each engine's `refdesk ingest` runs with (its config file and embedding model); the
+    store is a fresh one under a temporary folder."""
+    from assistant.core.settings import Settings
+
+    settings = settings or Settings.load()
     with tempfile.TemporaryDirectory(prefix="refdesk-scale-", dir=workdir) as tmp:
         root = Path(tmp)
         made = make_catalogue([Path(s) for s in sources], root / "catalogue", records, per_file)
-        result: dict = {"catalogue": made, "engines": {}}
+        result: dict = {"catalogue": made, "embedding": settings.embedding.backend, "engines": {}}
+        env = model_env(settings)
+        if settings.config_file:
+            env["REFDESK_CONFIG"] = str(Path(settings.config_file).resolve())
         for engine in engines:
             extra = ["--ray-address", ray_address] if engine == "ray" and ray_address else []
-            result["engines"][engine] = run_engine(engine, root / "catalogue", root / engine, extra)
+            result["engines"][engine] = run_engine(engine, root / "catalogue", root / engine, extra, env)
         if {"local", "ray"} <= set(engines):
             local, ray = result["engines"]["local"], result["engines"]["ray"]
             result["ray_over_local_records_per_s"] = (
                 round(ray["records_per_s"] / local["records_per_s"], 3) if local["records_per_s"] else 0.0
             )
-            result["same_chunk_ids"] = _chunk_ids(root / "local") == _chunk_ids(root / "ray")
+            manifest = {name: settings.model_copy(update={"data_dir": root / name}).manifest_path for name in engines}
+            result["same_chunk_ids"] = _chunk_ids(manifest["local"]) == _chunk_ids(manifest["ray"])
     return result
 
 

@@ -84,3 +84,24 @@ def test_bench_scale_ingests_the_catalogue_and_measures_it(shared_data, clean_en
     assert (got["records"], got["files_failed"]) == (40, 0) and got["chunks"] >= 40
     assert got["peak_rss_mb"] > 100 and got["store_mb"] > 0 and got["records_per_s"] > 0
     assert "ray_over_local_records_per_s" not in result
+
+
+def test_bench_scale_runs_each_engine_with_the_derived_model_this_data_dir_prepared(clean_env, tmp_path):
+    """Each engine ingests into a fresh store; a derived model (a refined one cannot be made in an empty
+    store) is the one the configured data dir holds, passed to the ingest process through its environment."""
+    from assistant.core.settings import Settings
+    from eval.scale import model_env
+
+    settings = Settings.load(data_dir=str(tmp_path / "library"), embedding={"backend": "static-refined"})
+    env = model_env(settings)
+    for key, value in env.items():
+        clean_env.setenv(key, value)
+    clean_env.setenv("REFDESK_EMBEDDING__BACKEND", "static-refined")
+    fresh = Settings.load(data_dir=str(tmp_path / "scale" / "local")).embedder
+    assert fresh.static_refined_dir == str(
+        tmp_path.resolve() / "library" / "models" / "static-refined-all-MiniLM-L6-v2"
+    )
+    assert fresh.static_dir == settings.embedder.static_dir
+    assert Settings.load(data_dir=str(tmp_path / "scale" / "local")).manifest_path.name == (
+        "manifest-refdesk_chunks_static-refined.sqlite"
+    )

@@ -19,6 +19,7 @@ def cmd_bench(services, args) -> int:
             args.records,
             args.per_file,
             [e.strip() for e in args.engines.split(",") if e.strip()],
+            settings=services.settings,
             ray_address=args.ray_address,
         )
         print_json(result) if args.json else print(format_scale_bench(result))
