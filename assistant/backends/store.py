@@ -94,8 +94,8 @@ class ChunkStore:
             self.collection.modify(configuration={"hnsw": {"ef_search": graph.hnsw_ef_search}})
         stored_embedder = (self.collection.metadata or {}).get("embedder")
         if stored_embedder and stored_embedder != embedder_name and self.collection.count() == 0:
-            # No vectors to mix: a collection opened before its model was prepared (or whose chunks were all
-            # removed) takes the model that fills it.
+            # No vectors to mix: an empty collection (one whose chunks were all removed, say) takes the model
+            # that fills it. An unprepared refined model never gets here: its name cannot be made.
             self.collection.modify(metadata={"embedder": embedder_name})
         elif stored_embedder and stored_embedder != embedder_name:
             # Mixing vectors of two models silently ruins retrieval.
