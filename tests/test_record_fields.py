@@ -106,3 +106,30 @@ def test_a_record_read_whole_from_the_store_has_all_its_fields_in_order(fake_ser
     (source,) = whole_records(fake_services.store, [make_source(1, second.id, second.text, second.metadata(), 1.0)])
     assert source.fields == record.fields
     assert [cid for cid, _ in source.record_chunks] == [c.id for c in chunks]
+
+
+def test_the_chunkers_token_counts_are_minilms_own_so_chunks_and_ids_stay_the_same(shared_data, tmp_path):
+    """model_tokenizer asks the Rust tokenizer for ids (faster than transformers' wrapper): for whole records,
+    longer than the window tokenizer.json pads and cuts to, it counts what MiniLM's tokenizer counts, so the
+    chunks (and their ids) are the ones the wrapper made; a model dir without tokenizer.json uses the wrapper."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from assistant.backends.embeddings import resolve_model_path
+    from ingest.chunking import model_tokenizer
+
+    model = resolve_model_path("bundled:all-MiniLM-L6-v2")
+    wrapper = AutoTokenizer.from_pretrained(model)
+    records = _records(marc, shared_data / "marc/pymarc/test.dat") + _records(ead, shared_data / "ead/ncsu/mc00185.xml")
+    texts = [r.text for r in records]
+    assert max(len(wrapper.tokenize(t)) for t in texts) > 512  # past the file's own padding and cut
+    fast = model_tokenizer(model)
+    assert [len(fast(t)) for t in texts] == [len(wrapper.tokenize(t)) for t in texts]
+    made = Chunker(200, 20, fast)
+    before = Chunker(200, 20, wrapper.tokenize)
+    assert [c.id for r in records for c in made.chunks(r)] == [c.id for r in records for c in before.chunks(r)]
+
+    no_json = tmp_path / "model"
+    shutil.copytree(model, no_json, ignore=shutil.ignore_patterns("tokenizer.json"))
+    assert len(model_tokenizer(str(no_json))(texts[0])) == len(wrapper.tokenize(texts[0]))
