@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from llama_index.core.node_parser import SentenceSplitter
 
@@ -20,14 +21,12 @@ def model_tokenizer(model_path: str) -> Tokenizer:
     counts what it returns, and calls it for every sentence and merge: the Rust tokenizer itself is asked
     for ids, since transformers' wrapper (and its token strings) cost more per call than the tokenizing
     did (two thirds of the read stage on MARC records). Same counts, so the same chunks and chunk ids."""
-    from pathlib import Path
-
     spec = Path(model_path) / "tokenizer.json"
     if spec.is_file():
         from tokenizers import Tokenizer as RustTokenizer
 
         rust = RustTokenizer.from_file(str(spec))
-        rust.no_padding()  # the file pads and cuts to the model's window: a whole record is measured here
+        rust.no_padding()  # the file pads and cuts to 128 tokens: a whole record is measured here
         rust.no_truncation()
         return lambda text: rust.encode(text, add_special_tokens=False).ids
     from transformers import AutoTokenizer
