@@ -2,7 +2,8 @@
 
 One reader thread runs the read stage over every file in order (parsing, text extraction and chunking hold
 the GIL), the model embeds on the calling thread (torch releases it), and store writes run in a third,
-one at a time and in order; each file's bookkeeping follows once its last chunks are stored.
+one at a time, in order and WRITE_AT chunks at a time; each file's bookkeeping follows once its last chunks
+are stored.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ FLUSH_AT = 256  # chunks buffered before one batched embed + add
 # write and all those files' bookkeeping (~3 s at the end of the shared WARC set with one 218-chunk batch).
 FLUSH_CHARS = 100_000
 MIN_FLUSH = 16  # the smallest batch handed to a free model while records keep coming
+# Chunks per store write, whatever the model's batches: Chroma's add costs about twice as much per chunk in
+# batches of 25 as of 256 (145-149 against 274-304 chunks/s, 8,000 chunks into a fresh collection), and a fast
+# model (static) is handed batches of MIN_FLUSH, so writing each batch as it came made the write the cost.
+WRITE_AT = 256
 GIL_SWITCH_S = 0.001
 READER_IDLE_S = 0.2  # no new record for this long: the reader is behind, a free model takes what is pending
 
@@ -149,6 +154,9 @@ class Ingestor:
         self._embedding = None  # the batch the model is on: a future of (chunks, vectors, seconds)
         self._embedder: _CallerThreadExecutor | None = None
         self._after_write: list[Callable[[], None]] = []  # those finished when the write in flight is done
+        # Embedded batches not yet handed to the writer (chunks, vectors, the files finished with them).
+        self._unwritten: list[tuple[list[Chunk], list, list[Callable[[], None]]]] = []
+        self._unwritten_chunks = 0
         self._progress: Progress | None = None
         # Store writes run beside the next batch's embedding (one at a time, in order).
         self._writer: ThreadPoolExecutor | None = None
@@ -170,6 +178,7 @@ class Ingestor:
         # nothing left from an interrupted run
         self._pending, self._waiting, self._after_embed, self._after_write = [], [], [], []
         self._pending_chars = 0
+        self._unwritten, self._unwritten_chunks = [], 0
         self._embedding = None
         # The model needs the GIL between torch ops; with the other threads busy in Python it would wait up
         # to the 5 ms default switch interval each time. Restored when the run ends.
@@ -226,8 +235,11 @@ class Ingestor:
             if reader is not None:
                 reader.close()
             extractor.close()
-            if self._writer is not None:  # after an error: the batch in flight is dropped; its files stay unfinished
+            # After an error: the batches in flight and those kept for the writer are dropped; their files stay
+            # unfinished (read again by the next run).
+            if self._writer is not None:
                 self._embedding = None
+                self._unwritten, self._unwritten_chunks = [], 0
                 self._drain()
                 self._writer.shutdown(wait=True)
                 self._writer = None
@@ -284,6 +296,8 @@ class Ingestor:
             self._flush(summary)
         if self._write is not None and self._write.done():
             self._drain()
+        if self._unwritten and self._write is None:  # a free writer takes what is embedded, however little
+            self._submit_write()
 
     def _model_free(self) -> bool:
         """No batch is being embedded: the model would idle if nothing were handed to it now."""
@@ -295,7 +309,7 @@ class Ingestor:
         return chunks, vectors, time.perf_counter() - t0
 
     def _advance(self, summary: IngestSummary) -> None:
-        """Takes the batch being embedded (waiting for it) and hands it to the store writer."""
+        """Takes the batch being embedded (waiting for it) and keeps it for the store writer."""
         self._store(self._take_embedded(summary))
 
     def _take_embedded(self, summary: IngestSummary):
@@ -309,14 +323,26 @@ class Ingestor:
         return chunks, vectors, after
 
     def _store(self, embedded) -> None:
-        """Hands an embedded batch to the store writer, after the write in flight (and its files' bookkeeping)."""
+        """Keeps an embedded batch for the store writer; WRITE_AT chunks go to it together."""
         if embedded is None:
             return
-        chunks, vectors, after = embedded
+        self._unwritten.append(embedded)
+        self._unwritten_chunks += len(embedded[0])
+        if self._unwritten_chunks >= WRITE_AT:
+            self._submit_write()
+
+    def _submit_write(self) -> None:
+        """Hands the embedded batches kept so far to the store writer as one write, after the write in flight
+        (and its files' bookkeeping)."""
+        if not self._unwritten:
+            return
+        batches, self._unwritten, self._unwritten_chunks = self._unwritten, [], 0
         self._drain()
         assert self._writer is not None, "made by _flush() before the first batch"
+        chunks = [chunk for batch, _, _ in batches for chunk in batch]
+        vectors = [vector for _, got, _ in batches for vector in got]
         self._write = self._writer.submit(self.store.add, chunks, vectors)
-        self._after_write = after
+        self._after_write = [finish for _, _, after in batches for finish in after]
 
     def _drain(self) -> None:
         """Waits for the store write in flight (its error, if any, is raised here), then finishes the files
@@ -332,8 +358,9 @@ class Ingestor:
         """Everything read so far embedded, stored and its files finished."""
         while self._pending:
             self._flush(summary)
-        self._drain()  # the write before the last batch, and its files' bookkeeping, while that batch embeds
+        self._submit_write()  # what is embedded already, and the files finished with it, while the last batch embeds
         self._advance(summary)
+        self._submit_write()
         self._drain()
         waiting, self._waiting = self._waiting, []
         for _, finish in waiting:
@@ -347,9 +374,12 @@ class Ingestor:
             self._after_in_flight(finish)
 
     def _after_in_flight(self, finish: Callable[[], None]) -> None:
-        """Runs finish once the batch being embedded and the write in flight, if any, are done."""
+        """Runs finish once the batch being embedded, those kept for the writer and the write in flight, if any,
+        are done."""
         if self._embedding is not None:
             self._after_embed.append(finish)
+        elif self._unwritten:
+            self._unwritten[-1][2].append(finish)
         elif self._write is not None:
             self._after_write.append(finish)
         else:

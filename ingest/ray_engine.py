@@ -186,6 +186,7 @@ class RayIngestor:
         )
         progress = progress_for(self.progress, files_total, files_total - jobs, desc="ingest (ray)", unit="file")
         pending: list[tuple[Chunk, np.ndarray]] = []
+        unfinished: list[FileRead] = []  # read to the end; finished once the chunks before them are stored
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 for kind, data, vector, seconds in zip(
@@ -194,19 +195,26 @@ class RayIngestor:
                     summary.embed_seconds += float(seconds)
                     if kind == CHUNK:
                         pending.append((pickle.loads(data), np.frombuffer(vector, dtype=np.float32)))
-                        if len(pending) >= cfg.batch_size:
+                        if len(pending) >= cfg.batch_size:  # full writes only: see ingest.pipeline.WRITE_AT
                             self._write(pending, summary)
-                            progress.note(chunks=summary.chunks_added)
+                            self._finish(unfinished, summary, sync, progress)
                         continue
-                    self._write(pending, summary)
                     read: FileRead = pickle.loads(data)
                     summary.chunks_unchanged += read.already_stored
                     read.report(summary)
-                    self.bookkeeper.finish(read, summary, sync)
-                    progress.advance()
-                    progress.note(chunks=summary.chunks_added)
+                    unfinished.append(read)
+            self._write(pending, summary)
+            self._finish(unfinished, summary, sync, progress)
         finally:
             progress.close()
+
+    def _finish(self, unfinished: list[FileRead], summary: IngestSummary, sync: bool, progress) -> None:
+        """Each file's manifest entry, in the order they were read, once their chunks are stored."""
+        for read in unfinished:
+            self.bookkeeper.finish(read, summary, sync)
+            progress.advance()
+        unfinished.clear()
+        progress.note(chunks=summary.chunks_added)
 
     def _write(self, pending: list[tuple[Chunk, np.ndarray]], summary: IngestSummary) -> None:
         """Stores what is not stored yet (chunks written before a crash are not written twice)."""

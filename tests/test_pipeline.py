@@ -172,10 +172,12 @@ def test_batches_are_bounded_in_characters_and_earlier_files_finish_before_the_l
 ):
     """With the reader far ahead, everything read is not handed to the model as one batch: each holds at most
     FLUSH_CHARS characters (or a single chunk), and a file whose chunks are all in earlier batches is
-    finished while later ones embed, not all files at the end of the run."""
+    finished while later ones embed, not all files at the end of the run (writes of a few chunks here: the
+    demo corpus is smaller than one WRITE_AT)."""
     import ingest.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "FLUSH_CHARS", 3000)
+    monkeypatch.setattr(pipeline, "WRITE_AT", 4)
     manifest = fake_services.manifest()
     ing, counter = make_ingestor(fake_services, manifest)
     files = sorted(str(p) for p in demo_copy.iterdir())
@@ -202,6 +204,44 @@ def test_batches_are_bounded_in_characters_and_earlier_files_finish_before_the_l
     assert [i for i, (kind, _) in enumerate(events) if kind == "finish"][0] < embeds[-1]
     assert sorted(key for kind, key in events if kind == "finish") == files  # each file finished once
     assert summary.files == 7 and summary.files_failed == 0 and summary.records == 32
+
+
+def test_small_model_batches_are_written_together(fake_services, demo_copy, monkeypatch):
+    """A fast model is handed small batches; the store gets them WRITE_AT chunks at a time (Chroma's add costs
+    about twice as much per chunk in batches of 25 as of 256), the last write taking what is left, and every
+    file is still finished once, in order."""
+    import ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "FLUSH_AT", 3)
+    monkeypatch.setattr(pipeline, "WRITE_AT", 10)
+    monkeypatch.setattr(pipeline, "READER_IDLE_S", 60)  # no early write for a reader that is merely slow here
+    manifest = fake_services.manifest()
+    ing, counter = make_ingestor(fake_services, manifest)
+    files = sorted(str(p) for p in demo_copy.iterdir())
+    embedded: list[int] = []
+    written: list[int] = []
+    finished: list[str] = []
+    add, finish = ing.store.add, ing.bookkeeper.finish
+
+    def embed(texts):
+        embedded.append(len(texts))
+        return counter(texts)
+
+    def store_add(chunks, vectors):
+        written.append(len(chunks))
+        return add(chunks, vectors)
+
+    def finish_file(read_file, summary, sync):
+        finished.append(read_file.key)
+        return finish(read_file, summary, sync)
+
+    ing.embed, ing.store.add, ing.bookkeeper.finish = embed, store_add, finish_file
+    summary = ing.ingest(files)
+    manifest.close()
+    assert max(embedded) <= 3 and len(written) > 1
+    assert all(size >= 10 for size in written[:-1]) and 0 < written[-1]
+    assert sum(written) == sum(embedded) == summary.chunks_added
+    assert finished == files and summary.files == 7 and summary.files_failed == 0
 
 
 def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_services, demo_copy, monkeypatch):
