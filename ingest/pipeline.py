@@ -9,7 +9,7 @@ are stored.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -63,7 +63,7 @@ class Prefetcher:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             self.q.put(exc)
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Generator:
         import queue
 
         try:
@@ -94,18 +94,27 @@ class Prefetcher:
 
 class _CallerThreadExecutor:
     """Runs submitted calls on the thread that calls run(), until shutdown(): the model stays on the thread
-    that loaded it while another thread hands it batches."""
+    that loaded it while another thread hands it batches. When that thread is interrupted (Ctrl-C lands on
+    the main thread, usually while it waits here for the next batch), stop() fails what is queued and every
+    later call, so whoever waits on a batch is woken with the interrupt instead of waiting for ever."""
 
     def __init__(self):
         import queue
+        import threading
 
         self.q: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()  # a call is queued or refused, never queued after stop() emptied the queue
+        self.stopped: BaseException | None = None
 
     def submit(self, fn: Callable, *args):
         from concurrent.futures import Future
 
         future: Future = Future()
-        self.q.put((future, fn, args))
+        with self._lock:
+            if self.stopped is None:
+                self.q.put((future, fn, args))
+                return future
+        future.set_exception(self.stopped)
         return future
 
     def run(self) -> None:
@@ -121,8 +130,27 @@ class _CallerThreadExecutor:
             except BaseException as exc:  # noqa: BLE001 - the future carries it to whoever waits on it
                 future.set_exception(exc)
 
+    def stop(self, reason: BaseException) -> None:
+        """No more calls run: those queued and those submitted later fail with reason."""
+        import queue
+
+        with self._lock:
+            self.stopped = reason
+        while True:
+            try:
+                item = self.q.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None and item[0].set_running_or_notify_cancel():
+                item[0].set_exception(reason)
+
     def shutdown(self) -> None:
         self.q.put(None)
+
+
+class IngestInterrupted(KeyboardInterrupt):
+    """What the ingest thread is woken with when the model's thread was interrupted. A KeyboardInterrupt, so
+    no file is failed by it (files fail on Exception) and it ends the run wherever it lands."""
 
 
 class Ingestor:
@@ -201,7 +229,14 @@ class Ingestor:
         worker = threading.Thread(target=consume, name="refdesk-ingest", daemon=True)
         try:
             worker.start()
-            embedder.run()
+            try:
+                embedder.run()
+            except BaseException:
+                # Interrupted here, between batches or in one: the ingest thread is stopped and waited for (it
+                # finishes the write in flight and its files), so nothing of this run writes after it returns.
+                embedder.stop(IngestInterrupted("the model's thread was interrupted"))
+                worker.join()
+                raise
             worker.join()
         finally:
             sys.setswitchinterval(switch_interval)
@@ -220,6 +255,7 @@ class Ingestor:
             self.progress, plan.files_total, plan.files_total - len(plan.jobs), desc="ingest", unit="file"
         )
         reader: Prefetcher | None = None
+        stream: Generator | None = None
         extractor = TextExtractor()  # archived pages' text, extracted in a process of this run
         try:
             # One reader thread goes through all the files in order, so it never waits for the embedding
@@ -232,6 +268,8 @@ class Ingestor:
             extractor.close(wait=False)  # everything is read: the worker exits while the last batches embed
             self._settle(summary)
         finally:
+            if stream is not None:
+                stream.close()  # a generator left suspended would be closed by the collector, maybe at exit
             if reader is not None:
                 reader.close()
             extractor.close()
@@ -256,6 +294,8 @@ class Ingestor:
         error: Exception | None = None
         read: FileRead | None = None
         for entry in stream:
+            if self._embedder is not None and self._embedder.stopped is not None:
+                raise self._embedder.stopped  # interrupted: not this file's failure, the run's end
             if isinstance(entry, FileRead):
                 read = entry
                 break

@@ -244,10 +244,15 @@ def test_small_model_batches_are_written_together(fake_services, demo_copy, monk
     assert finished == files and summary.files == 7 and summary.files_failed == 0
 
 
-def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_services, demo_copy, monkeypatch):
+def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_services, demo_copy, monkeypatch, caplog):
     """The reader is ahead of the embedding: when embedding fails part-way through a file, that file is reported
-    and its unread records are passed over, never counted as the next file's."""
+    (in the log when it happens, and in the summary) and its unread records are passed over, never counted as
+    the next file's."""
+    import logging
+
     import ingest.pipeline as pipeline
+
+    monkeypatch.setattr(logging.getLogger("ingest"), "propagate", True)  # the CLI's setup_logging may have run
 
     monkeypatch.setattr(pipeline, "FLUSH_AT", 2)  # flush mid-file, so the failure comes with records still queued
     manifest = fake_services.manifest()
@@ -266,6 +271,8 @@ def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_servic
     stored = _chunks_by_file(fake_services)
     assert failed.files_failed == 1
     assert [(s.path, s.reason) for s in failed.skipped] == [(first, "RuntimeError: embedding server went away")]
+    warned = [r.getMessage() for r in caplog.records if r.name == "ingest.stages" and r.levelno == logging.WARNING]
+    assert len(warned) == 1 and first in warned[0] and "RuntimeError: embedding server went away" in warned[0]
     for f in files[1:]:  # each later file holds exactly its own chunks
         assert manifest.chunk_ids(f) == stored[f]
     manifest.close()
@@ -282,3 +289,60 @@ def _chunks_by_file(services) -> dict[str, set[str]]:
     for chunk_id, meta in zip(got["ids"], got["metadatas"], strict=True):
         by_file.setdefault(meta["source_file"], set()).add(chunk_id)
     return by_file
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_while_the_model_waits_stops_every_thread_and_the_rerun_completes(fake_services, demo_copy, monkeypatch):
+    """Ctrl-C lands on the main thread, which runs the model and is mostly waiting for the next batch when the
+    model is fast. The run must stop there: KeyboardInterrupt out of ingest(), none of its threads left
+    running (they would go on writing after the lock is released), no file recorded as failed, and a rerun
+    ends with what an uninterrupted run stores."""
+    import signal
+    import threading
+    import time
+
+    import ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "FLUSH_AT", 2)  # many small batches: the model waits between them
+    files = sorted(str(p) for p in demo_copy.iterdir())
+    interrupted = threading.Event()
+
+    def on_sigint(signum, frame):  # Python's own handler, plus a note that it ran
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    manifest = fake_services.manifest()
+    ing, counter = make_ingestor(fake_services, manifest)
+    chunks = ing.chunker.chunks
+    seen = []
+
+    def chunks_then_ctrl_c(record):  # in the reader thread
+        seen.append(record)
+        if len(seen) == 6:
+            while not (counter.texts and ing._model_free()):
+                time.sleep(0.01)
+            time.sleep(0.2)  # the main thread is back waiting for a batch
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            assert interrupted.wait(10)
+        return chunks(record)
+
+    ing.chunker.chunks = chunks_then_ctrl_c
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ing.ingest(files)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    left = [t.name for t in threading.enumerate() if t.name.startswith("refdesk-")]
+    manifest.close()
+    assert left == []
+    assert interrupted.is_set()
+    again = ingest(fake_services, files)
+    assert again.files_failed == 0 and not again.skipped
+    stored = _chunks_by_file(fake_services)
+    manifest = fake_services.manifest()
+    try:
+        assert {f: manifest.chunk_ids(f) for f in files} == {f: stored.get(f, set()) for f in files}
+    finally:
+        manifest.close()
+    assert sum(map(len, stored.values())) == fake_services.store.count() == again.chunks_added + again.chunks_unchanged
