@@ -12,6 +12,7 @@ failed part-way: what was stored stays.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from assistant.core.types import AlsoCaptured, Chunk, Ignored, SkippedRecord, So
 from ingest.chunking import Chunker
 from ingest.language import LanguageTagger
 from ingest.manifest import Manifest, file_sha256
+
+log = logging.getLogger(__name__)
 from ingest.payloads import PayloadIndex
 from ingest.registry import ReaderError, detect_format, get_reader
 
@@ -178,6 +181,14 @@ class FileRead:
         if self.error is not None:
             summary.skipped.append(self.error)
             summary.files_failed += 1
+            # Said when it happens, not only in the summary: a long run may be stopped before it prints one.
+            where = f" at {self.error.record}" if self.error.record else ""
+            log.warning(
+                "%s failed%s: %s (the run goes on; the next run reads this file again)",
+                self.error.path,
+                where,
+                self.error.reason,
+            )
 
 
 def iter_files(paths: Iterable[str | Path], summary: IngestSummary) -> Iterator[Path]:
