@@ -1,5 +1,6 @@
 """kill -9 a real `refdesk ingest` at 10 random points; every re-run must end with exactly the clean run's
-chunks, and Chroma and the manifest must agree (no orphans on either side)."""
+chunks, and Chroma and the manifest must agree (no orphans on either side). SIGTERM and Ctrl-C's SIGINT stop
+it cleanly: their exit status, every chunk the manifest names stored, and the same rerun."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ def corpus(shared: Path) -> list[str]:
     return [str(shared / "marc" / "marc4j"), str(shared / "ead" / "umn"), str(shared / "warc" / "warcio")]
 
 
+def sigint_as_in_a_terminal() -> None:
+    """A foreground command's SIGINT is the default one; a background job of a script inherits it ignored
+    (and Python then installs no KeyboardInterrupt handler), which may be how these tests were started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_ingest(data_dir: Path, paths: list[str]) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFDESK_")}
     env.update(
@@ -39,6 +46,7 @@ def run_ingest(data_dir: Path, paths: list[str]) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )
 
 
@@ -89,3 +97,34 @@ def test_kill_9_at_ten_points_then_rerun_gives_the_clean_counts(shared_data, tmp
         assert manifest == chunks, f"kill at {after_s:.1f} s: manifest and Chroma disagree"
         assert files == clean_files
     assert killed_mid_run >= 8  # the points really fell inside the runs
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_gives_the_clean_counts(shared_data, tmp_path, signum, status):
+    paths = corpus(shared_data)
+    clean_dir = tmp_path / "clean"
+    t0 = time.monotonic()
+    proc = run_ingest(clean_dir, paths)
+    _out, err = proc.communicate(timeout=600)
+    clean_s = time.monotonic() - t0
+    assert proc.returncode in (0, 1), err.decode()[-2000:]
+    clean_chunks, _, clean_files = state(clean_dir)
+
+    data_dir = tmp_path / "stopped"
+    proc = run_ingest(data_dir, paths)
+    time.sleep(clean_s / 2)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err.decode()[-2000:]
+    assert "ingest stopped" in err.decode() and "run the same command again" in err.decode()
+    chunks, manifest, files = state(data_dir)
+    assert manifest <= chunks  # every chunk of a finished file is stored (unfinished files' may be, too)
+    assert files < clean_files  # stopped part-way
+
+    rerun = run_ingest(data_dir, paths)  # the lock was released
+    _out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode in (0, 1), err.decode()[-2000:]
+    chunks, manifest, files = state(data_dir)
+    assert chunks == manifest == clean_chunks
+    assert files == clean_files

@@ -5,7 +5,20 @@ from __future__ import annotations
 from assistant.cli.common import print_json
 
 
+class IngestTerminated(KeyboardInterrupt):
+    """SIGTERM (kill, systemctl stop, a scheduler's timeout), raised on the main thread as Ctrl-C's
+    KeyboardInterrupt is, so the run stops the same way: the write in flight finishes, its files are recorded,
+    nothing of the run writes after the command returns, and the next run goes on from there."""
+
+
+def _terminated(signum, frame) -> None:
+    raise IngestTerminated
+
+
 def cmd_ingest(services, args) -> int:
+    import signal
+    import sys
+
     from ingest.pipeline import IngestSummary
 
     ingest_settings = services.settings.ingest
@@ -13,12 +26,23 @@ def cmd_ingest(services, args) -> int:
         ingest_settings.ray = ingest_settings.ray.model_copy(update={"address": args.ray_address})
     engine = args.engine or ("ray" if args.ray_address else None)
     manifest = services.manifest()
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         progress = not args.json  # a bar on a terminal, a line every 30 s in a log
         summary: IngestSummary = services.ingestor(manifest, progress=progress, engine=engine).ingest(
             args.paths, sync=args.sync
         )
+    except KeyboardInterrupt as exc:
+        stopped_by = "SIGTERM" if isinstance(exc, IngestTerminated) else "Ctrl-C"
+        print(
+            f"refdesk: ingest stopped ({stopped_by}); the files finished so far are kept: "
+            "run the same command again to go on",
+            file=sys.stderr,
+        )
+        return 143 if isinstance(exc, IngestTerminated) else 130
     finally:
+        if previous is not None:  # None: set outside Python, cannot be put back from here
+            signal.signal(signal.SIGTERM, previous)
         manifest.close()
     if args.json:
         print_json(summary.as_dict())
