@@ -185,6 +185,10 @@ class Ingestor:
         # Embedded batches not yet handed to the writer (chunks, vectors, the files finished with them).
         self._unwritten: list[tuple[list[Chunk], list, list[Callable[[], None]]]] = []
         self._unwritten_chunks = 0
+        self._writing: list[Chunk] = []  # the chunks of the write in flight
+        # Files with chunks in a batch that failed to embed or store -> (at which stage, the error).
+        self._lost: dict[str, tuple[str, Exception]] = {}
+        self._summary: IngestSummary | None = None
         self._progress: Progress | None = None
         # Store writes run beside the next batch's embedding (one at a time, in order).
         self._writer: ThreadPoolExecutor | None = None
@@ -208,6 +212,7 @@ class Ingestor:
         self._pending_chars = 0
         self._unwritten, self._unwritten_chunks = [], 0
         self._embedding = None
+        self._writing, self._lost, self._summary = [], {}, summary
         # The model needs the GIL between torch ops; with the other threads busy in Python it would wait up
         # to the 5 ms default switch interval each time. Restored when the run ends.
         switch_interval = sys.getswitchinterval()
@@ -327,7 +332,23 @@ class Ingestor:
         read.report(summary)
         # The file's last chunks go with the next batch (often the next file's): its bookkeeping waits until
         # they are stored, so the model is not handed a small batch at every file boundary.
-        self._when_stored(lambda: self.bookkeeper.finish(read, summary, sync))
+        self._when_stored(lambda: self._finish(read, summary, sync))
+
+    def _finish(self, read: FileRead, summary: IngestSummary, sync: bool) -> None:
+        """Bookkeeping for a file whose chunks are all through; one with chunks in a batch that failed to embed
+        or store is failed (recorded incomplete, read again by the next run), not recorded complete."""
+        lost = self._lost.pop(read.key, None)
+        if lost is not None and read.complete:
+            stage, exc = lost
+            read.fail(exc, record=f"chunks being {stage}")
+            read.report_error(summary)
+        self.bookkeeper.finish(read, summary, sync)
+
+    def _lose(self, chunks: Sequence[Chunk], stage: str, exc: Exception) -> None:
+        """A batch failed to embed or store: its files fail when they finish, whichever file is being read now
+        (a batch holds chunks of several files, and a file's chunks span several batches)."""
+        for chunk in chunks:
+            self._lost.setdefault(chunk.provenance.source_file, (stage, exc))
 
     def _on_idle(self, summary: IngestSummary) -> None:
         """The reader is behind: a free model takes what is ready rather than idle; a finished write's files
@@ -343,9 +364,12 @@ class Ingestor:
         """No batch is being embedded: the model would idle if nothing were handed to it now."""
         return self._embedding is None or self._embedding.done()
 
-    def _embed_batch(self, chunks: list[Chunk]) -> tuple[list[Chunk], list, float]:
+    def _embed_batch(self, chunks: list[Chunk]) -> tuple[list[Chunk], list | Exception, float]:
         t0 = time.perf_counter()
-        vectors = self.embed([c.text for c in chunks])
+        try:
+            vectors = self.embed([c.text for c in chunks])
+        except Exception as exc:  # noqa: BLE001 - returned: it fails this batch's files, and the run goes on
+            return chunks, exc, time.perf_counter() - t0
         return chunks, vectors, time.perf_counter() - t0
 
     def _advance(self, summary: IngestSummary) -> None:
@@ -358,8 +382,14 @@ class Ingestor:
             return None
         embedding, self._embedding = self._embedding, None
         after, self._after_embed = self._after_embed, []
-        chunks, vectors, seconds = embedding.result()  # an embedding error is raised here
+        chunks, vectors, seconds = embedding.result()  # an interrupt is raised here
         summary.embed_seconds += seconds
+        if isinstance(vectors, Exception):
+            self._lose(chunks, "embedded", vectors)
+            summary.chunks_added -= len(chunks)
+            for finish in after:  # after their earlier chunks' writes, as if this batch had been stored
+                self._after_in_flight(finish)
+            return None
         return chunks, vectors, after
 
     def _store(self, embedded) -> None:
@@ -382,15 +412,23 @@ class Ingestor:
         chunks = [chunk for batch, _, _ in batches for chunk in batch]
         vectors = [vector for _, got, _ in batches for vector in got]
         self._write = self._writer.submit(self.store.add, chunks, vectors)
+        self._writing = chunks
         self._after_write = [finish for _, _, after in batches for finish in after]
 
     def _drain(self) -> None:
-        """Waits for the store write in flight (its error, if any, is raised here), then finishes the files
-        whose last chunks it held."""
+        """Waits for the store write in flight, then finishes the files whose last chunks it held (failing those
+        with chunks in it, if it failed)."""
         if self._write is not None:
             write, self._write = self._write, None
             after, self._after_write = self._after_write, []
-            write.result()
+            written, self._writing = self._writing, []
+            error = write.exception()
+            if error is not None:
+                if not isinstance(error, Exception):
+                    raise error
+                assert self._summary is not None, "set by ingest()"
+                self._lose(written, "stored", error)
+                self._summary.chunks_added -= len(written)
             for finish in after:
                 finish()
 
@@ -437,9 +475,14 @@ class Ingestor:
             size, chars = size + 1, chars + len(chunk.text)
         pending, self._pending = self._pending[:size], self._pending[size:]
         self._pending_chars -= chars
-        existing = self.store.existing_ids([c.id for c in pending])
-        new = [c for c in pending if c.id not in existing]
-        summary.chunks_unchanged += len(pending) - len(new)
+        try:
+            existing = self.store.existing_ids([c.id for c in pending])
+        except Exception as exc:  # noqa: BLE001 - these chunks' files fail; the run goes on
+            self._lose(pending, "checked against the store", exc)
+            new = []
+        else:
+            new = [c for c in pending if c.id not in existing]
+            summary.chunks_unchanged += len(pending) - len(new)
         # The files whose last chunks are in this batch finish with it; the others wait for theirs.
         waiting = [finish for count, finish in self._waiting if count <= size]
         self._waiting = [(count - size, finish) for count, finish in self._waiting if count > size]

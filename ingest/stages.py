@@ -22,10 +22,10 @@ from assistant.core.types import AlsoCaptured, Chunk, Ignored, SkippedRecord, So
 from ingest.chunking import Chunker
 from ingest.language import LanguageTagger
 from ingest.manifest import Manifest, file_sha256
-
-log = logging.getLogger(__name__)
 from ingest.payloads import PayloadIndex
 from ingest.registry import ReaderError, detect_format, get_reader
+
+log = logging.getLogger(__name__)
 
 WEB_ARCHIVE_FORMATS = frozenset({"warc", "wacz"})  # their readers share one PayloadIndex across files
 
@@ -162,15 +162,18 @@ class FileRead:
             return new
         return []
 
-    def fail(self, exc: Exception) -> None:
-        """The file stops here: a ReaderError names its own place; anything else is named by its type."""
+    def fail(self, exc: Exception, record: str | None = None) -> None:
+        """The file stops here (or, with record, is found incomplete): a ReaderError names its own place;
+        anything else is named by its type."""
         if self.error is not None:
             return
         if isinstance(exc, ReaderError):
             self.error = SkippedRecord(path=exc.path, record=exc.record, reason=exc.reason)
         else:
             self.error = SkippedRecord(
-                path=self.key, record=f"after record {self.records}", reason=f"{type(exc).__name__}: {exc}"
+                path=self.key,
+                record=record if record is not None else f"after record {self.records}",
+                reason=f"{type(exc).__name__}: {exc}",
             )
 
     def report(self, summary: IngestSummary) -> None:
@@ -178,17 +181,21 @@ class FileRead:
         summary.skipped.extend(self.skipped)
         summary.left_out.update(self.left_out)
         summary.stored_elsewhere += self.stored_elsewhere
-        if self.error is not None:
-            summary.skipped.append(self.error)
-            summary.files_failed += 1
-            # Said when it happens, not only in the summary: a long run may be stopped before it prints one.
-            where = f" at {self.error.record}" if self.error.record else ""
-            log.warning(
-                "%s failed%s: %s (the run goes on; the next run reads this file again)",
-                self.error.path,
-                where,
-                self.error.reason,
-            )
+        self.report_error(summary)
+
+    def report_error(self, summary: IngestSummary) -> None:
+        """Counts the file as failed, if it is, and says so now: a long run may be stopped before its summary."""
+        if self.error is None:
+            return
+        summary.skipped.append(self.error)
+        summary.files_failed += 1
+        where = f" ({self.error.record})" if self.error.record else ""
+        log.warning(
+            "%s failed%s: %s (the run goes on; the next run reads this file again)",
+            self.error.path,
+            where,
+            self.error.reason,
+        )
 
 
 def iter_files(paths: Iterable[str | Path], summary: IngestSummary) -> Iterator[Path]:

@@ -245,9 +245,9 @@ def test_small_model_batches_are_written_together(fake_services, demo_copy, monk
 
 
 def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_services, demo_copy, monkeypatch, caplog):
-    """The reader is ahead of the embedding: when embedding fails part-way through a file, that file is reported
-    (in the log when it happens, and in the summary) and its unread records are passed over, never counted as
-    the next file's."""
+    """The reader is ahead of the embedding: when a batch of the first file fails to embed, that file is
+    reported (in the log when it happens, and in the summary) and recorded incomplete; the files after it hold
+    exactly their own chunks, and the next run completes it."""
     import logging
 
     import ingest.pipeline as pipeline
@@ -346,3 +346,45 @@ def test_ctrl_c_while_the_model_waits_stops_every_thread_and_the_rerun_completes
     finally:
         manifest.close()
     assert sum(map(len, stored.values())) == fake_services.store.count() == again.chunks_added + again.chunks_unchanged
+
+
+def test_a_failed_write_fails_every_file_with_chunks_in_it(fake_services, demo_copy, monkeypatch):
+    """A store write holds chunks of several files, and a file's chunks span several writes. When one write
+    fails, each file with chunks in it is failed (and read again by the next run), whichever file was being
+    read when the error came back: none is recorded complete with chunks missing from the store."""
+    import ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "FLUSH_AT", 2)
+    monkeypatch.setattr(pipeline, "WRITE_AT", 4)
+    monkeypatch.setattr(pipeline, "READER_IDLE_S", 60)
+    manifest = fake_services.manifest()
+    ing, _counter = make_ingestor(fake_services, manifest)
+    files = sorted(str(p) for p in demo_copy.iterdir())
+    add = ing.store.add
+    writes: list[set[str]] = []
+    lost: set[str] = set()
+
+    def store_add(chunks, vectors):
+        writes.append({c.provenance.source_file for c in chunks})
+        if len(writes[-1]) > 1 and not lost:  # the first write across a file boundary
+            lost.update(writes[-1])
+            raise RuntimeError("chroma: disk I/O error")
+        return add(chunks, vectors)
+
+    ing.store.add = store_add
+    summary = ing.ingest(files)
+    stored = _chunks_by_file(fake_services)
+    complete = [f for f in files if (entry := manifest.entry(f)) is not None and entry.sha256]
+    missing = {f: len(manifest.chunk_ids(f) - stored.get(f, set())) for f in complete}
+    manifest.close()
+    assert {f for f, n in missing.items() if n} == set()
+    failed = {s.path for s in summary.skipped}
+    assert len(lost) > 1 and lost <= failed and summary.files_failed == len(failed)
+    again = ingest(fake_services, files)
+    assert again.files_failed == 0 and again.files_unchanged == len(files) - len(failed)
+    after = _chunks_by_file(fake_services)
+    manifest = fake_services.manifest()
+    try:
+        assert all(manifest.chunk_ids(f) == after[f] for f in files)
+    finally:
+        manifest.close()
