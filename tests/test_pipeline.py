@@ -244,7 +244,7 @@ def test_small_model_batches_are_written_together(fake_services, demo_copy, monk
     assert finished == files and summary.files == 7 and summary.files_failed == 0
 
 
-def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_services, demo_copy, monkeypatch, caplog):
+def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_services, demo_copy, monkeypatch):
     """The reader is ahead of the embedding: when a batch of the first file fails to embed, that file is
     reported (in the log when it happens, and in the summary) and recorded incomplete; the files after it hold
     exactly their own chunks, and the next run completes it."""
@@ -252,7 +252,10 @@ def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_servic
 
     import ingest.pipeline as pipeline
 
-    monkeypatch.setattr(logging.getLogger("ingest"), "propagate", True)  # the CLI's setup_logging may have run
+    warnings: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = warnings.append
+    logging.getLogger("ingest.stages").addHandler(handler)  # whatever the CLI's setup_logging did before
 
     monkeypatch.setattr(pipeline, "FLUSH_AT", 2)  # flush mid-file, so the failure comes with records still queued
     manifest = fake_services.manifest()
@@ -267,11 +270,14 @@ def test_a_failure_while_storing_one_file_leaves_the_next_file_whole(fake_servic
         return counter(texts)
 
     ing.embed = embed
-    failed = ing.ingest(files)
+    try:
+        failed = ing.ingest(files)
+    finally:
+        logging.getLogger("ingest.stages").removeHandler(handler)
     stored = _chunks_by_file(fake_services)
     assert failed.files_failed == 1
     assert [(s.path, s.reason) for s in failed.skipped] == [(first, "RuntimeError: embedding server went away")]
-    warned = [r.getMessage() for r in caplog.records if r.name == "ingest.stages" and r.levelno == logging.WARNING]
+    warned = [r.getMessage() for r in warnings]
     assert len(warned) == 1 and first in warned[0] and "RuntimeError: embedding server went away" in warned[0]
     for f in files[1:]:  # each later file holds exactly its own chunks
         assert manifest.chunk_ids(f) == stored[f]
@@ -333,7 +339,8 @@ def test_ctrl_c_while_the_model_waits_stops_every_thread_and_the_rerun_completes
             ing.ingest(files)
     finally:
         signal.signal(signal.SIGINT, previous)
-    left = [t.name for t in threading.enumerate() if t.name.startswith("refdesk-")]
+    ingest_threads = ("refdesk-ingest", "refdesk-reader", "refdesk-store")
+    left = [t.name for t in threading.enumerate() if t.name.startswith(ingest_threads)]
     manifest.close()
     assert left == []
     assert interrupted.is_set()
