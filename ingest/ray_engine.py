@@ -244,6 +244,11 @@ class _RaySession:
         except ImportError as exc:
             raise RayUnavailable("the Ray engine needs Ray: pip install 'ray[data]'") from exc
         if not ray.is_initialized():
+            import signal
+            import threading
+
+            on_main_thread = threading.current_thread() is threading.main_thread()
+            sigterm = signal.getsignal(signal.SIGTERM) if on_main_thread else None
             try:
                 if self.cfg.address:
                     ray.init(
@@ -263,6 +268,10 @@ class _RaySession:
                 where = self.cfg.address or "a local cluster"
                 raise RayUnavailable(f"cannot start or reach Ray ({where}): {exc}") from exc
             self._started = True
+            if (
+                sigterm is not None
+            ):  # ray.init makes SIGTERM sys.exit(); the caller's (the CLI's clean stop) is put back
+                signal.signal(signal.SIGTERM, sigterm)
         context = ray.data.DataContext.get_current()
         self._order = context.execution_options.preserve_order
         context.execution_options.preserve_order = True

@@ -105,8 +105,18 @@ def test_ray_and_local_engines_store_the_same_chunks(ray_cluster, chroma_server,
 
 
 def test_ray_reingest_change_sync_and_resume(ray_cluster, clean_env, tmp_path, corpus):
+    import signal
+
+    def clean_stop(signum, frame):  # what `refdesk ingest` sets; ray.init would replace it with sys.exit()
+        raise KeyboardInterrupt
+
     services = _services(tmp_path, "data", {"backend": "fake", "model": "hash"}, address=ray_cluster)
-    first = _ingest(services, [corpus], "ray")
+    previous = signal.signal(signal.SIGTERM, clean_stop)
+    try:
+        first = _ingest(services, [corpus], "ray")
+        assert signal.getsignal(signal.SIGTERM) is clean_stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     stored = services.store.count()
     assert first.chunks_added == stored > 0
 

@@ -18,6 +18,7 @@ def _terminated(signum, frame) -> None:
 def cmd_ingest(services, args) -> int:
     import signal
     import sys
+    import threading
 
     from ingest.pipeline import IngestSummary
 
@@ -26,7 +27,10 @@ def cmd_ingest(services, args) -> int:
         ingest_settings.ray = ingest_settings.ray.model_copy(update={"address": args.ray_address})
     engine = args.engine or ("ray" if args.ray_address else None)
     manifest = services.manifest()
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    # Signal handlers belong to the main thread (the CLI's; main() called from another thread keeps the default).
+    previous = (
+        signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
         progress = not args.json  # a bar on a terminal, a line every 30 s in a log
         summary: IngestSummary = services.ingestor(manifest, progress=progress, engine=engine).ingest(
