@@ -18,6 +18,31 @@ class StoreError(RefdeskError):
     pass
 
 
+class StoreDamaged(StoreError):
+    """Chroma cannot load the collection's vector index: a process killed while Chroma saved it (kill -9, the
+    OOM killer, a power cut) can leave its files cut short, and Chroma has no repair for them."""
+
+    def __init__(self, collection: str, location: str, cause: BaseException):
+        super().__init__(
+            f"the vector index of collection {collection!r} at {location} cannot be loaded ({cause}). "
+            "Run `refdesk store repair --yes` to drop that collection (its vectors cannot be read back) and the "
+            "lexical index, then `refdesk ingest` on the same paths: the manifest is kept, and every file whose "
+            "chunks the store no longer holds is read and embedded again"
+        )
+
+
+def damaged_index_errors() -> tuple[type[BaseException], ...]:
+    from chromadb.errors import InternalError
+
+    return (InternalError,)
+
+
+def is_damaged_index(exc: BaseException) -> bool:
+    """Chroma's words when an HNSW segment's files cannot be read (a cut-off index_metadata.pickle says
+    "Error constructing hnsw segment reader: ... Error deserializing pickle file")."""
+    return "hnsw" in str(exc).lower()
+
+
 def unreachable_errors() -> tuple[type[BaseException], ...]:
     """What a Chroma server that went away (or restarts) raises through its HTTP client: no connection, a
     timeout, or the server's own 5xx. A 4xx (a bad filter, a missing collection) is a bug or a setup error
@@ -117,7 +142,13 @@ class ChunkStore:
             settings.lexical_path, settings.retrieval.field_weights, settings.retrieval.lexical_rank_budget
         )
         store = cls(make_client(settings), settings.collection, embedder_name, location, lexical, settings.store)
-        if lexical.count() != store.count():
+        try:
+            stored = store.count()  # the first read that loads the vector index
+        except damaged_index_errors() as exc:
+            if is_damaged_index(exc):
+                raise StoreDamaged(settings.collection, location, exc) from exc
+            raise
+        if lexical.count() != stored:
             # A new app host beside a Chroma server, a store written before the index existed, or an ingest
             # killed between its Chroma write and its index write: the store is the truth.
             store.repair_lexical()

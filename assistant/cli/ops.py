@@ -110,7 +110,63 @@ def cmd_models(services, args) -> int:
     return 0
 
 
+def cmd_store(services, args) -> int:
+    """repair: a collection whose vector index Chroma cannot load is dropped with the lexical index, so that the
+    next ingest reads its files again (the manifest is checked against the store). Not through services.store,
+    which refuses to open such a collection."""
+    from chromadb.errors import NotFoundError
+
+    from assistant.backends.lexical import LexicalIndex
+    from assistant.backends.store import damaged_index_errors, is_damaged_index, make_client
+
+    settings = services.settings
+    client = make_client(settings)
+    name = settings.collection
+    try:
+        collection = client.get_collection(name)
+    except NotFoundError:
+        print(f"no collection {name!r}: nothing to repair")
+        return 0
+    try:
+        chunks = collection.count()
+    except damaged_index_errors() as exc:
+        if not is_damaged_index(exc):
+            raise
+        damage = str(exc)
+    else:
+        print(f"collection {name!r} loads ({chunks} chunks): nothing to repair")
+        return 0
+    manifest = services.manifest()
+    try:
+        files = manifest.db.execute("SELECT count(*) FROM files").fetchone()[0]
+    finally:
+        manifest.close()
+    print(f"collection {name!r} cannot be loaded: {damage}")
+    if not args.yes:
+        print("run again with --yes to drop it and the lexical index (the manifest is kept)")
+        return 1
+    import time
+
+    started = time.perf_counter()
+    client.delete_collection(name)
+    lexical = LexicalIndex(settings.lexical_path)
+    try:
+        lexical.rebuild([])
+    finally:
+        lexical.close()
+    print(
+        f"dropped collection {name!r} and emptied the lexical index in {time.perf_counter() - started:.0f} s; "
+        f"the manifest still lists {files} files: run `refdesk ingest` on the same paths to store them again"
+    )
+    return 0
+
+
 def register(sub) -> None:
+    s = sub.add_parser("store", help="repair a store whose vector index cannot be loaded")
+    s.add_argument("action", choices=["repair"])
+    s.add_argument("--yes", action="store_true", help="really drop the damaged collection and the lexical index")
+    s.set_defaults(func=cmd_store)
+
     s = sub.add_parser("status", help="store counts and LLM reachability")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
