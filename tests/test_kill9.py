@@ -67,16 +67,23 @@ def state(data_dir: Path) -> tuple[set[str], set[str], set[str]]:
     return stored, manifest, files
 
 
-def test_kill_9_at_ten_points_then_rerun_gives_the_clean_counts(shared_data, tmp_path):
+@pytest.fixture(scope="module")
+def clean_run(shared_data, tmp_path_factory) -> tuple[list[str], float, set[str], set[str]]:
+    """One uninterrupted ingest of the corpus, shared by the tests: (paths, seconds, chunk ids, files)."""
     paths = corpus(shared_data)
-    clean_dir = tmp_path / "clean"
+    clean_dir = tmp_path_factory.mktemp("clean")
     t0 = time.monotonic()
     proc = run_ingest(clean_dir, paths)
-    out, err = proc.communicate(timeout=600)
+    _out, err = proc.communicate(timeout=600)
     clean_s = time.monotonic() - t0
     assert proc.returncode in (0, 1), err.decode()[-2000:]
     clean_chunks, clean_manifest, clean_files = state(clean_dir)
     assert clean_chunks and clean_chunks == clean_manifest
+    return paths, clean_s, clean_chunks, clean_files
+
+
+def test_kill_9_at_ten_points_then_rerun_gives_the_clean_counts(clean_run, tmp_path):
+    paths, clean_s, clean_chunks, clean_files = clean_run
 
     rng = random.Random(20261129)
     points = sorted(rng.uniform(0.2, 0.95) * clean_s for _ in range(10))
@@ -100,15 +107,8 @@ def test_kill_9_at_ten_points_then_rerun_gives_the_clean_counts(shared_data, tmp
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_gives_the_clean_counts(shared_data, tmp_path, signum, status):
-    paths = corpus(shared_data)
-    clean_dir = tmp_path / "clean"
-    t0 = time.monotonic()
-    proc = run_ingest(clean_dir, paths)
-    _out, err = proc.communicate(timeout=600)
-    clean_s = time.monotonic() - t0
-    assert proc.returncode in (0, 1), err.decode()[-2000:]
-    clean_chunks, _, clean_files = state(clean_dir)
+def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_gives_the_clean_counts(clean_run, tmp_path, signum, status):
+    paths, clean_s, clean_chunks, clean_files = clean_run
 
     data_dir = tmp_path / "stopped"
     proc = run_ingest(data_dir, paths)
