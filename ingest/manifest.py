@@ -68,6 +68,9 @@ class Manifest:
         """chunk id -> record id, for one file."""
         return dict(self.db.execute("SELECT chunk_id, record_id FROM chunks WHERE path = ?", (path,)).fetchall())
 
+    def file_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM files").fetchone()[0])
+
     def paths_under(self, folder: str) -> list[str]:
         prefix = folder.rstrip("/") + "/"
         rows = self.db.execute("SELECT path FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))

@@ -138,7 +138,7 @@ def cmd_store(services, args) -> int:
         return 0
     manifest = services.manifest()
     try:
-        files = manifest.db.execute("SELECT count(*) FROM files").fetchone()[0]
+        files = manifest.file_count()
     finally:
         manifest.close()
     print(f"collection {name!r} cannot be loaded: {damage}")
