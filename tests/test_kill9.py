@@ -1,6 +1,7 @@
 """kill -9 a real `refdesk ingest` at 10 random points; every re-run must end with exactly the clean run's
 chunks, and Chroma and the manifest must agree (no orphans on either side). SIGTERM and Ctrl-C's SIGINT stop
-it cleanly: their exit status, every chunk the manifest names stored, and the same rerun."""
+it cleanly: their exit status, every chunk the manifest names stored, and the same rerun. The Ray engine,
+stopped (SIGTERM, kill -9) after it has recorded some files, resumes to the same chunks too."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def sigint_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_ingest(data_dir: Path, paths: list[str]) -> subprocess.Popen:
+def run_ingest(data_dir: Path, paths: list[str], *options: str, **env_extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFDESK_")}
     env.update(
         REFDESK_DATA_DIR=str(data_dir),
@@ -39,15 +40,32 @@ def run_ingest(data_dir: Path, paths: list[str]) -> subprocess.Popen:
         REFDESK_EMBEDDING__MODEL="hash",
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
+        **env_extra,
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "assistant.cli", "ingest", "--json", *paths],
+        [sys.executable, "-m", "assistant.cli", "ingest", "--json", *options, *paths],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
         preexec_fn=sigint_as_in_a_terminal,
     )
+
+
+def files_recorded(data_dir: Path) -> int:
+    """Files the running ingest has recorded so far (0 before its manifest exists)."""
+    from assistant.core.settings import Settings
+
+    path = Settings.load(data_dir=str(data_dir), embedding={"backend": "fake", "model": "hash"}).manifest_path
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute("SELECT count(*) FROM files").fetchone()[0]
+    except sqlite3.OperationalError:  # its tables are not created yet
+        return 0
+    finally:
+        db.close()
 
 
 def state(data_dir: Path) -> tuple[set[str], set[str], set[str]]:
@@ -123,6 +141,38 @@ def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_gives_the_clean_counts(cl
     assert files < clean_files  # stopped part-way
 
     rerun = run_ingest(data_dir, paths)  # the lock was released
+    _out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode in (0, 1), err.decode()[-2000:]
+    chunks, manifest, files = state(data_dir)
+    assert chunks == manifest == clean_chunks
+    assert files == clean_files
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_the_ray_engine_stopped_after_recording_files_resumes_to_the_clean_chunks(
+    clean_run, ray_cluster, tmp_path, signum
+):
+    """The local engine's clean run is the reference (both engines give the same ids: test_ray_engine)."""
+    paths, _clean_s, clean_chunks, clean_files = clean_run
+    on_ray = ("--ray-address", ray_cluster)
+    small_writes = {"REFDESK_INGEST__RAY__BATCH_SIZE": "16"}  # many writes, so a stop lands between two
+
+    data_dir = tmp_path / "stopped"
+    proc = run_ingest(data_dir, paths, *on_ray, **small_writes)
+    deadline = time.monotonic() + 300
+    while files_recorded(data_dir) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    os.killpg(proc.pid, signum) if signum == signal.SIGKILL else proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=120)
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 143, err.decode()[-2000:]
+        assert "ingest stopped (SIGTERM)" in err.decode()
+    chunks, manifest, files = state(data_dir)
+    assert manifest <= chunks  # every chunk of a recorded file is stored
+    assert 0 < len(files) < len(clean_files)  # stopped part-way
+
+    rerun = run_ingest(data_dir, paths, *on_ray, **small_writes)  # the lock was released, even by kill -9
     _out, err = rerun.communicate(timeout=600)
     assert rerun.returncode in (0, 1), err.decode()[-2000:]
     chunks, manifest, files = state(data_dir)
