@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import logging
 import pickle
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,15 +199,17 @@ class RayIngestor:
                     if kind == CHUNK:
                         pending.append((pickle.loads(data), np.frombuffer(vector, dtype=np.float32)))
                         if len(pending) >= cfg.batch_size:  # full writes only: see ingest.pipeline.WRITE_AT
-                            self._write(pending, summary)
-                            self._finish(unfinished, summary, sync, progress)
+                            with stops_held():
+                                self._write(pending, summary)
+                                self._finish(unfinished, summary, sync, progress)
                         continue
                     read: FileRead = pickle.loads(data)
                     summary.chunks_unchanged += read.already_stored
                     read.report(summary)
                     unfinished.append(read)
-            self._write(pending, summary)
-            self._finish(unfinished, summary, sync, progress)
+            with stops_held():
+                self._write(pending, summary)
+                self._finish(unfinished, summary, sync, progress)
         finally:
             progress.close()
 
@@ -229,6 +234,31 @@ class RayIngestor:
             summary.chunks_added += len(new)
 
 
+@contextmanager
+def stops_held() -> Iterator[None]:
+    """Holds SIGINT and SIGTERM for the block, then acts on them as their own handlers would have, so a stop
+    lands between two writes, as in the local engine (whose writes are a thread's), never inside one.
+    The driver's writes and bookkeeping run on its main thread; off it no handler can be set, nor is needed.
+    A block that raises ends the run with its error, the held stop unacted on."""
+    held = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or None in map(signal.getsignal, held):
+        yield  # None: a handler set outside Python, which could not be put back
+        return
+    caught: list[signal.Signals] = []
+    previous = {signum: signal.signal(signum, lambda got, frame: caught.append(signal.Signals(got))) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for signum in dict.fromkeys(caught):
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, None)  # the CLI's IngestTerminated, Python's KeyboardInterrupt
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)  # what would have happened: the process ends
+
+
 class _RaySession:
     """Connects to the configured cluster, or starts a local one, for one run; Ray Data keeps rows in order."""
 
@@ -244,9 +274,6 @@ class _RaySession:
         except ImportError as exc:
             raise RayUnavailable("the Ray engine needs Ray: pip install 'ray[data]'") from exc
         if not ray.is_initialized():
-            import signal
-            import threading
-
             on_main_thread = threading.current_thread() is threading.main_thread()
             sigterm = signal.getsignal(signal.SIGTERM) if on_main_thread else None
             try:

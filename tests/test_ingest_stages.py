@@ -1,7 +1,15 @@
 """The ingest stages as units: how the Ray engine groups files for its read tasks, what a FileRead counts,
-and the synthetic catalogue of `refdesk bench scale` (read back with pymarc)."""
+how its driver holds a stop until the write in flight is done, and the synthetic catalogue of `refdesk bench
+scale` (read back with pymarc)."""
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
+
+import pytest
 
 from assistant.core.types import AlsoCaptured, Ignored, SkippedRecord
 from ingest.registry import ReaderError
@@ -32,6 +40,68 @@ def test_web_archives_are_read_in_one_group_in_plan_order():
     ]
     assert groups[1].known["/data/b.warc.gz"] == {"x"} and groups[2].known == {"/data/c.xml": {"y"}}
     assert groups[1].payloads == {"k": "holder"} and groups[0].payloads == {}
+
+
+class Stopped(KeyboardInterrupt):
+    pass
+
+
+def _stop(signum, frame):
+    raise Stopped(signum)
+
+
+def test_a_stop_during_the_ray_drivers_write_is_acted_on_after_it():
+    from ingest.ray_engine import stops_held
+
+    written = []
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        with pytest.raises(Stopped):
+            with stops_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)  # twice: acted on once
+                written.append("the whole batch")
+        assert written == ["the whole batch"]
+        assert signal.getsignal(signal.SIGTERM) is _stop  # put back
+        with pytest.raises(KeyboardInterrupt):  # Ctrl-C: Python's own handler, also after the block
+            with stops_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                written.append("the next batch")
+        assert written[-1] == "the next batch"
+        with stops_held():  # nothing sent, nothing raised
+            written.append("the last batch")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_off_the_main_thread_stops_are_not_held():
+    from ingest.ray_engine import stops_held
+
+    entered = []
+
+    def write():
+        with stops_held():  # signal.signal would raise ValueError here
+            entered.append(True)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join()
+    assert entered == [True]
+
+
+def test_a_default_sigterm_held_during_the_write_still_ends_the_process_after_it():
+    code = (
+        "import os, signal\n"
+        "from ingest.ray_engine import stops_held\n"
+        "with stops_held():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    print('written', flush=True)\n"
+        "print('went on')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert done.stdout == "written\n"
 
 
 def test_file_read_counts_what_the_reader_yields():
