@@ -68,6 +68,10 @@ class Manifest:
         """chunk id -> record id, for one file."""
         return dict(self.db.execute("SELECT chunk_id, record_id FROM chunks WHERE path = ?", (path,)).fetchall())
 
+    def all_chunk_ids(self) -> set[str]:
+        """Every chunk id of every file: what the store should hold."""
+        return {r[0] for r in self.db.execute("SELECT chunk_id FROM chunks")}
+
     def file_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM files").fetchone()[0])
 

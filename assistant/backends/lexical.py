@@ -17,7 +17,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,6 +284,30 @@ class LexicalIndex:
         with self.lock:
             self.db.executescript("DELETE FROM fts; DELETE FROM idents; DELETE FROM docs;")
         return self.index_stored(chunks)
+
+    def copies(self, page: int = 1000) -> Iterator[tuple[str, str, dict]]:
+        """Every indexed chunk as it was stored: (id, text, metadata with its search_<field> values put back
+        from the index's columns; a chunk with no title of its own has the record title it was searched by), in
+        the order indexed. Pages by rowid (no offset scans); for `store repair`, which embeds them again when
+        Chroma's vector index is lost."""
+        columns = ", ".join(f"f.{name}" for name in SEARCH_FIELDS)
+        after = 0
+        while True:
+            with self.lock:
+                rows = self.db.execute(
+                    f"SELECT d.rowid, d.chunk_id, d.document, d.metadata, {columns} FROM docs d "
+                    "JOIN fts f ON f.rowid = d.rowid WHERE d.rowid > ? ORDER BY d.rowid LIMIT ?",
+                    (after, page),
+                ).fetchall()
+            if not rows:
+                return
+            for _rowid, chunk_id, document, metadata, *fields in rows:
+                meta = json.loads(metadata or "{}")
+                meta.update(
+                    {f"search_{name}": value for name, value in zip(SEARCH_FIELDS, fields, strict=True) if value}
+                )
+                yield chunk_id, document or "", meta
+            after = rows[-1][0]
 
     def ids(self) -> set[str]:
         with self.lock:

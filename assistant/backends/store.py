@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from assistant.core.errors import RefdeskError
@@ -11,6 +12,7 @@ from assistant.core.settings import Settings, StoreSettings
 from assistant.core.types import Chunk
 
 PAGE = 1000  # ids per Chroma get/delete call
+REBUILDING = "rebuilding"  # collection metadata key, set while store repair embeds the lexical copies again
 ID_PAGE = 100_000  # ids per call when listing every id (ids only: a page costs a scan up to its offset)
 
 
@@ -20,14 +22,15 @@ class StoreError(RefdeskError):
 
 class StoreDamaged(StoreError):
     """Chroma cannot load the collection's vector index: a process killed while Chroma saved it (kill -9, the
-    OOM killer, a power cut) can leave its files cut short, and Chroma has no repair for them."""
+    OOM killer, a power cut) can leave its files cut short, and Chroma has no repair for them. Or a repair
+    that makes them again was stopped part-way."""
 
-    def __init__(self, collection: str, location: str, cause: BaseException):
+    def __init__(self, collection: str, location: str, state: str):
         super().__init__(
-            f"the vector index of collection {collection!r} at {location} cannot be loaded ({cause}). "
-            "Run `refdesk store repair --yes` to drop that collection (its vectors cannot be read back) and the "
-            "lexical index, then `refdesk ingest` on the same paths: the manifest is kept, and every file whose "
-            "chunks the store no longer holds is read and embedded again"
+            f"the vector index of collection {collection!r} at {location} {state}. "
+            "Run `refdesk store repair --yes`: it drops that collection and makes its vectors again from the "
+            "lexical index's copy of every chunk the manifest lists (no source file is read); a stopped repair "
+            "goes on where it was. Then `refdesk ingest` on the same paths stores whatever the copy lacked"
         )
 
 
@@ -54,6 +57,16 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
 
 
 @dataclass
+class Rebuilt:
+    """What `store repair` stored again from the lexical index's copies."""
+
+    chunks: int = 0  # embedded again and stored
+    already: int = 0  # stored by the same repair before it was stopped
+    dropped: int = 0  # copies the manifest does not list: dropped from the index
+    seconds: float = 0.0
+
+
+@dataclass
 class StoredChunk:
     id: str
     text: str
@@ -65,6 +78,13 @@ def _own(meta) -> dict:
     from assistant.backends.lexical import NODE_KEYS
 
     return {k: v for k, v in dict(meta or {}).items() if k not in NODE_KEYS}
+
+
+def store_location(settings: Settings) -> str:
+    """Where the store is, for messages."""
+    if settings.store.mode == "server":
+        return f"http://{settings.store.host}:{settings.store.port}"
+    return str(settings.chroma_path)
 
 
 def make_client(settings: Settings):
@@ -86,6 +106,19 @@ def make_client(settings: Settings):
     return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
 
 
+def _node(chunk_id: str, text: str, meta: dict, vector: Sequence[float]):
+    from llama_index.core.schema import TextNode
+
+    return TextNode(
+        id_=chunk_id,
+        text=text,
+        metadata=meta,
+        embedding=list(vector),
+        excluded_embed_metadata_keys=list(meta),
+        excluded_llm_metadata_keys=list(meta),
+    )
+
+
 class ChunkStore:
     def __init__(
         self,
@@ -95,15 +128,18 @@ class ChunkStore:
         location: str = "",
         lexical=None,
         graph: StoreSettings | None = None,
+        rebuilding: bool = False,
     ):
         self.client = client
         self.location = location
         self.lexical = lexical  # a backends.lexical.LexicalIndex kept in step with every add and delete
         self.embedder_name = embedder_name
         graph = graph or StoreSettings()
+        # A collection made for a rebuild says so from its first moment, so a stopped rebuild is never taken
+        # for a finished store (whose lexical index would then be trimmed to it).
         self.collection = client.get_or_create_collection(
             collection_name,
-            metadata={"embedder": embedder_name},
+            metadata={"embedder": embedder_name, **({REBUILDING: "from the lexical index"} if rebuilding else {})},
             configuration={
                 "hnsw": {
                     "space": "cosine",
@@ -131,11 +167,7 @@ class ChunkStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder_name: str) -> ChunkStore:
-        location = (
-            f"http://{settings.store.host}:{settings.store.port}"
-            if settings.store.mode == "server"
-            else str(settings.chroma_path)
-        )
+        location = store_location(settings)
         from assistant.backends.lexical import LexicalIndex
 
         lexical = LexicalIndex(
@@ -146,8 +178,10 @@ class ChunkStore:
             stored = store.count()  # the first read that loads the vector index
         except damaged_index_errors() as exc:
             if is_damaged_index(exc):
-                raise StoreDamaged(settings.collection, location, exc) from exc
+                raise StoreDamaged(settings.collection, location, f"cannot be loaded ({exc})") from exc
             raise
+        if store.rebuilding:
+            raise StoreDamaged(settings.collection, location, f"is being made again ({stored} chunks so far)")
         if lexical.count() != stored:
             # A new app host beside a Chroma server, a store written before the index existed, or an ingest
             # killed between its Chroma write and its index write: the store is the truth.
@@ -193,27 +227,63 @@ class ChunkStore:
 
     def add(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
         """Adds chunks through llama-index's ChromaVectorStore (so retrieval rebuilds the same nodes)."""
-        from llama_index.core.schema import TextNode
-
-        nodes = []
-        for chunk, vector in zip(chunks, embeddings, strict=True):
-            meta = chunk.metadata()
-            nodes.append(
-                TextNode(
-                    id_=chunk.id,
-                    text=chunk.text,
-                    metadata=meta,
-                    embedding=list(vector),
-                    excluded_embed_metadata_keys=list(meta),
-                    excluded_llm_metadata_keys=list(meta),
-                )
-            )
+        nodes = [_node(c.id, c.text, c.metadata(), v) for c, v in zip(chunks, embeddings, strict=True)]
         if nodes:
             self.vector_store().add(nodes)
             if self.lexical is not None:
                 from assistant.backends.lexical import rows_for
 
                 self.lexical.add(rows_for(chunks))
+
+    def add_copies(self, copies: Sequence[tuple[str, str, dict]], embeddings: Sequence[Sequence[float]]) -> None:
+        """Stores chunks the lexical index holds, (id, text, metadata) as LexicalIndex.copies gives them, with
+        vectors made again: the vector side only (store repair)."""
+        nodes = [_node(cid, text, meta, v) for (cid, text, meta), v in zip(copies, embeddings, strict=True)]
+        if nodes:
+            self.vector_store().add(nodes)
+
+    @property
+    def rebuilding(self) -> bool:
+        """A rebuild from the lexical index (`store repair`) began and has not finished."""
+        return bool((self.collection.metadata or {}).get(REBUILDING))
+
+    def rebuild_from_lexical(
+        self, embed: Callable[[list[str]], list], listed: set[str], progress, batch_size: int = 256
+    ) -> Rebuilt:
+        """Stores with vectors made again every chunk the lexical index holds a copy of and the manifest lists
+        (`listed`); copies the manifest does not list (a delete stopped between the store and the index) are
+        dropped from the index, not brought back. Chunks already stored (a rebuild stopped part-way) are not
+        embedded again. Marks the collection finished at the end."""
+        assert self.lexical is not None
+        started = time.perf_counter()
+        done = Rebuilt()
+        unlisted: list[str] = []
+        batch: list[tuple[str, str, dict]] = []
+
+        def store_batch() -> None:
+            stored = self.existing_ids([cid for cid, _, _ in batch])
+            new = [copy for copy in batch if copy[0] not in stored]
+            if new:
+                self.add_copies(new, embed([text for _, text, _ in new]))
+            done.chunks += len(new)
+            done.already += len(batch) - len(new)
+            progress.advance(len(batch))
+            batch.clear()
+
+        for copy in self.lexical.copies():
+            if copy[0] not in listed:
+                unlisted.append(copy[0])
+                continue
+            batch.append(copy)
+            if len(batch) >= batch_size:
+                store_batch()
+        store_batch()
+        progress.advance(len(unlisted))
+        self.lexical.delete(unlisted)
+        done.dropped = len(unlisted)
+        self.collection.modify(metadata={"embedder": self.embedder_name})  # finished: no REBUILDING key
+        done.seconds = time.perf_counter() - started
+        return done
 
     def delete(self, ids: Iterable[str]) -> int:
         ids = list(ids)

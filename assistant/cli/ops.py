@@ -111,13 +111,17 @@ def cmd_models(services, args) -> int:
 
 
 def cmd_store(services, args) -> int:
-    """repair: a collection whose vector index Chroma cannot load is dropped with the lexical index, so that the
-    next ingest reads its files again (the manifest is checked against the store). Not through services.store,
-    which refuses to open such a collection."""
+    """repair: a collection whose vector index Chroma cannot load is dropped and made again from the lexical
+    index's copy of its chunks (text and metadata), embedded again: no source file is read, and the next ingest
+    finds its files unchanged. Goes on with a repair that was stopped. Not through services.store, which
+    refuses to open such a collection."""
+    import sys
+
     from chromadb.errors import NotFoundError
 
     from assistant.backends.lexical import LexicalIndex
-    from assistant.backends.store import damaged_index_errors, is_damaged_index, make_client
+    from assistant.backends.store import REBUILDING, damaged_index_errors, is_damaged_index, make_client
+    from ingest.lock import IngestLock
 
     settings = services.settings
     client = make_client(settings)
@@ -127,36 +131,77 @@ def cmd_store(services, args) -> int:
     except NotFoundError:
         print(f"no collection {name!r}: nothing to repair")
         return 0
+    damage, chunks = "", 0
     try:
         chunks = collection.count()
     except damaged_index_errors() as exc:
         if not is_damaged_index(exc):
             raise
         damage = str(exc)
-    else:
+    # A stopped repair goes on where it was, unless its own index was cut short too (then it starts over).
+    stopped_repair = not damage and bool((collection.metadata or {}).get(REBUILDING))
+    if not damage and not stopped_repair:
         print(f"collection {name!r} loads ({chunks} chunks): nothing to repair")
         return 0
+    made_by = (collection.metadata or {}).get("embedder")
+    if made_by and made_by != services.embedder_name:
+        print(
+            f"refdesk: collection {name!r} holds vectors of {made_by}, the settings name {services.embedder_name}: "
+            "repair it with the settings it was made with",
+            file=sys.stderr,
+        )
+        return 2
     manifest = services.manifest()
     try:
+        listed = manifest.all_chunk_ids()
         files = manifest.file_count()
     finally:
         manifest.close()
-    print(f"collection {name!r} cannot be loaded: {damage}")
-    if not args.yes:
-        print("run again with --yes to drop it and the lexical index (the manifest is kept)")
-        return 1
-    import time
-
-    started = time.perf_counter()
-    client.delete_collection(name)
     lexical = LexicalIndex(settings.lexical_path)
+    # The ingest lock: no ingest (nor a second repair) writes to the store while it is made again.
+    with IngestLock(settings.manifest_path.parent / "ingest.lock"):
+        try:
+            return _repair(services, client, collection, lexical, listed, files, chunks, damage, args.yes)
+        finally:
+            lexical.close()
+
+
+def _repair(
+    services, client, collection, lexical, listed: set[str], files: int, chunks: int, damage: str, yes: bool
+) -> int:
+    """Drops a damaged collection (with --yes) or goes on with a stopped repair, and fills it from the copies."""
+    from assistant.backends.store import ChunkStore, store_location
+    from assistant.core.progress import progress_for
+
+    settings = services.settings
+    name = collection.name
+    copies = lexical.count()
+    if not damage:
+        print(f"collection {name!r}: going on with the repair stopped at {chunks} of {copies} chunks")
+    else:
+        print(f"collection {name!r} cannot be loaded: {damage}")
+        if not yes:
+            print(
+                f"run again with --yes to drop it and make its vectors again from the lexical index's copy of "
+                f"its chunks ({copies}; the manifest lists {len(listed)} in {files} files)"
+            )
+            return 1
+        client.delete_collection(name)
+    store = ChunkStore(
+        client, name, services.embedder_name, store_location(settings), lexical, settings.store, rebuilding=True
+    )
+    progress = progress_for(True, copies, desc="repair", unit="chunk")
     try:
-        lexical.rebuild([])
+        rebuilt = store.rebuild_from_lexical(services.embedder.get_text_embedding_batch, listed, progress)
     finally:
-        lexical.close()
+        progress.close()
     print(
-        f"dropped collection {name!r} and emptied the lexical index in {time.perf_counter() - started:.0f} s; "
-        f"the manifest still lists {files} files: run `refdesk ingest` on the same paths to store them again"
+        f"made collection {name!r} again from the lexical index in {rebuilt.seconds:.0f} s: {rebuilt.chunks} "
+        f"chunks embedded and stored"
+        + (f" ({rebuilt.already} stored before the repair was stopped)" if rebuilt.already else "")
+        + (f", {rebuilt.dropped} copies the manifest does not list dropped" if rebuilt.dropped else "")
+        + f"; the manifest lists {len(listed)} chunks in {files} files: run `refdesk ingest` on the same paths to "
+        "store any the copy lacked (files whose chunks are all stored are not read)"
     )
     return 0
 
@@ -164,7 +209,11 @@ def cmd_store(services, args) -> int:
 def register(sub) -> None:
     s = sub.add_parser("store", help="repair a store whose vector index cannot be loaded")
     s.add_argument("action", choices=["repair"])
-    s.add_argument("--yes", action="store_true", help="really drop the damaged collection and the lexical index")
+    s.add_argument(
+        "--yes",
+        action="store_true",
+        help="really drop the damaged collection (and make it again from the lexical index's copies)",
+    )
     s.set_defaults(func=cmd_store)
 
     s = sub.add_parser("status", help="store counts and LLM reachability")
