@@ -55,6 +55,9 @@ def test_a_stop_during_the_ray_drivers_write_is_acted_on_after_it():
 
     written = []
     previous = signal.signal(signal.SIGTERM, _stop)
+    # Python's own Ctrl-C handler, set here: a run started in the background (nohup, `cmd &` in a script)
+    # begins with SIGINT ignored, and an ignored signal stays ignored after the block too.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(Stopped):
             with stops_held():
@@ -70,9 +73,15 @@ def test_a_stop_during_the_ray_drivers_write_is_acted_on_after_it():
         assert written[-1] == "the next batch"
         with stops_held():  # nothing sent, nothing raised
             written.append("the last batch")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with stops_held():  # ignored before the block: ignored after it
+            os.kill(os.getpid(), signal.SIGINT)
+            written.append("a batch")
+        assert written[-1] == "a batch" and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def test_off_the_main_thread_stops_are_not_held():

@@ -99,7 +99,7 @@ def test_a_stopped_repair_goes_on_and_copies_the_manifest_does_not_list_stay_out
     from assistant.services import Services
 
     services = Services(fake_settings)
-    chabon = str(shared_data / "marc" / "marc4j" / "chabon.mrc")
+    chabon = str((shared_data / "marc" / "marc4j" / "chabon.mrc").resolve())  # as the manifest names it
     paths = [chabon, str(shared_data / "ead" / "umn" / "CLRC-2155.xml")]
     manifest = services.manifest()
     services.ingestor(manifest, progress=False).ingest(paths)
