@@ -6,6 +6,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer_internal
+from nltk import redos
+from nltk.tokenize.punkt import PunktLanguageVars, PunktSentenceTokenizer
 
 from assistant.core.types import Chunk, RecordField, SourceRecord
 
@@ -54,13 +57,40 @@ def hard_cut(text: str, max_chars: int) -> Iterator[str]:
         yield text[start:end]
 
 
+class _PunktVarsWithoutTimeLimit(PunktLanguageVars):
+    """Punkt's patterns as nltk has them, with the scan over a whole text freed of nltk's time limit.
+
+    nltk (3.10) runs every pattern under the `regex` engine's timeout, 5 s by default. That clock is C's
+    clock(): CPU time of the whole process, every thread, counted from the start of the scan. Punkt scans a
+    paragraph once for possible sentence ends and does its Python work between the matches, so the limit
+    covered a record's whole sentence split: 400 kB of text dense with full stops took the 5 s alone here,
+    and far less text does once the embedding and store threads of an ingest process spend CPU meanwhile;
+    the record's file failed part-way.
+    The pattern is nltk's own and linear in the text (nltk #2866; 50-400 kB timed linear here), and what a
+    record may hold is bounded by the readers (ingest.max_payload_bytes), not by this limit."""
+
+    def period_context_re(self):
+        return redos.compile(super().period_context_re(), timeout=None)  # the same compiled pattern, rewrapped
+
+
+def sentence_splitter() -> Callable[[str], list[str]]:
+    """What llama-index's SentenceSplitter splits a long paragraph with by default (an untrained Punkt,
+    spans run on to the next sentence's start), without the time limit; its own shared tokenizer also
+    looks for nltk data to download first."""
+    punkt = PunktSentenceTokenizer(lang_vars=_PunktVarsWithoutTimeLimit())
+    return lambda text: split_by_sentence_tokenizer_internal(text, punkt)
+
+
 class Chunker:
     def __init__(
         self, chunk_tokens: int = 200, overlap: int = 20, tokenizer: Tokenizer | None = None, max_chars: int = 4000
     ):
         # Passing a tokenizer keeps llama-index from its default tiktoken one (and any download).
         self.splitter = SentenceSplitter(
-            chunk_size=chunk_tokens, chunk_overlap=overlap, tokenizer=tokenizer or whitespace_tokenizer
+            chunk_size=chunk_tokens,
+            chunk_overlap=overlap,
+            tokenizer=tokenizer or whitespace_tokenizer,
+            chunking_tokenizer_fn=sentence_splitter(),
         )
         self.max_chars = max_chars
 
