@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 
 from assistant.core.errors import RefdeskError
@@ -248,7 +248,7 @@ class ChunkStore:
         return bool((self.collection.metadata or {}).get(REBUILDING))
 
     def rebuild_from_lexical(
-        self, embed: Callable[[list[str]], list], listed: set[str], progress, batch_size: int = 256
+        self, embed: Callable[[list[str]], list], listed: Container[str], progress, batch_size: int = 256
     ) -> Rebuilt:
         """Stores with vectors made again every chunk the lexical index holds a copy of and the manifest lists
         (`listed`); copies the manifest does not list (a delete stopped between the store and the index) are

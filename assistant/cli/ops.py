@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
 from assistant.cli.common import print_json
+
+if TYPE_CHECKING:
+    from ingest.manifest import ListedChunks
 
 
 def cmd_status(services, args) -> int:
@@ -152,38 +158,44 @@ def cmd_store(services, args) -> int:
         )
         return 2
     manifest = services.manifest()
-    try:
-        listed = manifest.all_chunk_ids()
-        files = manifest.file_count()
-    finally:
-        manifest.close()
     lexical = LexicalIndex(settings.lexical_path)
+    found = Unloadable(collection, chunks, damage, manifest.listed_chunks(), manifest.file_count())
     # The ingest lock: no ingest (nor a second repair) writes to the store while it is made again.
-    with IngestLock(settings.manifest_path.parent / "ingest.lock"):
-        try:
-            return _repair(services, client, collection, lexical, listed, files, chunks, damage, args.yes)
-        finally:
-            lexical.close()
+    try:
+        with IngestLock(settings.manifest_path.parent / "ingest.lock"):
+            return _repair(services, client, found, lexical, args.yes)
+    finally:
+        lexical.close()
+        manifest.close()
 
 
-def _repair(
-    services, client, collection, lexical, listed: set[str], files: int, chunks: int, damage: str, yes: bool
-) -> int:
+@dataclass
+class Unloadable:
+    """What `store repair` found: a collection Chroma cannot load, or one a stopped repair left part-filled."""
+
+    collection: Any
+    chunks: int  # stored, when it loads (a stopped repair)
+    damage: str  # why it cannot be loaded; "" for a stopped repair
+    listed: ListedChunks  # what the manifest says the store should hold
+    files: int
+
+
+def _repair(services, client, found: Unloadable, lexical, yes: bool) -> int:
     """Drops a damaged collection (with --yes) or goes on with a stopped repair, and fills it from the copies."""
     from assistant.backends.store import ChunkStore, store_location
     from assistant.core.progress import progress_for
 
     settings = services.settings
-    name = collection.name
+    name = found.collection.name
     copies = lexical.count()
-    if not damage:
-        print(f"collection {name!r}: going on with the repair stopped at {chunks} of {copies} chunks")
+    if not found.damage:
+        print(f"collection {name!r}: going on with the repair stopped at {found.chunks} of {copies} chunks")
     else:
-        print(f"collection {name!r} cannot be loaded: {damage}")
+        print(f"collection {name!r} cannot be loaded: {found.damage}")
         if not yes:
             print(
                 f"run again with --yes to drop it and make its vectors again from the lexical index's copy of "
-                f"its chunks ({copies}; the manifest lists {len(listed)} in {files} files)"
+                f"its chunks ({copies}; the manifest lists {len(found.listed)} in {found.files} files)"
             )
             return 1
         client.delete_collection(name)
@@ -192,7 +204,7 @@ def _repair(
     )
     progress = progress_for(True, copies, desc="repair", unit="chunk")
     try:
-        rebuilt = store.rebuild_from_lexical(services.embedder.get_text_embedding_batch, listed, progress)
+        rebuilt = store.rebuild_from_lexical(services.embedder.get_text_embedding_batch, found.listed, progress)
     finally:
         progress.close()
     print(
@@ -200,7 +212,7 @@ def _repair(
         f"chunks embedded and stored"
         + (f" ({rebuilt.already} stored before the repair was stopped)" if rebuilt.already else "")
         + (f", {rebuilt.dropped} copies the manifest does not list dropped" if rebuilt.dropped else "")
-        + f"; the manifest lists {len(listed)} chunks in {files} files: run `refdesk ingest` on the same paths to "
+        + f"; the manifest lists {len(found.listed)} chunks in {found.files} files: run `refdesk ingest` on the same paths to "
         "store any the copy lacked (files whose chunks are all stored are not read)"
     )
     return 0
