@@ -6,9 +6,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer_internal
-from nltk import redos
-from nltk.tokenize.punkt import PunktLanguageVars, PunktSentenceTokenizer
 
 from assistant.core.types import Chunk, RecordField, SourceRecord
 
@@ -57,27 +54,29 @@ def hard_cut(text: str, max_chars: int) -> Iterator[str]:
         yield text[start:end]
 
 
-class _PunktVarsWithoutTimeLimit(PunktLanguageVars):
-    """Punkt's patterns as nltk has them, with the scan over a whole text freed of nltk's time limit.
+def sentence_splitter() -> Callable[[str], list[str]]:
+    """What llama-index's SentenceSplitter splits a long paragraph with by default (an untrained Punkt, spans
+    run on to the next sentence's start), with the scan over the whole paragraph freed of nltk's time limit.
 
     nltk (3.10) runs every pattern under the `regex` engine's timeout, 5 s by default. That clock is C's
     clock(): CPU time of the whole process, every thread, counted from the start of the scan. Punkt scans a
     paragraph once for possible sentence ends and does its Python work between the matches, so the limit
     covered a record's whole sentence split: 400 kB of text dense with full stops took the 5 s alone here,
     and far less text does once the embedding and store threads of an ingest process spend CPU meanwhile;
-    the record's file failed part-way.
-    The pattern is nltk's own and linear in the text (nltk #2866; 50-400 kB timed linear here), and what a
-    record may hold is bounded by the readers (ingest.max_payload_bytes), not by this limit."""
+    the record's file failed part-way. The pattern is nltk's own and linear in the text (nltk #2866; timed
+    linear here, see the README), and what a record may hold is bounded by the readers
+    (ingest.max_payload_bytes), not by this limit. llama-index's own shared tokenizer also looks for nltk
+    data to download first. nltk is imported here, not with the module: 2 s that only a process that
+    chunks should pay (a Ray driver imports the stages and chunks nothing)."""
+    from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer_internal
+    from nltk import redos
+    from nltk.tokenize.punkt import PunktLanguageVars, PunktSentenceTokenizer
 
-    def period_context_re(self):
-        return redos.compile(super().period_context_re(), timeout=None)  # the same compiled pattern, rewrapped
+    class PunktVarsWithoutTimeLimit(PunktLanguageVars):
+        def period_context_re(self):
+            return redos.compile(super().period_context_re(), timeout=None)  # the same compiled pattern
 
-
-def sentence_splitter() -> Callable[[str], list[str]]:
-    """What llama-index's SentenceSplitter splits a long paragraph with by default (an untrained Punkt,
-    spans run on to the next sentence's start), without the time limit; its own shared tokenizer also
-    looks for nltk data to download first."""
-    punkt = PunktSentenceTokenizer(lang_vars=_PunktVarsWithoutTimeLimit())
+    punkt = PunktSentenceTokenizer(lang_vars=PunktVarsWithoutTimeLimit())
     return lambda text: split_by_sentence_tokenizer_internal(text, punkt)
 
 
