@@ -157,9 +157,9 @@ class Services:
 
     def ingestor(self, manifest, progress: bool = True, engine: str | None = None):
         """The executor ingest.engine names (or engine): "local" (threads here) or "ray" (Ray Data)."""
-        if (engine or self.settings.ingest.engine) == "ray":
-            from functools import partial
+        from functools import partial
 
+        if (engine or self.settings.ingest.engine) == "ray":
             from ingest.ray_engine import RayIngestor
 
             return RayIngestor(
@@ -180,6 +180,8 @@ class Services:
             manifest,
             self.read_stage(),
             progress,
+            make_read_stage=partial(read_stage_for, self.settings),
+            read_worker_min_bytes=self.settings.ingest.read_worker_min_bytes,
         )
 
     def language_tagger(self):

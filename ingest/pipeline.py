@@ -16,6 +16,7 @@ from pathlib import Path
 from assistant.core.progress import Progress, progress_for
 from assistant.core.types import Chunk
 from ingest.manifest import Manifest
+from ingest.read_worker import ReadWorker
 from ingest.stages import Bookkeeper, FileJob, FileRead, IngestSummary, Planner, ReadStage
 
 __all__ = ["Ingestor", "IngestSummary"]
@@ -162,6 +163,8 @@ class Ingestor:
         manifest: Manifest,
         reading: ReadStage,
         progress: bool = True,
+        make_read_stage: Callable[[], ReadStage] | None = None,
+        read_worker_min_bytes: int = 0,
     ):
         self.store = store
         self.embed = embed  # called only when something new must be embedded
@@ -170,6 +173,11 @@ class Ingestor:
         self.reading = reading
         self.chunker = reading.chunker
         self.progress = progress
+        # When the files that can be read apart (all but web archives) come to read_worker_min_bytes or more,
+        # they are read in a process of the run, which builds its read stage with make_read_stage
+        # (ingest.read_worker); None: every file is read in the reader thread.
+        self.make_read_stage = make_read_stage
+        self.read_worker_min_bytes = read_worker_min_bytes
         self.planner = Planner(store, manifest, embedder_name)
         self.bookkeeper = Bookkeeper(store, manifest, embedder_name)
         self._pending: list[Chunk] = []
@@ -262,15 +270,20 @@ class Ingestor:
         reader: Prefetcher | None = None
         stream: Generator | None = None
         extractor = TextExtractor()  # archived pages' text, extracted in a process of this run
+        read_worker = self._read_worker(plan.jobs)
         try:
             # One reader thread goes through all the files in order, so it never waits for the embedding
             # to reach a file before starting on it (a page-heavy crawl is extracted while earlier files embed).
-            reader = Prefetcher(self._read_all(plan.jobs, plan.payloads, extractor), idle_after=READER_IDLE_S)
+            reader = Prefetcher(
+                self._read_all(plan.jobs, plan.payloads, extractor, read_worker), idle_after=READER_IDLE_S
+            )
             stream = iter(reader)
             for _job in plan.jobs:
                 self._read_file(stream, summary, sync)
                 self._progress.advance()
             extractor.close(wait=False)  # everything is read: the worker exits while the last batches embed
+            if read_worker is not None:
+                read_worker.close()
             self._settle(summary)
         finally:
             if stream is not None:
@@ -278,6 +291,8 @@ class Ingestor:
             if reader is not None:
                 reader.close()
             extractor.close()
+            if read_worker is not None:
+                read_worker.close()
             # After an error: the batches in flight and those kept for the writer are dropped; their files stay
             # unfinished (read again by the next run).
             if self._writer is not None:
@@ -288,10 +303,24 @@ class Ingestor:
                 self._writer = None
             self._progress.close()
 
-    def _read_all(self, jobs: Sequence[FileJob], payloads, extractor) -> Iterator[Chunk | FileRead]:
+    def _read_all(
+        self, jobs: Sequence[FileJob], payloads, extractor, read_worker: ReadWorker | None
+    ) -> Iterator[Chunk | FileRead]:
         """The read stage over every job in order: each file's chunks, then its FileRead."""
         for job in jobs:
+            if read_worker is not None and not read_worker.broken and self.reading.self_contained(job.fmt):
+                yield from read_worker.file(job)
+                if not read_worker.broken:
+                    continue  # else it could not start, and read nothing of this file
             yield from self.reading.file(job, payloads, extractor)
+
+    def _read_worker(self, jobs: Sequence[FileJob]) -> ReadWorker | None:
+        """A read process for this run, if it has enough to read apart to be worth the process's start (a few
+        seconds of imports, on the other core)."""
+        if self.make_read_stage is None:
+            return None
+        apart = sum(job.size for job in jobs if self.reading.self_contained(job.fmt))
+        return ReadWorker(self.make_read_stage) if apart and apart >= self.read_worker_min_bytes else None
 
     def _read_file(self, stream: Iterator, summary: IngestSummary, sync: bool) -> None:
         """Consumes one file's chunks from the shared stream, up to and including its FileRead."""

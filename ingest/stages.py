@@ -338,6 +338,16 @@ class ReadStage:
         self.reader_options = reader_options or {}
         self._accepted: dict[str, set[str]] = {}  # by format: the parameters its reader takes
 
+    def self_contained(self, fmt: str) -> bool:
+        """Whether fmt's reader needs nothing from the rest of the run, so its files can be read anywhere (web
+        archives share payloads across the files of a run)."""
+        return "payloads" not in self._parameters(fmt)
+
+    def _parameters(self, fmt: str) -> set[str]:
+        if fmt not in self._accepted:
+            self._accepted[fmt] = set(inspect.signature(get_reader(fmt)).parameters)
+        return self._accepted[fmt]
+
     def file(self, job: FileJob, payloads: PayloadIndex, extractor=None) -> Iterator[Chunk | FileRead]:
         """payloads: shared by the web-archive readers across files; extractor: the run's text-extraction
         worker for archived pages (ingest.warc.TextExtractor), or None to extract in this thread."""
@@ -361,11 +371,9 @@ class ReadStage:
         reader = get_reader(job.fmt)
         # A WACZ holds WARCs: its pages replay like any archived page.
         template = self.link_templates.get("warc" if job.fmt == "wacz" else job.fmt, "")
-        if job.fmt not in self._accepted:
-            self._accepted[job.fmt] = set(inspect.signature(reader).parameters)
         # languages: readers that extract text in a worker (web archives) guess there, off this thread.
         offered = {"payloads": payloads, "extractor": extractor, "languages": self.languages, **self.reader_options}
-        options = {k: v for k, v in offered.items() if k in self._accepted[job.fmt]}
+        options = {k: v for k, v in offered.items() if k in self._parameters(job.fmt)}
         return reader(job.path, link_template=template, **options)
 
 

@@ -239,6 +239,11 @@ class IngestSettings(BaseModel):
     detect_language: bool = True
     language_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
     engine: Literal["local", "ray"] = "local"  # `refdesk ingest --engine`
+    # When the files of a run that can be read apart (all but web archives, which share payloads) come to at
+    # least this many bytes, the local engine reads them in a process of its own (ingest/read_worker.py), so
+    # reading goes on while the store writes; a smaller run reads them in its reader thread, since the process
+    # needs a few seconds to start. 0: every run with such a file.
+    read_worker_min_bytes: int = Field(2_000_000, ge=0)
     ray: RaySettings = Field(default_factory=RaySettings)
 
 
