@@ -178,3 +178,29 @@ def test_the_ray_engine_stopped_after_recording_files_resumes_to_the_clean_chunk
     chunks, manifest, files = state(data_dir)
     assert chunks == manifest == clean_chunks
     assert files == clean_files
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_the_read_process_ends_with_the_ingest_that_started_it(shared_data, tmp_path, signum):
+    """SIGTERM: the clean stop ends it. kill -9 of the ingest alone (not its group): it notices it has no
+    parent and exits, rather than wait for ever on a queue nobody reads."""
+    import psutil
+
+    # EAD and MARC only: the web archives' extraction worker is a process of another kind
+    paths = [str(shared_data / "ead"), str(shared_data / "marc" / "marc4j")]
+    data_dir = tmp_path / "data"
+    proc = run_ingest(data_dir, paths, REFDESK_INGEST__READ_WORKER_MIN_BYTES="0")
+    deadline = time.monotonic() + 300
+    while files_recorded(data_dir) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    started = psutil.Process(proc.pid).children(recursive=True)
+    assert started, "no read process was started"
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=120)
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 143, err.decode()[-2000:]
+    _gone, alive = psutil.wait_procs(started, timeout=15)
+    assert not alive, [p.cmdline() for p in alive]
+    chunks, manifest, files = state(data_dir)
+    assert manifest <= chunks and files  # what was recorded is stored
