@@ -1,6 +1,7 @@
 """The local engine's read process (ingest/read_worker.py): real spawned processes over the demo corpus."""
 
 import os
+import shutil
 import sqlite3
 from functools import partial
 from pathlib import Path
@@ -146,3 +147,31 @@ def test_a_run_with_less_to_read_than_the_bound_reads_in_its_own_thread(fake_set
 
     assert summary.files_failed == 0 and summary.chunks_added > 0
     assert not log.exists()  # no read process was started
+
+
+def test_real_shared_files_broken_ones_too_read_in_the_read_process_as_in_the_thread(
+    fake_settings, shared_data, tmp_path
+):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ["marc/pymarc/multi_isbn.dat", "marc/marc4j/chabon.mrc", "ead/umn/CLRC-2155.xml"]:
+        shutil.copy(shared_data / name, corpus / name.replace("/", "__"))
+    shutil.copy(shared_data / "pdf" / "findingaid_mc00062.pdf", corpus)
+    shutil.copytree(shared_data / "broken", corpus / "broken")  # truncated, empty, mislabelled, damaged files
+    in_thread = services_for(fake_settings, tmp_path / "thread", min_bytes=10**12)
+    apart = services_for(fake_settings, tmp_path / "apart", min_bytes=0)
+    log = tmp_path / "read.log"
+
+    expected = run(in_thread, [corpus])
+    summary = run(apart, [corpus], partial(logging_read_stage, apart.settings, log))
+
+    read_apart = {line.split()[1] for line in log.read_text().splitlines()}
+    assert {"findingaid_mc00062.pdf", "marc__marc4j__chabon.mrc"} <= read_apart
+    assert any(name.endswith(".mrc") for name in read_apart & {p.name for p in (corpus / "broken").iterdir()})
+    assert expected.files_failed > 0  # the broken files fail, and fail the same way in the process
+    for field in ("files", "files_failed", "records", "chunks_added"):
+        assert getattr(summary, field) == getattr(expected, field), field
+    assert sorted((Path(s.path).name, s.record, s.reason) for s in summary.skipped) == sorted(
+        (Path(s.path).name, s.record, s.reason) for s in expected.skipped
+    )
+    assert stored(apart) == stored(in_thread)
