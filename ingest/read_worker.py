@@ -1,4 +1,4 @@
-"""The local executor's read stage in a process of its own, for large files that need nothing from the run.
+"""The local executor's read stage in a process of its own, for files that need nothing from the rest of the run.
 
 Chroma's embedded `add` holds the GIL for the whole write, so a reader thread beside it stands still while
 the store writes (README "Where the time goes with a fast model"): with a fast model the local engine used
@@ -6,8 +6,9 @@ about one of two cores. A spawned process runs the same read stage (readers, lan
 over one file at a time and hands its items back in batches, so reading goes on while the store writes.
 
 Only files whose reader is self-contained go there: web archives share payloads across the files of a run
-and keep their reader in the run's thread (their page extraction has its own worker, ingest.warc). Small
-files are read in the thread too, since a new process pays a few seconds of imports before its first record.
+and keep their reader in the run's thread (their page extraction has its own worker, ingest.warc). A run
+whose other files come to less than ingest.read_worker_min_bytes reads them in the thread too, since a new
+process pays a few seconds of imports before its first record.
 """
 
 from __future__ import annotations
