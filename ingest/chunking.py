@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 
 from llama_index.core.node_parser import SentenceSplitter
@@ -69,15 +70,24 @@ def sentence_splitter() -> Callable[[str], list[str]]:
     data to download first. nltk is imported here, not with the module: 2 s that only a process that
     chunks should pay (a Ray driver imports the stages and chunks nothing)."""
     from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer_internal
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+    punkt = PunktSentenceTokenizer(lang_vars=_punkt_vars_without_time_limit()())
+    return lambda text: split_by_sentence_tokenizer_internal(text, punkt)
+
+
+@cache
+def _punkt_vars_without_time_limit() -> type:
+    """Punkt's English language variables with the sentence-end pattern compiled without a time limit; the
+    class is made once per process (it needs nltk, imported only by a process that chunks)."""
     from nltk import redos
-    from nltk.tokenize.punkt import PunktLanguageVars, PunktSentenceTokenizer
+    from nltk.tokenize.punkt import PunktLanguageVars
 
     class PunktVarsWithoutTimeLimit(PunktLanguageVars):
         def period_context_re(self):
             return redos.compile(super().period_context_re(), timeout=None)  # the same compiled pattern
 
-    punkt = PunktSentenceTokenizer(lang_vars=PunktVarsWithoutTimeLimit())
-    return lambda text: split_by_sentence_tokenizer_internal(text, punkt)
+    return PunktVarsWithoutTimeLimit
 
 
 class Chunker:

@@ -10,13 +10,9 @@ from ingest.warc import iter_records
 
 
 @pytest.fixture(scope="module")
-def long_page() -> SourceRecord:
+def long_page(shared_data) -> SourceRecord:
     """The first archived page of a real WARC with over 50 k characters of text (97 k)."""
-    from tests.conftest import SHARED_DATA
-
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA} (clone next to ../shared)")
-    records = iter_records(SHARED_DATA / "warc" / "aut" / "example.warc.gz")
+    records = iter_records(shared_data / "warc" / "aut" / "example.warc.gz")
     return next(r for r in records if isinstance(r, SourceRecord) and len(r.text) > 50_000)
 
 
