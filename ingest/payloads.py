@@ -55,3 +55,49 @@ class PayloadIndex:
 
     def __len__(self) -> int:
         return len(self._holders)
+
+
+class PlannedPayload(NamedTuple):
+    path: str  # the archive file (its source_file)
+    keys: tuple[str, ...]  # what the reader looks the payload up by
+    record_id: str
+    stores: bool  # the record is stored when neither its file nor another holds its keys (False: looked up only)
+
+
+class PayloadPlan:
+    """A first pass over one archive file: every payload it looks up, in the order read, with whether it
+    would store it, worked out without extracting anything (ingest.warc stops each record there). Given as
+    the reader's `payloads`; nothing is claimed and no record is yielded."""
+
+    def __init__(self) -> None:
+        self.events: list[PlannedPayload] = []
+
+    def record(self, path: str, keys: list[str], record_id: str, stores: bool) -> None:
+        self.events.append(PlannedPayload(path, tuple(keys), record_id, stores))
+
+    def claimed_by(self, path: str) -> dict[str, str]:
+        return {}
+
+
+def holders_before(plans: Iterable[list[PlannedPayload]], known: dict[str, Holder]) -> list[dict[str, Holder]]:
+    """For each file's plan, in the run's order: the holders of its keys as they stand when it would be read
+    in one sequential run. A file read alone with its own (a PayloadIndex over them) decides every page as
+    that run would, so the files of a run can be read in parallel (the Ray engine) and still store each
+    payload once, in the same record. This replays ArchiveContext.register / elsewhere: a payload is stored
+    when no key of it was seen earlier in its file and none is held by another file; storing it claims
+    every key not held yet."""
+    holders = dict(known)
+    views: list[dict[str, Holder]] = []
+    for events in plans:
+        # Before this file's own claims: a key it claims must not look held to it (claim would skip it).
+        views.append({key: holders[key] for event in events for key in event.keys if key in holders})
+        seen: set[str] = set()
+        for event in events:
+            if not event.stores or seen.intersection(event.keys):
+                continue
+            if any(key in holders and holders[key].path != event.path for key in event.keys):
+                continue
+            seen.update(event.keys)
+            for key in event.keys:
+                holders.setdefault(key, Holder(event.path, event.record_id))
+    return views

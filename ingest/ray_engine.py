@@ -3,8 +3,10 @@
 - plan (here, where the manifest is): the same Planner as the local engine, so --sync, unchanged files and
   dependents are decided the same way;
 - read: one Ray task per file (the same ReadStage), streaming chunk rows and, last, the file's FileRead.
-  Web archives are read in one task, in order, because their readers share one PayloadIndex: which file
-  holds a page seen in two crawls depends on the order they are read, and it must not depend on the engine;
+  Which web archive holds a page seen in two crawls depends on the order they are read, and it must not
+  depend on the engine: a first pass of parallel tasks notes each archive's payloads without extracting
+  anything (ReadStage.payload_plan), here they are replayed in plan order (ingest.payloads.holders_before),
+  and each archive's read task gets the holders it would have met in one sequential read;
 - embed: an actor pool, one model per actor (CPU, or GPU with ingest.ray.embed_gpus);
 - write and bookkeeping (here): the store the settings name (the Chroma server on a cluster) and its lexical
   index, then each file's manifest entry once its chunks are stored, in the order the files were planned.
@@ -32,6 +34,7 @@ from assistant.core.progress import progress_for
 from assistant.core.settings import RaySettings
 from assistant.core.types import Chunk
 from ingest.manifest import Manifest
+from ingest.payloads import Holder, PlannedPayload, holders_before
 from ingest.stages import WEB_ARCHIVE_FORMATS, Bookkeeper, FileJob, FileRead, IngestSummary, Planner, ReadStage
 
 CHUNK, FILE = "chunk", "file"  # the two kinds of row
@@ -45,49 +48,42 @@ class RayUnavailable(RefdeskError):
 
 
 @dataclass
-class ReadGroup:
-    """Files one read task goes through in order, with the ids of their chunks already stored."""
+class ReadJob:
+    """One read task's file, with the ids of its chunks already stored."""
 
-    jobs: list[FileJob]
-    known: dict[str, set[str]]  # path -> chunk ids the store holds (not embedded again)
-    payloads: dict  # payload key -> Holder, for the web-archive group
+    job: FileJob
+    known: set[str]  # chunk ids the store holds (not embedded again)
+    payloads: dict[str, Holder]  # a web archive's: the holders of its payloads when it is read (planned)
 
 
-def read_groups(jobs: Sequence[FileJob], known: dict[str, set[str]], payloads: dict) -> list[ReadGroup]:
-    """One group per file, the web archives together (in plan order) where the first of them was."""
-    groups: list[ReadGroup] = []
-    web: ReadGroup | None = None
-    for job in jobs:
-        if job.fmt in WEB_ARCHIVE_FORMATS:
-            if web is None:
-                web = ReadGroup([], {}, payloads)
-                groups.append(web)
-            web.jobs.append(job)
-            web.known[str(job.path)] = known.get(str(job.path), set())
-        else:
-            groups.append(ReadGroup([job], {str(job.path): known.get(str(job.path), set())}, {}))
-    return groups
+def read_jobs(
+    jobs: Sequence[FileJob], known: dict[str, set[str]], payload_views: dict[str, dict[str, Holder]]
+) -> list[ReadJob]:
+    """One task per file, in plan order; a web archive's carries the holders holders_before planned for it."""
+    return [ReadJob(job, known.get(str(job.path), set()), payload_views.get(str(job.path), {})) for job in jobs]
+
+
+def payload_plan_task(job: FileJob, make_read_stage: ReadStageFactory) -> list[PlannedPayload]:
+    """A Ray task: the first pass over one web archive."""
+    return make_read_stage().payload_plan(job)
 
 
 def read_task(row: dict, make_read_stage: ReadStageFactory) -> Iterator[dict]:
-    """A Ray task: the read stage over one group. Chunks already stored are left out of the rows (the
+    """A Ray task: the read stage over one file. Chunks already stored are left out of the rows (the
     FileRead still lists them) and counted as unchanged."""
     from ingest.payloads import PayloadIndex
 
-    group: ReadGroup = pickle.loads(row["group"])
-    reading = make_read_stage()
-    payloads = PayloadIndex(group.payloads)
-    for job in group.jobs:
-        known = group.known.get(str(job.path), set())
-        stored = 0
-        for item in reading.file(job, payloads):  # pages extracted in this task: it is a worker of its own
-            if isinstance(item, FileRead):
-                item.already_stored = stored
-                yield {"kind": FILE, "text": "", "data": pickle.dumps(item)}
-            elif item.id in known:
-                stored += 1
-            else:
-                yield {"kind": CHUNK, "text": item.text, "data": pickle.dumps(item)}
+    task: ReadJob = pickle.loads(row["task"])
+    stored = 0
+    # Pages are extracted in this task: it is a worker of its own.
+    for item in make_read_stage().file(task.job, PayloadIndex(task.payloads)):
+        if isinstance(item, FileRead):
+            item.already_stored = stored
+            yield {"kind": FILE, "text": "", "data": pickle.dumps(item)}
+        elif item.id in task.known:
+            stored += 1
+        else:
+            yield {"kind": CHUNK, "text": item.text, "data": pickle.dumps(item)}
 
 
 class EmbedActor:
@@ -149,22 +145,43 @@ class RayIngestor:
             plan = self.planner.plan(paths, sync, summary)
             if plan.jobs:
                 known = {str(job.path): self._stored(job) for job in plan.jobs}
-                groups = read_groups(plan.jobs, known, dict(plan.payloads.items()))
                 with _RaySession(self.ray_settings):
-                    self._run(groups, plan.files_total, len(plan.jobs), summary, sync)
+                    views = self._payload_views(plan.jobs, dict(plan.payloads.items()))
+                    self._run(read_jobs(plan.jobs, known, views), plan.files_total, len(plan.jobs), summary, sync)
             summary.seconds = time.perf_counter() - started
             self.manifest.add_run(summary.as_dict())
             return summary
+
+    def _payload_views(self, jobs: Sequence[FileJob], known: dict[str, Holder]) -> dict[str, dict[str, Holder]]:
+        """path -> the payload holders each web archive of the run meets when it is read (the first pass, in
+        parallel tasks; with one archive there is nothing to plan). The plans come back in plan order."""
+        import ray
+
+        web = [job for job in jobs if job.fmt in WEB_ARCHIVE_FORMATS]
+        if len(web) < 2:
+            return {str(job.path): known for job in web}
+        task = ray.remote(num_cpus=self.ray_settings.read_cpus)(payload_plan_task)
+        refs = [task.remote(job, self.make_read_stage) for job in web]
+        progress = progress_for(self.progress, len(web), 0, desc="web archives: payload plan (ray)", unit="file")
+        plans = []
+        try:
+            for ref in refs:
+                plans.append(ray.get(ref))
+                progress.advance()
+                progress.note(payloads=sum(map(len, plans)))
+        finally:
+            progress.close()
+        return {str(job.path): view for job, view in zip(web, holders_before(plans, known), strict=True)}
 
     def _stored(self, job: FileJob) -> set[str]:
         listed = self.manifest.chunk_ids(str(job.path))
         return self.store.existing_ids(sorted(listed)) if listed else set()
 
-    def _run(self, groups: list[ReadGroup], files_total: int, jobs: int, summary: IngestSummary, sync: bool):
+    def _run(self, tasks: list[ReadJob], files_total: int, jobs: int, summary: IngestSummary, sync: bool):
         import ray.data
 
         cfg = self.ray_settings
-        rows = [{"group": pickle.dumps(group)} for group in groups]
+        rows = [{"task": pickle.dumps(task)} for task in tasks]
         make_read_stage = self.make_read_stage
 
         def read_rows(row: dict) -> Iterator[dict]:  # shipped to the tasks with the factory it closes over

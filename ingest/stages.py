@@ -22,7 +22,7 @@ from assistant.core.types import AlsoCaptured, Chunk, Ignored, SkippedRecord, So
 from ingest.chunking import Chunker
 from ingest.language import LanguageTagger
 from ingest.manifest import Manifest, file_sha256
-from ingest.payloads import PayloadIndex
+from ingest.payloads import PayloadIndex, PayloadPlan, PlannedPayload
 from ingest.registry import ReaderError, detect_format, get_reader
 
 log = logging.getLogger(__name__)
@@ -367,7 +367,19 @@ class ReadStage:
         read.payloads = payloads.claimed_by(read.key)
         yield read
 
-    def _items(self, job: FileJob, payloads: PayloadIndex, extractor) -> Iterator:
+    def payload_plan(self, job: FileJob) -> list[PlannedPayload]:
+        """The first pass over a web archive (ingest.payloads.PayloadPlan): the payloads it would look up and
+        store, in order, read without extracting or chunking anything. A file that breaks part-way gives what
+        came before the break, as its read proper will."""
+        plan = PayloadPlan()
+        try:
+            for _ in self._items(job, plan, None):
+                pass
+        except Exception:  # noqa: BLE001 - the read proper meets the same error and fails the file with it
+            log.debug("payload plan of %s ends early", job.path, exc_info=True)
+        return plan.events
+
+    def _items(self, job: FileJob, payloads: PayloadIndex | PayloadPlan, extractor) -> Iterator:
         reader = get_reader(job.fmt)
         # A WACZ holds WARCs: its pages replay like any archived page.
         template = self.link_templates.get("warc" if job.fmt == "wacz" else job.fmt, "")

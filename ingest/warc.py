@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from assistant.core.types import AlsoCaptured, Ignored, Provenance, SkippedRecord, SourceRecord
+from ingest.payloads import PayloadPlan
 from ingest.registry import ReaderError, open_binary
 
 
@@ -251,6 +252,8 @@ class ArchiveContext:
 
     def __post_init__(self) -> None:
         self.source_file = str(self.path.resolve())  # the records' source_file, worked out once per archive
+        # A first pass (ingest.payloads.PayloadPlan): each payload is noted where it is looked up, not read on.
+        self.plan = self.payloads if isinstance(self.payloads, PayloadPlan) else None
 
     def register(self, keys: list[str], record_id: str) -> None:
         for key in keys:
@@ -346,6 +349,9 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
         record_id = headers.get_header("WARC-Record-ID").strip("<>")
     digest = headers.get_header("WARC-Payload-Digest") or ""
     if rtype == "revisit":
+        if ctx.plan is not None:
+            ctx.plan.record(ctx.source_file, [digest] if digest else [], record_id, stores=False)
+            return
         original = seen.get(digest)
         holder = None if original else ctx.elsewhere([digest] if digest else [])
         if original:
@@ -395,6 +401,12 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     # The header digest is what revisits name; the SHA-1 of the decoded payload matches an ARC (no digest
     # header) with its WARC conversion, whatever encoding each producer wrote its digest in.
     keys = [k for k in (digest, "sha1:" + hashlib.sha1(payload).hexdigest()) if k]
+    is_pdf = "pdf" in content_type or payload[:5] == b"%PDF-"
+    plain_resource = rtype == "resource" and "text/plain" in content_type  # e.g. text a crawler extracted
+    indexed = is_pdf or "html" in content_type or plain_resource or not content_type
+    if ctx.plan is not None:  # stored below if indexed, unless seen in this file or held by another
+        ctx.plan.record(ctx.source_file, keys, record_id, stores=indexed)
+        return
     original = next((seen[k] for k in keys if k in seen), None)
     if original:
         yield AlsoCaptured(record_id=original, date=date, via="duplicate")
@@ -420,15 +432,14 @@ def _record_items(ctx: ArchiveContext, record, offset: int) -> Iterator:
     if year:
         base_filters["year"] = int(year.group(1))
     language_options = ctx.languages.options if ctx.languages is not None else None
-    if "pdf" in content_type or payload[:5] == b"%PDF-":
+    if is_pdf:
         ctx.register(keys, record_id)
         where = (ctx.label, uri, record_id, date, locator + ctx.locator_suffix, link, source_file, base_filters)
         yield from _extracted(
             ctx, _pdf_page_texts, (payload, language_options), partial(_pdf_records, *where, ctx.languages), record_id
         )
         return
-    plain_resource = rtype == "resource" and "text/plain" in content_type  # e.g. text a crawler extracted
-    if "html" not in content_type and not plain_resource and content_type:
+    if not indexed:
         yield Ignored(reason=f"{content_type.split(';')[0]} not indexed")
         return
     text_content = decode_html(payload, content_type)

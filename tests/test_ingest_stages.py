@@ -20,26 +20,22 @@ def _job(name: str, fmt: str) -> FileJob:
     return FileJob(Path(f"/data/{name}"), fmt, "sha", 1)
 
 
-def test_web_archives_are_read_in_one_group_in_plan_order():
-    """Their readers share one payload index: which file holds a page seen twice depends on the order."""
-    from ingest.ray_engine import read_groups
+def test_every_file_is_a_read_task_of_its_own_and_a_web_archive_carries_its_planned_holders():
+    """Web archives too: the first pass gave each the payload holders it meets (tests/test_payload_plan.py)."""
+    from ingest.ray_engine import read_jobs
 
     jobs = [
         _job("a.mrc", "marc"),
         _job("b.warc.gz", "warc"),
         _job("c.xml", "ead"),
         _job("d.wacz", "wacz"),
-        _job("e.warc.gz", "warc"),
     ]
     known = {"/data/b.warc.gz": {"x"}, "/data/c.xml": {"y"}}
-    groups = read_groups(jobs, known, {"k": "holder"})
-    assert [[j.path.name for j in g.jobs] for g in groups] == [
-        ["a.mrc"],
-        ["b.warc.gz", "d.wacz", "e.warc.gz"],
-        ["c.xml"],
-    ]
-    assert groups[1].known["/data/b.warc.gz"] == {"x"} and groups[2].known == {"/data/c.xml": {"y"}}
-    assert groups[1].payloads == {"k": "holder"} and groups[0].payloads == {}
+    views = {"/data/b.warc.gz": {"k": "holder"}, "/data/d.wacz": {}}
+    tasks = read_jobs(jobs, known, views)
+    assert [t.job.path.name for t in tasks] == ["a.mrc", "b.warc.gz", "c.xml", "d.wacz"]
+    assert [t.known for t in tasks] == [set(), {"x"}, {"y"}, set()]
+    assert [t.payloads for t in tasks] == [{}, {"k": "holder"}, {}, {}]
 
 
 class Stopped(KeyboardInterrupt):
