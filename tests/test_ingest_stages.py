@@ -38,6 +38,17 @@ def test_every_file_is_a_read_task_of_its_own_and_a_web_archive_carries_its_plan
     assert [t.payloads for t in tasks] == [{}, {"k": "holder"}, {}, {}]
 
 
+def test_web_archives_are_planned_in_batches_of_consecutive_files_up_to_a_size():
+    """Small archives together (each first-pass task may start a worker), a large one alone, order kept."""
+    from ingest.ray_engine import plan_batches
+
+    sizes = {"a": 40, "b": 50, "c": 20, "d": 150, "e": 10}
+    jobs = [FileJob(Path(f"/data/{name}.warc.gz"), "warc", "sha", size) for name, size in sizes.items()]
+    batches = plan_batches(jobs, max_bytes=100)
+    assert [[j.path.name[0] for j in batch] for batch in batches] == [["a", "b"], ["c"], ["d"], ["e"]]
+    assert plan_batches([], max_bytes=100) == []
+
+
 class Stopped(KeyboardInterrupt):
     pass
 
