@@ -28,6 +28,8 @@ FILES = [
     "warc/pywb/example-url-agnostic-revisit.warc.gz",
 ]
 
+PACKAGED = ["warc/pywb/example-url-agnostic-orig.warc.gz", "warc/pywb/dupes.warc.gz", "warc/warcio/example.warc.gz"]
+
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
@@ -45,6 +47,15 @@ def _jobs(shared_data: Path, names: list[str]) -> list[FileJob]:
         path = (shared_data / name).resolve()
         jobs.append(FileJob(path, detect_format(path) or "", "", path.stat().st_size))
     return jobs
+
+
+@pytest.fixture(scope="module")
+def package(shared_data, tmp_path_factory) -> Path:
+    """A WACZ (py-wacz, page text listed) of three real WARCs: its members share what they have seen."""
+    from tests.test_wacz import make_wacz
+
+    out = tmp_path_factory.mktemp("wacz") / "three.wacz"
+    return make_wacz([shared_data / name for name in PACKAGED], out, "-t", "-d")
 
 
 def _read(stage, job: FileJob, payloads: PayloadIndex) -> tuple[list[str], dict]:
@@ -72,6 +83,20 @@ def test_archives_read_alone_with_their_planned_holders_decide_as_one_sequential
     assert sum(found["stored_elsewhere"] for _, found in sequential.values()) >= 100
     assert sum(len(found["payloads"]) for _, found in sequential.values()) >= 90
     assert sum(len(found["captures"]) for _, found in sequential.values()) >= 1
+
+
+def test_a_web_archive_package_read_alone_decides_as_in_the_sequential_read(stage, shared_data, package):
+    """A WACZ between WARCs holding the same pages: before them, then after them."""
+    # The package's three WARCs on their own, and a revisit of the package's first page.
+    warcs = _jobs(shared_data, [*PACKAGED, "warc/pywb/example-url-agnostic-revisit.warc.gz"])
+    (wacz,) = [FileJob(package, "wacz", "", package.stat().st_size)]
+    for jobs in ([wacz, *warcs], [*warcs, wacz]):
+        shared = PayloadIndex()
+        sequential = {job.path.name: _read(stage, job, shared) for job in jobs}
+        views = holders_before([stage.payload_plan(job) for job in jobs], {})
+        alone = {job.path.name: _read(stage, job, PayloadIndex(view)) for job, view in zip(jobs, views, strict=True)}
+        assert alone == sequential
+        assert sum(found["stored_elsewhere"] for _, found in sequential.values()) >= 2
 
 
 def test_a_file_is_planned_with_the_holders_before_it_not_its_own_claims():
