@@ -182,6 +182,7 @@ class Services:
             progress,
             make_read_stage=partial(read_stage_for, self.settings),
             read_worker_min_bytes=self.settings.ingest.read_worker_min_bytes,
+            extract_workers=self.settings.ingest.extract_workers,
         )
 
     def language_tagger(self):

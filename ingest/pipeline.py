@@ -165,6 +165,7 @@ class Ingestor:
         progress: bool = True,
         make_read_stage: Callable[[], ReadStage] | None = None,
         read_worker_min_bytes: int = 0,
+        extract_workers: int = 1,
     ):
         self.store = store
         self.embed = embed  # called only when something new must be embedded
@@ -178,6 +179,7 @@ class Ingestor:
         # (ingest.read_worker); None: every file is read in the reader thread.
         self.make_read_stage = make_read_stage
         self.read_worker_min_bytes = read_worker_min_bytes
+        self.extract_workers = extract_workers
         self.planner = Planner(store, manifest, embedder_name)
         self.bookkeeper = Bookkeeper(store, manifest, embedder_name)
         self._pending: list[Chunk] = []
@@ -269,7 +271,7 @@ class Ingestor:
         )
         reader: Prefetcher | None = None
         stream: Generator | None = None
-        extractor = TextExtractor()  # archived pages' text, extracted in a process of this run
+        extractor = TextExtractor(self.extract_workers)  # archived pages' text, extracted in processes of this run
         read_worker = self._read_worker(plan.jobs)
         try:
             # One reader thread goes through all the files in order, so it never waits for the embedding

@@ -176,12 +176,13 @@ EXTRACT_WINDOW = 16  # pages extracted ahead, in a worker process, while the cal
 
 
 class TextExtractor:
-    """Main-text extraction for archived pages in one spawned worker process, owned by whoever runs the
-    ingest (started on first use, stopped by close()): trafilatura is pure Python and would otherwise hold
-    the GIL the embedding thread needs (ingest/bare-encode ratio 0.71 without it; README "Web archives").
+    """Main-text extraction for archived pages in spawned worker processes (ingest.extract_workers, one by
+    default), owned by whoever runs the ingest (started on first use, stopped by close()): trafilatura is
+    pure Python and would otherwise hold the GIL the embedding thread needs (ingest/bare-encode ratio 0.71 without it; README "Web archives").
     Readers given none extract in their own thread (a Ray read task is already a worker of its own)."""
 
-    def __init__(self):
+    def __init__(self, workers: int = 1):
+        self.workers = workers  # processes; pages are still handed back in the order they were read
         self._pool = None
         self.inline_only = False  # set when no worker process can be started (e.g. a __main__ read from stdin)
 
@@ -191,7 +192,7 @@ class TextExtractor:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
         return self._pool.submit(extract, *args)
 
     def close(self, wait: bool = True) -> None:

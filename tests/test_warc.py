@@ -285,3 +285,46 @@ def test_arc_records_keep_their_ids_from_one_read_to_the_next(shared_data):
 
     first = ids()
     assert first == ids() and all(i.startswith("example.arc.gz@") for i in first)
+
+
+def _pid_after(seconds: float) -> int:
+    """Run in an extraction worker (module level: spawned processes import it)."""
+    import os
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_extractor_runs_as_many_worker_processes_as_configured(workers):
+    with warc.TextExtractor(workers) as extractor:
+        futures = [extractor.submit(_pid_after, 0.5) for _ in range(4)]
+        assert len({f.result(timeout=120) for f in futures}) == workers
+
+
+def test_pages_extracted_in_two_processes_are_stored_as_with_one(shared_data, tmp_path, clean_env):
+    """ingest.extract_workers = 2 (for fast models): the same chunks, records and counts as one worker, from
+    real archives with pages and PDF pages, since pages are taken back in the order they were read."""
+    corpus = tmp_path / "crawls"
+    corpus.mkdir()
+    for name in ("warc/pywb/iana.warc.gz", "warc/aut/example.pdf.warc.gz", "warc/pywb/dupes.warc.gz"):
+        shutil.copy(shared_data / name, corpus / name.replace("/", "__"))
+    found = {}
+    for workers in (1, 2):
+        settings = Settings.load(
+            data_dir=str(tmp_path / f"data{workers}"),
+            embedding={"backend": "fake", "model": "hash"},
+            ingest={"extract_workers": workers},
+        )
+        services = Services(settings)
+        summary = ingest(services, [corpus])
+        manifest = services.manifest()
+        try:
+            rows = sorted(manifest.db.execute("SELECT chunk_id, path, record_id FROM chunks"))
+        finally:
+            manifest.close()
+        counts = {k: v for k, v in summary.as_dict().items() if "seconds" not in k and not k.endswith("_per_s")}
+        found[workers] = ([(c, p.replace(str(tmp_path / f"data{workers}"), "")) for c, p, _ in rows], counts)
+    assert found[2] == found[1]
+    assert found[1][1]["chunks_added"] > 50 and found[1][1]["files_failed"] == 0

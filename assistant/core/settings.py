@@ -244,6 +244,9 @@ class IngestSettings(BaseModel):
     # reading goes on while the store writes; a smaller run reads them in its reader thread, since the process
     # needs a few seconds to start. 0: every run with such a file.
     read_worker_min_bytes: int = Field(2_000_000, ge=0)
+    # Processes extracting archived pages' text (trafilatura, PDF pages) in a local run. One keeps up with
+    # MiniLM on 2 cores; with a static model, extraction is what a web-archive run waits for (README).
+    extract_workers: int = Field(1, ge=1, le=64)
     ray: RaySettings = Field(default_factory=RaySettings)
 
 
