@@ -48,6 +48,11 @@ class PayloadIndex:
         with self._lock:
             return dict(self._claimed.get(path, {}))
 
+    def holders_of(self, keys: Iterable[str]) -> dict[str, Holder]:
+        """key -> holder for those of keys held now (what a file of a planned run is given)."""
+        with self._lock:
+            return {key: self._holders[key] for key in keys if key in self._holders}
+
     def items(self) -> list[tuple[str, Holder]]:
         """key -> holder pairs known now (handed to a Ray read task)."""
         with self._lock:
@@ -75,29 +80,22 @@ class PayloadPlan:
     def record(self, path: str, keys: list[str], record_id: str, stores: bool) -> None:
         self.events.append(PlannedPayload(path, tuple(keys), record_id, stores))
 
-    def claimed_by(self, path: str) -> dict[str, str]:
-        return {}
-
 
 def holders_before(plans: Iterable[list[PlannedPayload]], known: dict[str, Holder]) -> list[dict[str, Holder]]:
     """For each file's plan, in the run's order: the holders of its keys as they stand when it would be read
     in one sequential run. A file read alone with its own (a PayloadIndex over them) decides every page as
     that run would, so the files of a run can be read in parallel (the Ray engine) and still store each
-    payload once, in the same record. This replays ArchiveContext.register / elsewhere: a payload is stored
-    when no key of it was seen earlier in its file and none is held by another file; storing it claims
-    every key not held yet."""
-    holders = dict(known)
+    payload once, in the same record. This replays ingest.warc.ArchiveContext over one PayloadIndex: a
+    payload is stored when no key of it was seen earlier in its file and no other file holds it."""
+    index = PayloadIndex(known)
     views: list[dict[str, Holder]] = []
     for events in plans:
         # Before this file's own claims: a key it claims must not look held to it (claim would skip it).
-        views.append({key: holders[key] for event in events for key in event.keys if key in holders})
+        views.append(index.holders_of(key for event in events for key in event.keys))
         seen: set[str] = set()
         for event in events:
-            if not event.stores or seen.intersection(event.keys):
-                continue
-            if any(key in holders and holders[key].path != event.path for key in event.keys):
+            if not event.stores or seen.intersection(event.keys) or index.holder(event.keys, event.path):
                 continue
             seen.update(event.keys)
-            for key in event.keys:
-                holders.setdefault(key, Holder(event.path, event.record_id))
+            index.claim(event.keys, event.path, event.record_id)
     return views
